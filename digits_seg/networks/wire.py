@@ -27,7 +27,8 @@ def read_varint(buf, pos):
         pos += 1
         result |= (b & 0x7F) << shift
         if not b & 0x80:
-            return result, pos
+            # Protobuf keeps the low 64 bits of an over-long 10th byte; so do we.
+            return result & 0xFFFFFFFFFFFFFFFF, pos
         shift += 7
         if shift > 63:
             raise WireError("varint too long at byte %d" % pos)
