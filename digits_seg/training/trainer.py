@@ -1,0 +1,342 @@
+"""The model-job task: train a compiled Caffe network on a dataset's LMDB, with snapshots and resume.
+
+    train(job_dir, params, on_progress, should_stop, log, dataset_dir, resume, ...)
+      ├─ setup: resolve + write network.prototxt, solver.prototxt, preprocess.json,
+      │         labels.txt/colormap.json; pick device; seed; compile; init weights
+      ├─ resume: last snapshot → weights, optimizer, RNG, iteration; metrics.jsonl cut back
+      └─ per epoch: iterations (iter_size accumulation, bf16 autocast on CUDA)
+            ├─ every log_interval: train point (loss, lr, images/s) → metrics.jsonl
+            ├─ every val interval: validation point + previews, best.h5 by mIoU
+            └─ every snapshot interval (epoch ends): snapshot_iter_<N>.h5
+
+torch is imported inside `train` so that importing this module never initialises CUDA
+(the RQ worker's parent process forks work horses).
+"""
+
+import contextlib
+import math
+import os
+import random
+import time
+
+import numpy as np
+
+from ..errors import JobAborted, ValidationError
+from ..fsutil import write_bytes_atomic, write_json_atomic
+from . import snapshots as snaps
+from .augment import IGNORE_LABEL, JointTransform, mean_tensor, to_input
+from .loader import class_weights, make_loader, open_split
+from .loss import segmentation_loss
+from .lr_policy import lr_at, resolve_policy
+from .metrics_log import append_metrics, metrics_path, truncate_metrics
+from .network_source import resolve_network
+from .solver import build_optimizer, set_lr, solver_prototxt
+from .validation import run_validation, write_previews
+
+
+def pick_device(params):
+    """torch.device for `params["device"]`; a GPU choice without CUDA is an error, 'auto' falls back to CPU."""
+    import torch
+
+    choice = params.get("device", "auto")
+    if choice == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        # Workers are pinned with CUDA_VISIBLE_DEVICES, so the chosen GPU is device 0 here.
+        return torch.device("cuda", 0)
+    if choice == "auto":
+        return torch.device("cpu")
+    raise ValidationError("This job asks for a GPU (%s) but this worker has no CUDA GPU; choose CPU or any" % choice,
+                          field="device")
+
+
+def _seed_everything(seed):
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _copy_dataset_files(dataset_dir, job_dir):
+    for name in ("labels.txt", "colormap.json"):
+        src = os.path.join(dataset_dir, name)
+        if os.path.exists(src):
+            with open(src, "rb") as f:
+                write_bytes_atomic(os.path.join(job_dir, name), f.read())
+
+
+class _Setup:
+    """Everything `train` builds before the loop, kept together so the loop reads linearly."""
+
+
+def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir):
+    import torch
+
+    from ..datasets.info import DatasetInfo
+    from ..networks.compiler import compile_net
+
+    s = _Setup()
+    s.info = info = DatasetInfo.load(dataset_dir)
+    s.num_classes = info.num_classes
+    text, s.init_weights = resolve_network(params, s.num_classes, log, pretrained_dir, previous_dir)
+    write_bytes_atomic(os.path.join(job_dir, "network.prototxt"), text.encode("utf-8"))
+    _copy_dataset_files(dataset_dir, job_dir)
+    s.device = pick_device(params)
+    s.cuda = s.device.type == "cuda"
+    seed = params.get("seed")
+    s.seed = int(seed) if seed is not None else int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+    _seed_everything(s.seed)
+    if s.cuda:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    s.net = compile_net(text, phase="train", include_loss=False)
+    ignore = (s.net.loss_spec or {}).get("ignore_label")
+    s.ignore_label = IGNORE_LABEL if ignore is None else int(ignore)
+
+    train_db, val_db = open_split(dataset_dir, "train"), None
+    if (info.splits.get("val") or {}).get("count"):
+        val_db = open_split(dataset_dir, "val")
+    bs = int(params.get("batch_size") or 1)
+    crop = params.get("crop_size")
+    if info.variable_size and not crop and bs > 1:
+        raise ValidationError("Images differ in size: use batch size 1 or a crop size", field="batch_size")
+    workers = int(params.get("loader_workers", 2))
+    transform = JointTransform(crop, bool(params.get("hflip")), params.get("random_scale"), s.ignore_label)
+    s.train_loader, s.train_sampler = make_loader(train_db, batch_size=bs, shuffle=True, transform=transform,
+                                                  seed=s.seed, workers=workers, pin_memory=s.cuda)
+    s.val_loader = None
+    if val_db is not None:
+        val_bs = 1 if info.variable_size else bs
+        s.val_loader, _ = make_loader(val_db, batch_size=val_bs, shuffle=False, transform=None, seed=s.seed,
+                                      workers=min(workers, 1), pin_memory=s.cuda)
+    s.batch_size = bs
+    s.iter_size = int(params.get("iter_size", 1))
+    s.batches_per_epoch = math.ceil(len(train_db) / bs)
+    s.iters_per_epoch = math.ceil(s.batches_per_epoch / s.iter_size)
+    s.total_iters = s.iters_per_epoch * int(params["epochs"])
+    s.schedule = resolve_policy(params, s.total_iters)
+    write_bytes_atomic(os.path.join(job_dir, "solver.prototxt"),
+                       solver_prototxt(params, s.total_iters, s.iters_per_epoch).encode("utf-8"))
+    mean_mode = params.get("mean_subtraction", "pixel")
+    mean_pixel = getattr(info, "mean_pixel", None)
+    write_json_atomic(os.path.join(job_dir, "preprocess.json"), {
+        "channels": int(info.channels), "channel_order": "RGB", "mean_subtraction": mean_mode,
+        "mean_pixel": None if mean_mode == "none" or mean_pixel is None else [float(v) for v in mean_pixel],
+        "scale": 1.0, "input_size": [crop, crop] if crop else (info.splits["train"].get("size")),
+    })
+    s.mean = mean_tensor(mean_mode, info, int(info.channels), s.device)
+    weights = None
+    if params.get("class_weighting", "none") != "none":
+        weights = class_weights(params["class_weighting"], info.class_pixel_counts("train")[: s.num_classes])
+        log("Class weights (%s frequency): %s" % (params["class_weighting"], ", ".join("%.3g" % w for w in weights)))
+        weights = torch.from_numpy(weights).to(s.device)
+    s.class_weights = weights
+    s.amp = bool(params.get("amp", True)) and s.cuda
+    s.channels_last = s.cuda
+    s.net.to(s.device)
+    if s.channels_last:
+        s.net.to(memory_format=torch.channels_last)
+    s.optimizer = build_optimizer(s.net.param_groups(float(params["base_lr"]), float(params.get("weight_decay", 0))),
+                                  params)
+    return s
+
+
+def _loss_fn(s, params):
+    dice = float(params.get("dice_weight") or 0.0)
+
+    def fn(scores, target):
+        return segmentation_loss(scores, target, ignore_label=s.ignore_label, weight=s.class_weights, dice_weight=dice)
+
+    return fn
+
+
+def _autocast(s):
+    import torch
+
+    if s.amp:
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _check_scores(scores, labels):
+    if scores.shape[-2:] != labels.shape[-2:]:
+        raise ValidationError(
+            "The network's score blob is %s×%s but the label is %s×%s: add a Crop layer (as FCN does) or use an "
+            "input size the network maps to itself" % (scores.shape[-1], scores.shape[-2], labels.shape[-1],
+                                                         labels.shape[-2]), field="network")
+
+
+def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume=False, pretrained_dir=None,
+          previous_dir=None, **_extra):
+    """Train the job's network; return a summary {iterations, epochs, best_val_mean_iou, last_snapshot}."""
+    import torch
+
+    if not dataset_dir or not os.path.isdir(dataset_dir):
+        raise ValidationError("The dataset of this model (%s) no longer exists" % dataset_dir, field="dataset")
+    if int(params.get("num_gpus", 1)) > 1:
+        log("Note: multi-GPU (DistributedDataParallel) training is not implemented yet; using one GPU.")
+    s = _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir)
+    log("Network compiled: %d classes, %d parameters, device %s%s" % (
+        s.num_classes, sum(p.numel() for p in s.net.parameters()), s.device, ", bf16 autocast" if s.amp else ""))
+    log("%d iterations (%d per epoch, batch %d x iter_size %d)" % (s.total_iters, s.iters_per_epoch, s.batch_size,
+                                                                 s.iter_size))
+    start_epoch, iteration, best = 0, 0, None
+    from ..networks.weights import load_weights
+
+    if resume and snaps.list_snapshots(job_dir):
+        path = snaps.list_snapshots(job_dir)[-1]["path"]
+        load_weights(s.net, path)
+        attrs = snaps.load_solver_state(path, s.optimizer)
+        iteration, start_epoch = int(attrs["iteration"]), int(attrs["epoch"])
+        best = attrs.get("best_miou")
+        best = None if best is None or (isinstance(best, float) and math.isnan(best)) else float(best)
+        kept = truncate_metrics(job_dir, iteration)
+        log("Resumed from %s (iteration %d, epoch %d; %d metric points kept)" % (
+            os.path.basename(path), iteration, start_epoch, kept))
+    else:
+        if resume:
+            log("Resume requested but no snapshot exists yet: starting from the beginning")
+        if os.path.exists(metrics_path(job_dir)):
+            os.unlink(metrics_path(job_dir))
+        for p in snaps.list_snapshots(job_dir, include_best=True):
+            os.unlink(p["path"])
+        if s.init_weights:
+            report = load_weights(s.net, s.init_weights, reinit="all-mismatched")
+            for line in report.lines():
+                log(line)
+    if s.channels_last:
+        s.net.to(memory_format=torch.channels_last)
+
+    loss_fn = _loss_fn(s, params)
+    autocast = _autocast(s)
+
+    def prepare(images):
+        return to_input(images, s.mean, channels_last=s.channels_last)
+
+    epochs = int(params["epochs"])
+    log_every = int(params.get("log_interval", 10))
+    val_every = float(params.get("val_interval") or 0)
+    val_iters = max(1, int(round(val_every * s.iters_per_epoch))) if val_every > 0 else 0
+    snap_epochs = max(1, int(math.ceil(float(params.get("snapshot_interval") or 0)))) \
+        if float(params.get("snapshot_interval") or 0) > 0 else 0
+    patience = int(params.get("early_stop_patience") or 0)
+    colormap = getattr(s.info, "colormap", None)
+    state = {"best": best, "since_best": 0}
+
+    def snapshot(epoch):
+        path = os.path.join(job_dir, snaps.snapshot_name(iteration))
+        snaps.save_snapshot(s.net, s.optimizer, path, {
+            "iteration": iteration, "epoch": epoch, "best_miou": state["best"] if state["best"] is not None else
+            float("nan"), "solver_type": params.get("solver_type", "SGD"), "seed": s.seed})
+        log("Snapshot %s" % os.path.basename(path))
+
+    def validate(epoch_float):
+        res, previews = run_validation(s.net, s.val_loader, device=s.device, num_classes=s.num_classes,
+                                       ignore_label=s.ignore_label, loss_fn=loss_fn, prepare=prepare,
+                                       autocast=autocast, preview_count=int(params.get("val_previews", 4)))
+        label = ("%g" % epoch_float).replace(".", "_")
+        write_previews(job_dir, label, previews, colormap)
+        rec = {"type": "val", "iteration": iteration, "epoch": round(epoch_float, 4), "time": time.time(),
+               "preview_dir": "val_previews/epoch_%s" % label}
+        rec.update({k: res[k] for k in ("loss", "pixel_acc", "mean_acc", "mean_iou", "fw_iou", "per_class_iou",
+                                        "per_class_acc", "confusion")})
+        if rec["loss"] is not None and not math.isfinite(rec["loss"]):
+            _nan_error(params, "validation")
+        append_metrics(job_dir, rec)
+        log("Validation at epoch %g: loss %.4f, pixel acc %.4f, mIoU %.4f" % (
+            epoch_float, rec["loss"] or 0, rec["pixel_acc"] or 0, rec["mean_iou"] or 0))
+        miou = rec["mean_iou"]
+        if miou is not None and (state["best"] is None or miou > state["best"]):
+            state["best"] = miou
+            state["since_best"] = 0
+            snaps.save_snapshot(s.net, None, os.path.join(job_dir, snaps.BEST_FILE), {
+                "iteration": iteration, "epoch": round(epoch_float, 4), "best_miou": miou})
+        else:
+            state["since_best"] += 1
+
+    loss_acc = torch.zeros((), device=s.device)
+    n_acc, images_acc, t_last = 0, 0, time.time()
+    stopped_early = False
+    try:
+        for epoch in range(start_epoch, epochs):
+            s.train_sampler.set_epoch(epoch)
+            s.net.train()
+            batches = 0
+            for images, labels, _ in s.train_loader:
+                if should_stop():
+                    raise JobAborted()
+                if batches % s.iter_size == 0:
+                    set_lr(s.optimizer, lr_at(s.schedule, iteration) / s.schedule["base_lr"])
+                    s.optimizer.zero_grad(set_to_none=True)
+                images = images.to(s.device, non_blocking=True)
+                labels = labels.to(s.device, non_blocking=True)
+                with autocast():
+                    out = s.net(prepare(images))
+                scores = out[s.net.score_blob]
+                if iteration == 0 and batches == 0:
+                    _check_scores(scores, labels)
+                loss = loss_fn(scores, labels)
+                (loss / s.iter_size).backward()
+                loss_acc += loss.detach()
+                n_acc += 1
+                images_acc += images.shape[0]
+                batches += 1
+                if batches % s.iter_size and batches < s.batches_per_epoch:
+                    continue
+                s.optimizer.step()
+                iteration += 1
+                epoch_float = epoch + batches / float(s.batches_per_epoch)
+                if iteration % log_every == 0 or batches == s.batches_per_epoch:
+                    mean_loss = float(loss_acc.item()) / max(1, n_acc)
+                    if not math.isfinite(mean_loss):
+                        _nan_error(params, "training")
+                    now = time.time()
+                    append_metrics(job_dir, {"type": "train", "iteration": iteration, "epoch": round(epoch_float, 4),
+                                             "loss": mean_loss, "lr": lr_at(s.schedule, iteration - 1),
+                                             "images_per_s": images_acc / max(1e-9, now - t_last), "time": now})
+                    loss_acc.zero_()
+                    n_acc, images_acc, t_last = 0, 0, now
+                    on_progress(iteration / float(s.total_iters),
+                                "epoch %d/%d, iteration %d/%d, loss %.4f" % (epoch + 1, epochs, iteration,
+                                                                             s.total_iters, mean_loss))
+                if s.val_loader is not None and val_iters and iteration % val_iters == 0:
+                    validate(epoch_float)
+                    t_last = time.time()
+                    if patience and state["since_best"] >= patience:
+                        stopped_early = True
+                        break
+            done_epoch = epoch + 1
+            if stopped_early:
+                log("Early stopping: validation mIoU did not improve for %d validations" % patience)
+                snapshot(done_epoch)
+                break
+            if (snap_epochs and done_epoch % snap_epochs == 0) or done_epoch == epochs:
+                snapshot(done_epoch)
+    except torch.OutOfMemoryError:
+        raise ValidationError(
+            "Out of GPU memory with batch size %d%s: reduce the batch size (e.g. to %d) or the crop size, and use "
+            "batch accumulation (iter_size) to keep the effective batch" % (
+                s.batch_size, ", crop %s" % params.get("crop_size") if params.get("crop_size") else "",
+                max(1, s.batch_size // 2)), field="batch_size")
+    finally:
+        _shutdown_loaders(s)
+    on_progress(1.0, "done")
+    last = snaps.list_snapshots(job_dir)
+    return {"iterations": iteration, "epochs": epochs, "best_val_mean_iou": state["best"],
+            "last_snapshot": last[-1]["name"] if last else None, "stopped_early": stopped_early}
+
+
+def _shutdown_loaders(s):
+    """Stop persistent loader workers now rather than whenever the iterator is garbage-collected."""
+    for loader in (s.train_loader, s.val_loader):
+        it = getattr(loader, "_iterator", None)
+        if it is not None and hasattr(it, "_shutdown_workers"):
+            it._shutdown_workers()
+
+
+def _nan_error(params, where):
+    raise ValidationError(
+        "The %s loss became NaN or infinite (base learning rate %g): lower the learning rate (e.g. by 10x), "
+        "or check the mean subtraction" % (where, float(params["base_lr"])), field="base_lr")
