@@ -1,0 +1,159 @@
+"""Export a model snapshot to ONNX (opset >= 17, dynamic N×H×W) and TorchScript.
+
+The exported graph takes what any caller has at hand: float32 N×C×H×W pixels in RGB
+order, 0..255, and returns N×K×H×W class scores. The model's input recipe (channel order,
+mean subtraction, scale; see `preprocess.py`) is baked into the graph so a user does not
+have to repeat it (argmax over axis 1 gives the class ids).
+
+We use the TorchScript-based ONNX exporter (`dynamo=False`): `torch.export` cannot follow
+the compiled Caffe graph's blob-name dispatch. Tracing records sizes used in Python
+arithmetic as constants, so every export is checked on a second, different input size
+(and, for ONNX, with onnxruntime against PyTorch) before the file is published; a net
+whose graph is not size-generic fails with a clear error rather than a silently wrong file.
+"""
+
+import os
+
+import numpy as np
+
+from ..errors import ValidationError
+from ..fsutil import temp_path_for
+
+DEFAULT_OPSET = 17
+"""ONNX opset written (>= 17: LayerNormalization and friends are standard from there)."""
+
+EXPORT_SIZES = ((64, 80), (96, 72))
+"""(H, W) used to trace the graph and to verify it at a second size, in pixels."""
+
+
+def _wrapped(predictor):
+    import torch
+
+    pre = predictor.preprocess
+    mean = torch.tensor(pre.mean_pixel if pre.mean_pixel is not None else [0.0] * pre.channels,
+                        dtype=torch.float32).reshape(1, -1, 1, 1)
+    flip = pre.channels == 3 and pre.channel_order.upper() == "BGR"
+
+    class Exported(torch.nn.Module):
+        """RGB 0..255 N×C×H×W → N×K×H×W class scores, with the model's preprocessing inside."""
+
+        def __init__(self):
+            super().__init__()
+            self.net = predictor.net
+            self.score_blob = predictor.score_blob
+            self.register_buffer("mean", mean)
+            self.scale = float(pre.scale)
+
+        def forward(self, image):
+            x = image.flip(1) if flip else image
+            x = (x - self.mean) * self.scale
+            out = self.net(x)
+            return out[self.score_blob] if isinstance(out, dict) else out
+
+    return Exported().eval()
+
+
+def _sample(channels, size, seed):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((1, channels) + tuple(size), generator=g) * 255.0
+
+
+def _reference(module, x):
+    import torch
+
+    with torch.inference_mode():
+        return module(x).float().numpy()
+
+
+def _check_close(name, got, want, size):
+    if got.shape != want.shape:
+        raise ValidationError("%s export gives scores of shape %s for a %dx%d input where PyTorch gives %s: the network "
+                              "uses sizes that tracing froze, so it cannot be exported with a dynamic size"
+                              % (name, got.shape, size[1], size[0], want.shape), field="format")
+    err = float(np.max(np.abs(got - want))) if got.size else 0.0
+    tol = 1e-3 * max(1.0, float(np.max(np.abs(want))) if want.size else 1.0)
+    if err > tol:
+        raise ValidationError("%s export differs from PyTorch by %.3g (tolerance %.3g) at %dx%d"
+                              % (name, err, tol, size[1], size[0]), field="format")
+    return err
+
+
+def _publish(tmp, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    os.replace(tmp, path)
+
+
+def export_onnx(model_dir, path, snapshot="best", opset=DEFAULT_OPSET, predictor=None):
+    """Write an ONNX file for a model snapshot, verified with onnxruntime; return a report dict."""
+    import torch
+
+    if opset < 17:
+        raise ValidationError("opset must be at least 17, got %d" % opset, field="opset")
+    from .predictor import Predictor
+
+    predictor = predictor or Predictor.from_model_dir(model_dir, snapshot=snapshot, device="cpu")
+    module = _wrapped(predictor)
+    channels = predictor.preprocess.channels
+    x0 = _sample(channels, EXPORT_SIZES[0], 0)
+    tmp = temp_path_for(path) + ".onnx"
+    try:
+        torch.onnx.export(
+            module, (x0,), tmp, dynamo=False, opset_version=opset,
+            input_names=["image"], output_names=["scores"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                          "scores": {0: "batch", 2: "height", 3: "width"}},
+        )
+        report = verify_onnx(tmp, module, channels)
+        _publish(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    report.update({"path": path, "opset": opset, "classes": predictor.classes,
+                   "weights": os.path.basename(predictor.weights_path or "")})
+    return report
+
+
+def verify_onnx(onnx_path, module, channels):
+    """Run the ONNX file with onnxruntime at two sizes and compare with PyTorch; return max errors."""
+    import onnx
+    import onnxruntime
+
+    onnx.checker.check_model(onnx_path)
+    sess = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    errors = {}
+    for i, size in enumerate(EXPORT_SIZES):
+        x = _sample(channels, size, i + 1)
+        got = sess.run(["scores"], {"image": x.numpy()})[0]
+        errors["%dx%d" % (size[1], size[0])] = _check_close("ONNX", got, _reference(module, x), size)
+    return {"max_abs_error": errors}
+
+
+def export_torchscript(model_dir, path, snapshot="best", predictor=None):
+    """Write a TorchScript file (traced) for a model snapshot, verified at a second size; return a report."""
+    import torch
+
+    from .predictor import Predictor
+
+    predictor = predictor or Predictor.from_model_dir(model_dir, snapshot=snapshot, device="cpu")
+    module = _wrapped(predictor)
+    channels = predictor.preprocess.channels
+    tmp = temp_path_for(path) + ".pt"
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            traced = torch.jit.trace(module, (_sample(channels, EXPORT_SIZES[0], 0),), check_trace=False)
+        traced.save(tmp)
+        loaded = torch.jit.load(tmp)
+        errors = {}
+        for i, size in enumerate(EXPORT_SIZES):
+            x = _sample(channels, size, i + 1)
+            with torch.no_grad():
+                got = loaded(x).float().numpy()
+            errors["%dx%d" % (size[1], size[0])] = _check_close("TorchScript", got, _reference(module, x), size)
+        _publish(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return {"path": path, "max_abs_error": errors, "classes": predictor.classes,
+            "weights": os.path.basename(predictor.weights_path or "")}

@@ -1,0 +1,237 @@
+"""Where "test many" images come from: validate the form, then yield (image, ground truth) items.
+
+Sources (`params["source"]`):
+- `folder`: a server folder under the data roots (recursive), with an optional label folder
+  paired by relative path and stem (suffixes `_L`, `_mask`, `_label`, `_gt` tolerated);
+- `paths`: a list of server image paths (the "uploaded list": one path per line);
+- `upload`: files the web layer saved into `<job_dir>/inputs/` (images/ and labels/
+  sub-folders give ground truth), or a zip it saved as `<job_dir>/inputs.zip`;
+- `val`: the validation split of the model's dataset (ground truth from the LMDB).
+"""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from ..errors import NotFoundError, ValidationError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
+"""File name endings read as images."""
+
+LABEL_SUFFIXES = ("", "_L", "_mask", "_label", "_labels", "_gt")
+"""Label stem endings tried when pairing an image with its label file."""
+
+SOURCES = ("folder", "paths", "upload", "val")
+"""Accepted values of `source`."""
+
+
+def under_roots(path, settings, field):
+    """Return the real path of `path` if it lies under one of the configured data roots, else raise."""
+    if not path or not str(path).strip():
+        raise ValidationError("enter a server path", field=field)
+    real = os.path.realpath(os.path.expanduser(str(path).strip()))
+    roots = settings.resolved_data_roots if settings is not None else (os.path.realpath(os.getcwd()),)
+    for root in roots:
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            return real
+    raise ValidationError("%s is outside the data roots (%s); set DIGITS_SEG_DATA_ROOTS to allow it"
+                          % (path, ", ".join(roots)), field=field)
+
+
+def _int_or_none(raw, field, minimum=1):
+    v = raw.get(field)
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    try:
+        x = int(v)
+    except (TypeError, ValueError):
+        raise ValidationError("%s must be a whole number, got %r" % (field, v), field=field)
+    if x < minimum:
+        raise ValidationError("%s must be at least %d, got %d" % (field, minimum, x), field=field)
+    return x
+
+
+def validate_params(raw, settings=None):
+    """Turn a submitted 'test many' form / JSON body into canonical params for `infer_many`."""
+    raw = dict(raw or {})
+    source = str(raw.get("source") or "folder").strip().lower()
+    if source not in SOURCES:
+        raise ValidationError("Unknown source %r. Available: %s" % (source, ", ".join(SOURCES)), field="source")
+    p = {"source": source, "snapshot": str(raw.get("snapshot") or "best").strip()}
+    if source == "folder":
+        p["folder"] = under_roots(raw.get("folder"), settings, "folder")
+        if not os.path.isdir(p["folder"]):
+            raise ValidationError("%s is not a folder" % p["folder"], field="folder")
+        label = raw.get("label_folder")
+        p["label_folder"] = under_roots(label, settings, "label_folder") if label and str(label).strip() else None
+        if p["label_folder"] and not os.path.isdir(p["label_folder"]):
+            raise ValidationError("%s is not a folder" % p["label_folder"], field="label_folder")
+    elif source == "paths":
+        items = raw.get("paths") or []
+        if isinstance(items, str):
+            items = items.splitlines()
+        items = [str(x).strip() for x in items if str(x).strip() and not str(x).strip().startswith("#")]
+        if not items:
+            raise ValidationError("give at least one image path (one per line)", field="paths")
+        p["paths"] = [under_roots(x, settings, "paths") for x in items]
+        missing = [x for x in p["paths"] if not os.path.isfile(x)]
+        if missing:
+            raise ValidationError("%d listed file(s) do not exist, e.g. %s" % (len(missing), missing[0]), field="paths")
+    p["tile"] = _int_or_none(raw, "tile")
+    p["stride"] = _int_or_none(raw, "stride")
+    if p["stride"] and not p["tile"]:
+        raise ValidationError("a stride needs a tile size", field="stride")
+    if p["stride"] and p["stride"] > p["tile"]:
+        raise ValidationError("stride must not exceed the tile size", field="stride")
+    p["limit"] = _int_or_none(raw, "limit")
+    try:
+        p["alpha"] = float(raw.get("alpha") if raw.get("alpha") not in (None, "") else 0.5)
+    except (TypeError, ValueError):
+        raise ValidationError("alpha must be a number between 0 and 1", field="alpha")
+    if not 0 <= p["alpha"] <= 1:
+        raise ValidationError("alpha must be between 0 and 1", field="alpha")
+    return p
+
+
+def list_images(folder):
+    """Return image files under `folder` (recursive), sorted by relative path."""
+    out = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
+                out.append(os.path.join(root, name))
+    return out
+
+
+def label_index(folder):
+    """Map (relative dir, stem) of every image under `folder` to its path."""
+    index = {}
+    for path in list_images(folder):
+        rel = os.path.relpath(path, folder)
+        index[(os.path.dirname(rel), os.path.splitext(os.path.basename(rel))[0])] = path
+    return index
+
+
+def find_label(image_path, image_root, index):
+    """Return the label file paired with an image (same relative stem, optional suffix) or None."""
+    if not index:
+        return None
+    rel = os.path.relpath(image_path, image_root)
+    key_dir, stem = os.path.dirname(rel), os.path.splitext(os.path.basename(rel))[0]
+    for suffix in LABEL_SUFFIXES:
+        hit = index.get((key_dir, stem + suffix)) or index.get(("", stem + suffix))
+        if hit:
+            return hit
+    return None
+
+
+def read_image(path):
+    """Return a uint8 H×W×3 (or H×W for greyscale) array of an image file."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("L", "I;16", "I", "F"):
+                return np.asarray(img.convert("L"))
+            return np.asarray(img.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValidationError("cannot read image %s: %s" % (path, e), field="images")
+
+
+def read_label(path, colormap, num_classes):
+    """Return H×W uint8 class ids of a label file (palette/greyscale indices, RGB colours, 0/255 masks)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("P", "L", "1"):
+                arr = np.asarray(img.convert("L") if mode == "1" else img).astype(np.uint8)
+                if mode == "1":
+                    arr = (arr > 0).astype(np.uint8)
+            elif mode.startswith("I"):
+                arr = np.asarray(img).astype(np.int64)
+                arr = np.where(arr > 255, 255, arr).astype(np.uint8)
+            else:
+                rgb = np.asarray(img.convert("RGB")).astype(np.int64)
+                code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+                arr = np.full(code.shape, 255, np.uint8)
+                for i, c in enumerate(colormap[:num_classes]):
+                    arr[code == ((c[0] << 16) | (c[1] << 8) | c[2])] = i
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValidationError("cannot read label %s: %s" % (path, e), field="labels")
+    values = np.unique(arr)
+    if num_classes == 2 and set(values.tolist()) <= {0, 255} and 255 in values:
+        arr = (arr == 255).astype(np.uint8)  # a binary 0/255 mask: 255 is the object, not "ignore"
+    return arr
+
+
+def _dataset_dir(model_dir):
+    from ..fsutil import read_json
+
+    job = os.path.join(model_dir, "job.json")
+    params = read_json(job).get("params", {}) if os.path.isfile(job) else {}
+    dataset = params.get("dataset")
+    if not dataset:
+        raise ValidationError("model %s has no dataset recorded (a pretrained model?): choose a folder or upload "
+                              "images instead of the validation split" % model_dir, field="source")
+    path = os.path.join(os.path.dirname(os.path.abspath(model_dir)), str(dataset))
+    if not os.path.isdir(os.path.join(path, "val_db")):
+        raise NotFoundError("the validation split of dataset %s is missing (%s)" % (dataset, path), field="source")
+    return path
+
+
+def iter_items(params, job_dir, model_dir, colormap, num_classes):
+    """Return (count, generator of dicts {name, source, image, gt}) for the chosen source.
+
+    The count is known before reading so progress is exact; images are read lazily.
+    """
+    source = params["source"]
+    limit = params.get("limit")
+    if source == "val":
+        from ..datasets.reader import SegmentationLMDB
+
+        split = SegmentationLMDB(os.path.join(_dataset_dir(model_dir), "val_db"))
+        n = len(split) if not limit else min(limit, len(split))
+
+        def gen_val():
+            for i in range(n):
+                image, label = split[i]
+                yield {"name": "val_%05d" % i, "source": "val[%d]" % i, "image": image, "gt": label}
+        return n, gen_val()
+
+    label_root = None
+    if source == "folder":
+        root, label_root = params["folder"], params.get("label_folder")
+        files = list_images(root)
+    elif source == "paths":
+        root, files = None, list(params["paths"])
+    else:
+        root = os.path.join(job_dir, "inputs")
+        archive = os.path.join(job_dir, "inputs.zip")
+        if not os.path.isdir(root) and os.path.isfile(archive):
+            from ..safe_extract import extract_archive
+
+            extract_archive(archive, root)
+        if not os.path.isdir(root):
+            raise NotFoundError("no uploaded images in %s" % root, field="files")
+        if os.path.isdir(os.path.join(root, "images")):
+            label_root = os.path.join(root, "labels") if os.path.isdir(os.path.join(root, "labels")) else None
+            root = os.path.join(root, "images")
+        files = list_images(root)
+    if not files:
+        raise ValidationError("no images (%s) found in %s" % (", ".join(IMAGE_EXTENSIONS), root), field="folder")
+    if limit:
+        files = files[:limit]
+    index = label_index(label_root) if label_root else None
+
+    def gen_files():
+        for path in files:
+            label = find_label(path, root, index) if root else None
+            yield {
+                "name": os.path.splitext(os.path.basename(path))[0],
+                "source": path,
+                "image": lambda p=path: read_image(p),
+                "gt": (lambda p=label: read_label(p, colormap, num_classes)) if label else None,
+            }
+    return len(files), gen_files()
