@@ -239,6 +239,9 @@ def _collect(net_or_blobs, types):
             net_types = net_types()
         for key, value in (net_types or {}).items():
             types.setdefault(key, value)
+        for info in getattr(net_or_blobs, "layer_info", None) or ():  # CaffeNet's layer table
+            if isinstance(info, dict) and "name" in info:
+                types.setdefault(info["name"], str(info.get("type", "")))
         blobs = net_or_blobs.layer_blobs()
     else:
         blobs = net_or_blobs

@@ -176,3 +176,60 @@ def test_load_from_caffemodel_object(shared_data):
     assert report.by_status("copied") == ["ip2"]
     assert report.by_status("unexpected") == ["conv1", "conv2", "ip1"]
     np.testing.assert_array_equal(net.ip2.weight.detach().numpy(), model.blobs()["ip2"][0])
+
+
+def _render_digit(digit, height):
+    """Draw `digit` white on black with PIL's default font, centred in 28x28, MNIST-like."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    probe = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(probe).text((8, 8), str(digit), fill=255, font=ImageFont.load_default())
+    glyph = probe.crop(probe.getbbox())
+    scale = height / max(glyph.size)
+    glyph = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))),
+                         Image.BILINEAR)
+    canvas = Image.new("L", (28, 28), 0)
+    canvas.paste(glyph, ((28 - glyph.width) // 2, (28 - glyph.height) // 2))
+    return np.asarray(canvas, np.float32) / 256.0  # the 1/256 scale LeNet was trained with
+
+
+def _lenet(shared_data):
+    from digits_seg.networks.compiler import compile_net
+
+    with open(os.path.join(shared_data, "caffe", "lenet", "lenet.prototxt")) as fh:
+        return compile_net(fh.read(), phase="deploy")
+
+
+def test_real_lenet_weights_classify_rendered_digits(shared_data):
+    net = _lenet(shared_data)
+    report = load_weights(net, os.path.join(shared_data, "caffe", "lenet", "lenet_iter_10000.caffemodel"))
+    assert report.by_status("copied") == ["conv1", "conv2", "ip1", "ip2"]
+    assert report.counts()["missing"] == 0
+    digits = [d for _ in (16, 18, 20) for d in range(10)]
+    images = np.stack([_render_digit(d, h) for h in (16, 18, 20) for d in range(10)])[:, None]
+    net.eval()
+    with torch.no_grad():
+        scores = net(torch.from_numpy(images))["prob"]
+    predicted = scores.argmax(1).tolist()
+    correct = sum(p == d for p, d in zip(predicted, digits))
+    assert correct >= 0.7 * len(digits), predicted  # ~26/30 measured; an untrained net gets ~3
+
+
+def test_compiled_net_round_trips_through_caffemodel_and_h5(shared_data, tmp_path):
+    torch.manual_seed(5)
+    net = _lenet(shared_data)
+    write_caffemodel(net, str(tmp_path / "lenet.caffemodel"), name="LeNet")
+    model = read_caffemodel(str(tmp_path / "lenet.caffemodel"))
+    assert [(l.name, l.type) for l in model.layers] == [
+        ("conv1", "Convolution"), ("conv2", "Convolution"), ("ip1", "InnerProduct"), ("ip2", "InnerProduct")]
+    save_h5(net, str(tmp_path / "lenet.h5"))
+    x = torch.rand(2, 1, 28, 28)
+    net.eval()
+    with torch.no_grad():
+        expected = net(x)["prob"]
+    for weights in ("lenet.caffemodel", "lenet.h5"):
+        fresh = _lenet(shared_data)
+        fresh.eval()
+        assert load_weights(fresh, str(tmp_path / weights)).counts()["copied"] == 4
+        with torch.no_grad():
+            assert torch.equal(fresh(x)["prob"], expected), weights
