@@ -1,0 +1,182 @@
+"""The `create_dataset` task: stream pairs through decode/validate/convert into Caffe-Datum LMDBs.
+
+Everything is built in a hidden folder inside the job folder and renamed into place at the
+end (`dataset.json` last), so an aborted or failed job never leaves a dataset that looks
+complete.
+"""
+
+import os
+import shutil
+
+import numpy as np
+
+from .. import fsutil
+from ..errors import JobAborted, ValidationError
+from . import lmdb_io
+from .check import CheckReport, Collector, task_config
+from .palette import IGNORE_LABEL, default_class_names
+from .plan import make_plan
+from .pool import DEFAULT_WORKERS, ordered_map
+from .process import header, process_pair
+from .stats import SplitStats, class_warnings, write_stats
+
+SPLITS = ("train", "val")
+OUTPUTS = ("train_db", "val_db", "labels.txt", "colormap.json", "stats.h5", "dataset.json")
+"""What a finished dataset folder holds; `dataset.json` is written last and marks completion."""
+
+
+def _uniform_sizes(pairs):
+    sizes = set()
+    for _, image_path, _ in pairs:
+        h = header(image_path)
+        if h is None:
+            continue
+        sizes.add(h[:2])
+        if len(sizes) > 1:
+            return False
+    return True
+
+
+def _refuse(report, what):
+    lines = report.lines()
+    shown = lines[:40] + (["... %d more lines" % (len(lines) - 40)] if len(lines) > 40 else [])
+    raise ValidationError("%s; nothing was written. Fix these problems or enable \"skip bad pairs\":\n%s"
+                          % (what, "\n".join(shown)), detail=report.to_dict())
+
+
+def _noop(*a, **k):
+    return False
+
+
+def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log=print, settings=None,
+                   workers=DEFAULT_WORKERS, **extra):
+    """Create train/val LMDBs, labels.txt, colormap.json, stats.h5 and dataset.json in `job_dir`."""
+    plan = make_plan(params)
+    skip_bad = bool(params.get("skip_bad"))
+    report = CheckReport()
+    for sev, code, msg, files in plan.problems:
+        fatal = code in ("empty_folder",) or not skip_bad
+        report.add("error" if fatal else "warning", code, msg, files)
+        if not fatal:
+            for f in files:
+                log("skipped %s: %s" % (f, code.replace("_", " ")))
+    if not report.ok:
+        _refuse(report, "the folders have problems")
+    for note in plan.notes:
+        log(note)
+    pairs = [(s, p) for s in SPLITS for p in plan.splits[s]]
+    if not plan.splits["train"]:
+        raise ValidationError("no training pairs: the validation share takes every pair; lower the validation percentage")
+    log("pairs: %d train, %d val (label suffix %r)" % (len(plan.splits["train"]), len(plan.splits["val"]),
+                                                        plan.pairings[0][1].suffix))
+    mean_image = bool(params.get("resize")) or _uniform_sizes([p for _, p in pairs])
+    cfg = task_config(plan, params, build=True, mean_image=mean_image)
+
+    partial = os.path.join(job_dir, ".partial-dataset")
+    if os.path.exists(partial):
+        shutil.rmtree(partial)
+    os.makedirs(partial)
+    try:
+        result = _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers)
+        _publish(partial, job_dir)
+    finally:
+        if os.path.exists(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+    on_progress(1.0, "done")
+    return result
+
+
+def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers):
+    writers = {s: (lmdb_io.LMDBWriter(os.path.join(partial, s + "_db", "features")),
+                   lmdb_io.LMDBWriter(os.path.join(partial, s + "_db", "labels"))) for s in SPLITS}
+    stats = {s: SplitStats(mean_image=cfg["mean_image"]) for s in SPLITS}
+    col = Collector()
+    channels = set()
+    reencoded = {"image": 0, "label": 0}
+    tasks = [(i, p[0], p[1], p[2], cfg) for i, (_, p) in enumerate(pairs)]
+    failed = False
+    try:
+        with ordered_map(process_pair, tasks, workers) as results:
+            for n, r in enumerate(results, 1):
+                if should_stop():
+                    raise JobAborted()
+                split = pairs[r["index"]][0]
+                col.add(r)
+                if r["problems"]:
+                    if skip_bad:
+                        log("skipped pair %s: %s" % (r["stem"], r["problems"][0]["message"]))
+                    else:
+                        failed = True
+                elif not failed:
+                    channels.add(r["channels"])
+                    feat, lab = writers[split]
+                    key = lmdb_io.key_for(feat.count)
+                    feat.put(key, r["image_datum"])
+                    lab.put(key, r["label_datum"])
+                    stats[split].add(r)
+                    reencoded["image"] += r["reencoded"]["image"]
+                    reencoded["label"] += r["reencoded"]["label"]
+                if n % 8 == 0 or n == len(tasks):
+                    on_progress(0.98 * n / len(tasks), "%d of %d pairs" % (n, len(tasks)))
+    finally:
+        for feat, lab in writers.values():
+            feat.close()
+            lab.close()
+
+    report = CheckReport()
+    col.finish(report, plan.rules["tolerance"])
+    if failed:
+        _refuse(report, "%d pair(s) have problems" % len(col.bad_pairs))
+    if len(channels) > 1:
+        raise ValidationError("images have different channel counts %s with channels=keep; choose RGB or greyscale "
+                              "conversion" % sorted(channels), field="channels")
+    total = stats["train"].count + stats["val"].count
+    if total == 0:
+        raise ValidationError("every pair was skipped as bad; nothing to build (see the log)")
+
+    seen = np.nonzero(stats["train"].class_pixels + stats["val"].class_pixels)[0]
+    seen = [int(v) for v in seen if v != IGNORE_LABEL]
+    names = plan.class_names or default_class_names(max(seen + [0]) + 1)
+    colormap = [list(c) for c in plan.colormap[:len(names)]]
+    summaries = {s: stats[s].summary(len(names)) for s in SPLITS}
+    warnings = [w["message"] for w in report.warnings] + class_warnings(names, summaries["train"]["class_pixels"])
+    for w in warnings:
+        log("warning: " + w)
+    log("stored %d images and %d labels unchanged; re-encoded %d images and %d labels"
+        % (total - reencoded["image"], total - reencoded["label"], reencoded["image"], reencoded["label"]))
+
+    with open(os.path.join(partial, "labels.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(n + "\n" for n in names))
+    fsutil.write_json_atomic(os.path.join(partial, "colormap.json"), colormap)
+    write_stats(os.path.join(partial, "stats.h5"), stats, len(names))
+    sizes = {tuple(sz) for s in SPLITS for sz, _ in stats[s].sizes.items()}
+    info = {
+        "format": "digits-seg dataset 1",
+        "classes": names, "colormap": colormap, "num_classes": len(names), "ignore_label": IGNORE_LABEL,
+        "channels": channels.pop() if channels else 3,
+        "variable_size": len(sizes) > 1,
+        "splits": {s: {"count": summaries[s]["count"], "size": summaries[s]["size"], "sizes": summaries[s]["sizes"],
+                       "ignore_pixels": summaries[s]["ignore_pixels"]} for s in SPLITS},
+        "mean_pixel": summaries["train"]["mean_pixel"],
+        "binary_mask": plan.binary, "label_mode": plan.label_mode, "colormap_source": plan.colormap_source,
+        "label_suffix": plan.pairings[0][1].suffix, "encoding": params.get("encoding", "png"),
+        "resize": params.get("resize"), "resize_mode": params.get("resize_mode") if params.get("resize") else None,
+        "skipped": [{"stem": s, "image": i, "label": l, "reason": m} for s, i, l, m in col.bad_pairs][:200],
+        "warnings": warnings,
+        "reencoded": reencoded,
+    }
+    fsutil.write_json_atomic(os.path.join(partial, "dataset.json"), info)
+    return {"train": summaries["train"]["count"], "val": summaries["val"]["count"], "num_classes": len(names),
+            "skipped": len(col.bad_pairs), "variable_size": info["variable_size"]}
+
+
+def _publish(partial, job_dir):
+    """Move the finished outputs into the job folder; `dataset.json` goes last."""
+    for name in reversed(OUTPUTS):  # the completion marker disappears first
+        dst = os.path.join(job_dir, name)
+        if os.path.isdir(dst):
+            shutil.rmtree(dst)
+        elif os.path.exists(dst):
+            os.unlink(dst)
+    for name in OUTPUTS:
+        os.replace(os.path.join(partial, name), os.path.join(job_dir, name))

@@ -1,0 +1,153 @@
+"""Decode, validate and convert one image/label pair: the unit of work of checks and creation.
+
+Runs in a small process pool; takes and returns plain data (paths, dicts, bytes, arrays).
+Unchanged files keep their original bytes: decoding once to validate is the only cost.
+"""
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from . import datum, transform
+from .labels import LabelRules, decode_label
+
+DEFAULT_MAX_PIXELS = 100_000_000
+"""Images larger than this many pixels are refused as possible decompression bombs."""
+
+
+def _open(path, data, max_pixels):
+    """Open and fully decode an image from bytes; return (image, problem) where one is None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            if im.width * im.height > max_pixels:
+                return None, ("bomb", "%s is %d×%d pixels, more than the limit of %d: refused as a possible "
+                              "decompression bomb" % (path, im.width, im.height, max_pixels))
+            im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return None, ("bomb", "%s refused as a possible decompression bomb (%s)" % (path, e))
+    except OSError as e:
+        kind = "truncated" if "truncated" in str(e) or "broken" in str(e) else "unreadable"
+        return None, (kind, "%s cannot be decoded (%s): re-export the file or remove the pair" % (path, e))
+    except Exception as e:  # Pillow raises assorted errors on corrupt files
+        return None, ("unreadable", "%s cannot be decoded (%s: %s)" % (path, type(e).__name__, e))
+    return im, None
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(), None
+    except OSError as e:
+        return None, ("unreadable", "%s cannot be read: %s" % (path, e))
+
+
+def process_pair(task):
+    """Process one pair; `task` is (index, stem, image_path, label_path, cfg). Returns a result dict.
+
+    cfg keys: rules (LabelRules fields as a dict), channels, encoding, resize ([w, h] or None),
+    resize_mode, max_pixels, build (produce Datum bytes), mean_image (return the final image array).
+    """
+    index, stem, image_path, label_path, cfg = task
+    res = {"index": index, "stem": stem, "image_path": image_path, "label_path": label_path,
+           "problems": [], "notes": []}
+    max_pixels = cfg.get("max_pixels", DEFAULT_MAX_PIXELS)
+
+    img_bytes, p1 = _read(image_path)
+    lbl_bytes, p2 = _read(label_path)
+    im = lb = None
+    if img_bytes is not None:
+        im, p1 = _open(image_path, img_bytes, max_pixels)
+    if lbl_bytes is not None:
+        lb, p2 = _open(label_path, lbl_bytes, max_pixels)
+    for p, path in ((p1, image_path), (p2, label_path)):
+        if p:
+            res["problems"].append({"code": p[0], "message": p[1], "files": [path]})
+    if im is None or lb is None:
+        return res
+
+    res["size"] = [im.width, im.height]
+    res["image_mode"] = im.mode
+    res["label_mode"] = lb.mode
+    if im.size != lb.size:
+        res["problems"].append({"code": "size_mismatch", "files": [image_path, label_path],
+                                "message": "image %s is %d×%d but its label %s is %d×%d"
+                                % (image_path, im.width, im.height, label_path, lb.width, lb.height)})
+        return res
+    if lb.mode == "P":
+        res["palette"] = bytes((lb.getpalette() or [])[:768])
+    if lb.format == "JPEG":
+        res["notes"].append("label %s is JPEG: lossy compression alters class values at edges; "
+                            "prefer PNG labels" % label_path)
+
+    rules = LabelRules(**cfg["rules"])
+    try:
+        lr = decode_label(lb, rules)
+    except Exception as e:
+        res["problems"].append({"code": "label_mode", "message": "%s: %s" % (label_path, getattr(e, "message", e)),
+                                "files": [label_path]})
+        return res
+    res["notes"].extend("%s: %s" % (label_path, n) for n in lr.notes)
+    res["nearest_pixels"] = lr.nearest_pixels
+    if lr.unknown_colors:
+        res["unknown_colors"] = {"%d,%d,%d" % c: n for c, n in lr.unknown_colors.items()}
+        res["problems"].append({"code": "unknown_colors", "files": [label_path],
+                                "message": "%s has %d pixels in %d colours not in the colour map"
+                                % (label_path, sum(lr.unknown_colors.values()), len(lr.unknown_colors))})
+    if lr.bad_values:
+        res["bad_values"] = {str(v): n for v, n in lr.bad_values.items()}
+        res["problems"].append({"code": "bad_values", "files": [label_path],
+                                "message": "%s has label values %s (pixel counts %s) outside the %s"
+                                % (label_path, sorted(lr.bad_values), [lr.bad_values[v] for v in sorted(lr.bad_values)],
+                                   "0/255 binary mask" if rules.binary else "%s classes" % rules.num_classes)})
+    indices = lr.indices
+    res["label_counts"] = np.bincount(indices.ravel(), minlength=256).astype(np.int64)
+    if res["problems"] or not cfg.get("build", True):
+        return res
+
+    tmode = transform.target_mode(im.mode, cfg["channels"])
+    resize = cfg.get("resize")
+    encoding = cfg["encoding"]
+    keep_image = (im.mode == tmode and not resize and encoding != "raw"
+                  and (im.format == "JPEG" or (im.format == "PNG" and encoding == "png")))
+    work = im if keep_image else transform.convert_mode(im, tmode)
+    if resize:
+        work = transform.resize_image(work, resize, cfg["resize_mode"])
+        indices = transform.resize_label(indices, resize, cfg["resize_mode"])
+        res["label_counts"] = np.bincount(indices.ravel(), minlength=256).astype(np.int64)
+    array = np.asarray(work)
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    h, w = array.shape[:2]
+    if keep_image:
+        img_datum = datum.encode_datum(img_bytes, channels, h, w, encoded=True)
+    elif encoding == "raw":
+        data, c, hh, ww = datum.raw_array(array)
+        img_datum = datum.encode_datum(data, c, hh, ww, encoded=False)
+    else:
+        img_datum = datum.encode_datum(transform.encode_image(work, encoding), channels, h, w, encoded=True)
+    keep_label = (not lr.changed and not resize and lb.format == "PNG" and lb.mode in ("P", "L") and encoding != "raw")
+    if keep_label:
+        lbl_datum = datum.encode_datum(lbl_bytes, 1, h, w, encoded=True)
+    elif encoding == "raw":
+        lbl_datum = datum.encode_datum(indices.tobytes(), 1, h, w, encoded=False)
+    else:
+        lbl_datum = datum.encode_datum(transform.encode_label(indices), 1, h, w, encoded=True)
+
+    res.update(image_datum=img_datum, label_datum=lbl_datum, out_size=[w, h], channels=channels,
+               reencoded={"image": not keep_image, "label": not keep_label},
+               channel_sum=array.reshape(-1, channels).sum(axis=0, dtype=np.float64))
+    if cfg.get("mean_image"):
+        res["image_array"] = array
+    return res
+
+
+def header(path):
+    """Read an image's header only: (width, height, mode, format) or None when unreadable."""
+    try:
+        with Image.open(path) as im:
+            return im.width, im.height, im.mode, im.format
+    except Exception:
+        return None
