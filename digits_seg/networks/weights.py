@@ -224,6 +224,7 @@ def load_weights(net, path_or_blobs, reinit=()):
     else:
         file_blobs = _blob_dict(path_or_blobs)
     targets = net.layer_blobs()
+    reinit = () if reinit is None else reinit
     if isinstance(reinit, str) and reinit != ALL_MISMATCHED:
         reinit = (reinit,)
     if reinit != ALL_MISMATCHED:

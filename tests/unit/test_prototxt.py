@@ -193,3 +193,40 @@ def test_binary_garbage_is_an_error_not_a_crash():
         parse(b"\xff\xfe\x00garbage")
     with pytest.raises(PrototxtError):
         parse(bytes(range(1, 128)).decode("ascii"))
+
+
+def _to_v1(net):
+    """Rewrite a V2 net as V1 text would have it (enum types, blobs_lr/weight_decay)."""
+    from digits_seg.networks.prototxt import V1_LAYER_TYPES
+
+    enums = {v2: name for name, (_, v2) in V1_LAYER_TYPES.items() if v2}
+    out = Message()
+    for name, value in net:
+        if name != "layer":
+            out.add(name, value)
+            continue
+        old = Message()
+        for fname, fvalue in value:
+            if fname == "type":
+                old.add("type", Enum(enums.get(fvalue, fvalue)))
+            elif fname == "param":
+                old.add("blobs_lr", fvalue.get("lr_mult", 1))
+                old.add("weight_decay", fvalue.get("decay_mult", 1))
+            else:
+                old.add(fname, fvalue)
+        out.add("layers", old)
+    return out
+
+
+def test_upgrade_v1_recovers_the_real_caffenet(shared_data):
+    with open(os.path.join(shared_data, "caffe", "bvlc", "bvlc_reference_caffenet_train_val.prototxt")) as fh:
+        net = parse(fh.read())
+    v1 = parse(format_message(_to_v1(net)))
+    assert "type: CONVOLUTION" in format_message(v1) and "blobs_lr: 2" in format_message(v1)
+    up = upgrade_v1(v1)
+    old_layers, new_layers = net.get_all("layer"), up.get_all("layer")
+    assert [l.get("type") for l in new_layers] == [l.get("type") for l in old_layers]
+    for old, new in zip(old_layers, new_layers):
+        assert [(p.get("lr_mult"), p.get("decay_mult")) for p in new.get_all("param")] == \
+               [(p.get("lr_mult"), p.get("decay_mult")) for p in old.get_all("param")]
+        assert new.get_all("top") == old.get_all("top") and new.get("include") == old.get("include")

@@ -233,3 +233,40 @@ def test_compiled_net_round_trips_through_caffemodel_and_h5(shared_data, tmp_pat
         assert load_weights(fresh, str(tmp_path / weights)).counts()["copied"] == 4
         with torch.no_grad():
             assert torch.equal(fresh(x)["prob"], expected), weights
+
+
+def _encode_v1_legacy(model):
+    """Re-encode a CaffeModel as an old V1 file: `layers` (2), enum types, 4-D legacy blobs."""
+    from digits_seg.networks.prototxt import V1_LAYER_TYPES
+    from digits_seg.networks.wire import MessageWriter
+
+    numbers = {v2: num for num, v2 in V1_LAYER_TYPES.values()}
+    net = MessageWriter().string(1, model.name)
+    for layer in model.layers:
+        w = MessageWriter().string(4, layer.name).varint(5, numbers[layer.type])
+        for blob in layer.blobs:
+            dims = (1,) * (4 - blob.ndim) + blob.shape  # InnerProduct weights become 1x1xOxI
+            b = MessageWriter()
+            for field, dim in zip((1, 2, 3, 4), dims):
+                b.varint(field, dim)
+            w.message(6, b.packed_float32(5, blob.ravel()))
+        net.message(2, w)
+    return net.to_bytes()
+
+
+def test_legacy_v1_caffemodel_loads_into_compiled_lenet(shared_data):
+    path = os.path.join(shared_data, "caffe", "lenet", "lenet_iter_10000.caffemodel")
+    model = read_caffemodel(path)
+    legacy = read_caffemodel(_encode_v1_legacy(model))
+    assert legacy.format == "V1"
+    assert legacy.blobs()["ip1"][0].shape == (1, 1, 500, 800)
+    assert legacy.blobs()["conv1"][1].shape == (1, 1, 1, 20)
+    net, reference = _lenet(shared_data), _lenet(shared_data)
+    report = load_weights(net, legacy)
+    assert report.by_status("copied") == ["conv1", "conv2", "ip1", "ip2"]  # Caffe's legacy rule
+    load_weights(reference, path)
+    x = torch.rand(3, 1, 28, 28)
+    net.eval()
+    reference.eval()
+    with torch.no_grad():
+        assert torch.equal(net(x)["prob"], reference(x)["prob"])
