@@ -249,6 +249,8 @@ def _tokenize(text, source):
 
 
 def _number(tok, line, col, source):
+    # A leading zero is read as decimal (protobuf would say octal): Caffe files never mean
+    # octal, and "pad: 010" meaning 8 would surprise every user who wrote it.
     body = tok[1:] if tok.startswith("-") else tok
     if body[:2] in ("0x", "0X"):
         value = int(body, 16)

@@ -230,3 +230,11 @@ def test_upgrade_v1_recovers_the_real_caffenet(shared_data):
         assert [(p.get("lr_mult"), p.get("decay_mult")) for p in new.get_all("param")] == \
                [(p.get("lr_mult"), p.get("decay_mult")) for p in old.get_all("param")]
         assert new.get_all("top") == old.get_all("top") and new.get("include") == old.get("include")
+
+
+def test_net_level_inputs():
+    net = parse('input: "data" input_shape { dim: 1 dim: 3 dim: 32 dim: 32 } input: "label" '
+                'input_shape { dim: 1 dim: 1 dim: 32 dim: 32 }')
+    assert net.get_all("input") == ["data", "label"]
+    assert [s.get_all("dim") for s in net.get_all("input_shape")] == [[1, 3, 32, 32], [1, 1, 32, 32]]
+    assert parse("pad: 010").get("pad") == 10  # decimal, not octal
