@@ -1,0 +1,68 @@
+"""Run an RQ worker for digits-seg: pinned to one GPU (or CPU), advertising itself in Redis."""
+
+import os
+import socket
+
+from .gpus import list_gpus
+from .queue import WORKER_INFO_TTL_S, advertise_worker, connect, get_queue
+
+
+def worker_queues(gpu):
+    """Queue names a worker listens on, most specific first."""
+    if gpu is None:
+        return ["cpu", "default"]
+    return ["gpu.%s.%s" % (socket.gethostname(), gpu), "gpu", "default"]
+
+
+def run_worker(redis_url, gpu=None, name=None, burst=False, logging_level="WARNING"):
+    """Work jobs until stopped (SIGTERM: finish the current job; a second one: stop now).
+
+    `gpu` is a physical GPU index; it is pinned with CUDA_VISIBLE_DEVICES before anything
+    can import torch, so tasks see it as cuda:0.
+    """
+    gpu_info = None
+    if gpu is not None:
+        matches = [g for g in list_gpus() if g["index"] == int(gpu)]
+        gpu_info = matches[0] if matches else {"index": int(gpu), "name": "GPU %s" % gpu, "memory_mb": None}
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        os.environ["DIGITS_SEG_WORKER_GPU"] = str(gpu)
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a CPU worker must not grab a GPU
+        os.environ.pop("DIGITS_SEG_WORKER_GPU", None)
+
+    from rq import Worker
+    from rq.serializers import JSONSerializer
+
+    conn = connect(redis_url)
+    host = socket.gethostname()
+    name = name or "%s.%s.%d" % (host, "gpu%s" % gpu if gpu is not None else "cpu", os.getpid())
+
+    class SegWorker(Worker):
+        """RQ worker that also publishes host/GPU/current-job info for the model form."""
+
+        def heartbeat(self, timeout=None, pipeline=None):
+            super().heartbeat(timeout, pipeline)
+            try:
+                current = self.get_current_job_id()
+            except Exception:
+                current = None
+            info = {"name": self.name, "host": host, "pid": os.getpid(),
+                    "gpu": None if gpu is None else int(gpu),
+                    "gpu_name": gpu_info["name"] if gpu_info else None,
+                    "memory_mb": gpu_info["memory_mb"] if gpu_info else None,
+                    "busy_job": current.decode() if isinstance(current, bytes) else current}
+            try:
+                advertise_worker(self.connection, self.name, info)
+            except Exception:
+                pass
+
+    queues = [get_queue(conn, q) for q in worker_queues(gpu)]
+    worker = SegWorker(queues, connection=conn, name=name, serializer=JSONSerializer,
+                       worker_ttl=WORKER_INFO_TTL_S, job_monitoring_interval=5)
+    try:
+        worker.work(burst=burst, logging_level=logging_level, with_scheduler=False)
+    finally:
+        try:
+            conn.delete("digits_seg:worker:" + name)
+        except Exception:
+            pass

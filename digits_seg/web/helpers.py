@@ -1,0 +1,125 @@
+"""Small helpers every blueprint uses: app state, JSON twins, form parsing, job loading."""
+
+import dataclasses
+import math
+import time
+
+from flask import current_app, jsonify, render_template, request
+
+from ..errors import NotFoundError
+
+
+@dataclasses.dataclass
+class AppState:
+    """Per-app objects (no globals): settings, job store and service, caches."""
+
+    settings: object
+    store: object
+    service: object
+    extras: dict = dataclasses.field(default_factory=dict)
+
+
+def state():
+    return current_app.extensions["digits_seg"]
+
+
+def wants_json():
+    """True for `.json` URLs, JSON bodies and clients that prefer JSON over HTML."""
+    if request.path.endswith(".json") or request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def render(template, data, **context):
+    """Render `template` for browsers, or `data` as JSON for the page's `.json` twin."""
+    if wants_json():
+        return jsonify(data)
+    return render_template(template, data=data, **context)
+
+
+def request_data():
+    """The submitted fields as a dict: JSON body, or form fields (lists kept for repeated keys)."""
+    if request.is_json:
+        body = request.get_json(silent=True)
+        return body if isinstance(body, dict) else {}
+    data = {}
+    for key in request.form.keys():
+        values = request.form.getlist(key)
+        data[key] = values if len(values) > 1 else values[0]
+    data.pop("csrf_token", None)
+    return data
+
+
+def get_job(job_id, kind=None):
+    """Load a job or 404 (also when it exists but is of another kind)."""
+    job = state().store.get(job_id)
+    if kind is not None and job.kind != kind:
+        raise NotFoundError("no %s with id %r" % (kind, job_id))
+    return job
+
+
+def job_summary(job):
+    """The fields the listing and the live updates show."""
+    progress = dict(job.progress or {})
+    return {
+        "id": job.id, "kind": job.kind, "name": job.name, "state": job.state.value,
+        "created": job.created, "progress": progress, "eta": format_eta(progress.get("eta_s")),
+        "error": job.error, "status_note": status_note(job), "url": job_url(job),
+    }
+
+
+def status_note(job):
+    """What a queued job waits for ("waiting for dataset X", "waiting for a worker")."""
+    from ..jobs.job import JobState
+
+    if job.state != JobState.QUEUED:
+        return ""
+    store = state().store
+    for dep_id in job.depends_on:
+        try:
+            dep = store.get(dep_id)
+        except NotFoundError:
+            continue
+        if not dep.state.finished:
+            return "waiting for %s %r" % (dep.kind, dep.name)
+    return "waiting for a %s worker" % ("GPU" if job.queue.startswith("gpu") else "free")
+
+
+KIND_ENDPOINTS = {"dataset": "datasets.show", "model": "models.show",
+                  "pretrained": "store.show_pretrained", "inference": "inference.show"}
+
+
+def job_url(job):
+    from flask import url_for
+
+    endpoint = KIND_ENDPOINTS.get(job.kind)
+    if endpoint and endpoint in current_app.view_functions:
+        return url_for(endpoint, job_id=job.id)
+    return url_for("jobs.show", job_id=job.id)
+
+
+def format_eta(seconds):
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return ""
+    seconds = int(seconds)
+    if seconds < 60:
+        return "%ds" % seconds
+    if seconds < 3600:
+        return "%dm %02ds" % (seconds // 60, seconds % 60)
+    if seconds < 86400:
+        return "%dh %02dm" % (seconds // 3600, (seconds % 3600) // 60)
+    return "%dd %02dh" % (seconds // 86400, (seconds % 86400) // 3600)
+
+
+def format_time(iso):
+    return (iso or "")[:19].replace("T", " ")
+
+
+def age(iso):
+    from ..jobs.job import parse_iso
+
+    try:
+        return format_eta(time.time() - parse_iso(iso)) + " ago"
+    except (TypeError, ValueError):
+        return ""

@@ -1,0 +1,124 @@
+/* Shared page behaviour: tabs, confirmations, live job status (SSE with polling fallback). */
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var m = document.querySelector('meta[name="csrf-token"]');
+    return m ? m.content : "";
+  }
+  window.digitsSeg = window.digitsSeg || {};
+  window.digitsSeg.csrfToken = csrfToken;
+
+  /* fetch JSON with the CSRF header; rejects with the server's error message */
+  window.digitsSeg.fetchJSON = function (url, options) {
+    options = options || {};
+    options.headers = Object.assign({"X-CSRF-Token": csrfToken(), "Accept": "application/json"}, options.headers || {});
+    return fetch(url, options).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        if (!r.ok) {
+          var err = new Error((body.error && body.error.message) || ("HTTP " + r.status));
+          err.field = body.error && body.error.field;
+          throw err;
+        }
+        return body;
+      });
+    });
+  };
+
+  document.querySelectorAll(".tabs .tab").forEach(function (tab) {
+    tab.addEventListener("click", function () {
+      document.querySelectorAll(".tabs .tab").forEach(function (t) { t.classList.toggle("active", t === tab); });
+      document.querySelectorAll(".tab-panel").forEach(function (p) { p.hidden = p.dataset.panel !== tab.dataset.tab; });
+      history.replaceState(null, "", "#" + tab.dataset.tab);
+    });
+  });
+  if (location.hash) {
+    var t = document.querySelector('.tabs .tab[data-tab="' + location.hash.slice(1) + '"]');
+    if (t) t.click();
+  }
+
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (e) { if (!confirm(f.dataset.confirm)) e.preventDefault(); });
+  });
+
+  function formatEta(s) { return s || ""; }
+
+  function apply(el, s) {
+    var previous = el.dataset.state;
+    el.dataset.state = s.state;
+    var badge = el.querySelector('[data-role="badge"]');
+    if (badge) { badge.textContent = s.state; badge.className = "badge state-" + s.state; }
+    var bar = el.querySelector('[data-role="progress"] .bar');
+    var frac = (s.progress && s.progress.fraction) || 0;
+    if (bar) bar.style.width = (100 * frac).toFixed(1) + "%";
+    var text = el.querySelector('[data-role="progress-text"]');
+    if (text) {
+      text.textContent = s.state === "running" ? Math.round(100 * frac) + "%" + (s.eta ? " · ETA " + formatEta(s.eta) : "")
+        : (s.status_note || "");
+    }
+    var msg = el.querySelector('[data-role="message"]');
+    if (msg) msg.textContent = (s.progress && s.progress.message) || "";
+    var errBox = el.querySelector('[data-role="error"]');
+    if (errBox) {
+      errBox.hidden = !s.error;
+      var em = errBox.querySelector('[data-role="error-message"]');
+      if (em && s.error) em.textContent = s.error.message;
+    }
+    document.dispatchEvent(new CustomEvent("job-status", {detail: s}));
+    var finished = ["done", "error", "aborted"].indexOf(s.state) >= 0;
+    /* the job page reloads once when the job finishes so results and actions appear */
+    if (finished && previous && previous !== s.state && el.classList.contains("job-status")) {
+      setTimeout(function () { location.reload(); }, 600);
+    }
+  }
+
+  function refreshLog() {
+    var pre = document.querySelector('[data-role="log"]');
+    if (!pre || !pre.dataset.logUrl) return;
+    fetch(pre.dataset.logUrl, {cache: "no-store"}).then(function (r) { return r.text(); }).then(function (t) {
+      var atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 5;
+      pre.textContent = t.length > 100000 ? t.slice(-100000) : t;
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    }).catch(function () {});
+  }
+
+  function poll(id, els) {
+    var timer = setInterval(function () {
+      fetch("/jobs/" + id + "/status.json", {cache: "no-store"}).then(function (r) {
+        if (r.status === 404) { clearInterval(timer); return null; }
+        return r.json();
+      }).then(function (s) {
+        if (!s) return;
+        els.forEach(function (el) { apply(el, s); });
+        refreshLog();
+        if (["done", "error", "aborted"].indexOf(s.state) >= 0) clearInterval(timer);
+      }).catch(function () {});
+    }, 2000);
+  }
+
+  function watch(id, els) {
+    if (!window.EventSource) { poll(id, els); return; }
+    var failures = 0;
+    var source = new EventSource("/jobs/" + id + "/events");
+    source.addEventListener("status", function (e) {
+      failures = 0;
+      var s = JSON.parse(e.data);
+      els.forEach(function (el) { apply(el, s); });
+      refreshLog();
+    });
+    source.addEventListener("end", function () { source.close(); });
+    source.addEventListener("deleted", function () { source.close(); });
+    source.onerror = function () {
+      failures += 1;
+      if (failures > 3) { source.close(); poll(id, els); }
+    };
+  }
+
+  var live = {};
+  document.querySelectorAll("[data-job-live]").forEach(function (el) {
+    var st = el.dataset.state;
+    if (st === "done" || st === "error" || st === "aborted") return;
+    (live[el.dataset.jobLive] = live[el.dataset.jobLive] || []).push(el);
+  });
+  Object.keys(live).forEach(function (id) { watch(id, live[id]); });
+})();
