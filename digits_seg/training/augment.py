@@ -82,6 +82,8 @@ def mean_tensor(mode, dataset_info, channels, device):
         return None
     if mode == "image":
         mean_image = getattr(dataset_info, "mean_image", None)
+        if mean_image is None and hasattr(dataset_info, "stats"):
+            mean_image = (dataset_info.stats().get("train") or {}).get("mean_image")
         if mean_image is not None:
             m = np.asarray(mean_image, dtype=np.float32)
             if m.ndim == 2:

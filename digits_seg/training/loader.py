@@ -53,12 +53,12 @@ class AugmentedSplit:
         image = np.asarray(image)
         if image.ndim == 2:
             image = image[:, :, None]
-        label = np.asarray(label)
+        label = np.array(label, dtype=np.uint8)  # a writable copy: LMDB-backed arrays are read-only
         if self.transform is not None:
             rng = np.random.default_rng([self.seed, epoch, index])
             image, label = self.transform(image, label, rng)
         return (
-            torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            torch.from_numpy(np.array(image.transpose(2, 0, 1), order="C")),
             torch.from_numpy(np.ascontiguousarray(label)),
             index,
         )
