@@ -21,3 +21,236 @@ def shared_data():
             pytest.fail("real sample data missing at %s (DIGITS_SEG_REQUIRE_REAL_DATA=1)" % SHARED_DATA)
         pytest.skip("real sample data not present at %s" % SHARED_DATA)
     return SHARED_DATA
+
+
+# -- real components: embedded Redis, worker processes, apps, live servers -------------------
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jobs_dir(tmp_path):
+    path = tmp_path / "jobs"
+    path.mkdir()
+    return str(path)
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A private embedded Redis (the same server `serve` runs) for one test."""
+    from digits_seg.jobs.redis_server import EmbeddedRedis
+
+    server = EmbeddedRedis(str(tmp_path / "redis-home")).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def settings(jobs_dir, redis_url, tmp_path):
+    from digits_seg.config import load_settings
+
+    data_root = tmp_path / "data"
+    data_root.mkdir(exist_ok=True)
+    return load_settings({"jobs_dir": jobs_dir, "redis_url": redis_url, "data_roots": str(data_root),
+                          "heartbeat_s": "1"}, environ={})
+
+
+class WorkerProcess:
+    """A real `digits-seg worker` subprocess (its own session, so it can be killed as a group)."""
+
+    def __init__(self, settings, gpu=None, name=None, env=None):
+        cmd = [sys.executable, "-m", "digits_seg.cli", "worker", "--jobs-dir", settings.jobs_dir,
+               "--redis-url", settings.redis_url]
+        if name:
+            cmd += ["--name", name]
+        full_env = dict(os.environ)
+        full_env["DIGITS_SEG_HEARTBEAT_S"] = str(settings.heartbeat_s)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(cmd, env=full_env, start_new_session=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def kill(self, sig=signal.SIGKILL):
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            time.sleep(0.2)
+            self.kill(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def start_worker(settings):
+    """Factory: start_worker(name=None) → WorkerProcess; all are stopped after the test."""
+    started = []
+
+    def start(**kw):
+        w = WorkerProcess(settings, **kw)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture
+def app(settings):
+    from digits_seg.web.app import create_app
+
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def wait_for(predicate, timeout=30.0, interval=0.1, message="condition"):
+    """Poll `predicate()` until it returns a truthy value; fail the test after `timeout` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail("timed out after %.0f s waiting for %s" % (timeout, message))
+
+
+class LiveServer:
+    """`digits-seg serve` as a subprocess on a free port, with its own jobs dir and data root."""
+
+    def __init__(self, tmp_path, env=None, workers=1):
+        self.port = free_port()
+        self.jobs_dir = str(tmp_path / "live-jobs")
+        self.data_root = str(tmp_path / "live-data")
+        os.makedirs(self.data_root, exist_ok=True)
+        self.url = "http://127.0.0.1:%d" % self.port
+        full_env = dict(os.environ)
+        full_env.update({"DIGITS_SEG_JOBS_DIR": self.jobs_dir, "DIGITS_SEG_PORT": str(self.port),
+                         "DIGITS_SEG_DATA_ROOTS": self.data_root, "DIGITS_SEG_WORKERS": str(workers),
+                         "DIGITS_SEG_HEARTBEAT_S": "1", "PYTHONUNBUFFERED": "1"})
+        full_env.pop("REDIS_URL", None)
+        full_env.pop("DIGITS_SEG_REDIS_URL", None)
+        full_env.update(env or {})
+        self.log_path = str(tmp_path / "serve.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "digits_seg.cli", "serve"], env=full_env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.wait_ready()
+
+    def wait_ready(self, timeout=60):
+        import urllib.request
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("serve exited early:\n" + self.log())
+            try:
+                with urllib.request.urlopen(self.url + "/index.json", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("serve did not answer within %d s:\n%s" % (timeout, self.log()))
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def get_json(self, path):
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def post_json(self, path, body=None):
+        import json
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(self.url + path, data=json.dumps(body or {}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    server = LiveServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian chromium driven by Playwright (skips when neither is installed, unless CI)."""
+    if not os.path.exists("/usr/bin/chromium"):
+        if os.environ.get("CI"):
+            pytest.fail("/usr/bin/chromium is missing (CI must install Debian's chromium)")
+        pytest.skip("/usr/bin/chromium not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                    "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+ARTIFACTS_DIR = os.path.join(REPO_ROOT, "test-artifacts")
+
+
+@pytest.fixture
+def artifact_path():
+    """artifact_path(name) → path under test-artifacts/ for screenshots kept after the run."""
+    os.makedirs(ARTIFACTS_DIR, exist_ok=True)
+    return lambda name: os.path.join(ARTIFACTS_DIR, name)
