@@ -1,5 +1,135 @@
-"""CLI sub-commands (filled in by the package owner)."""
+"""`digits-seg infer` (predict images in-process) and `digits-seg export` (ONNX / TorchScript)."""
+
+import json
+import os
+import sys
+
+from ..errors import NotFoundError, ValidationError
 
 
 def register(subparsers, common):
-    """Add this module's sub-commands to the `digits-seg` parser."""
+    """Add `infer` and `export` to the `digits-seg` parser."""
+    p = subparsers.add_parser(
+        "infer", parents=[common],
+        help="Predict segmentation masks for images with a trained model (runs here, not in a worker).",
+        description="Writes, per image: <stem>_mask.png (palette PNG of class ids with the dataset's colours), "
+                    "<stem>_color.png and <stem>_overlay.png, plus summary.json with per-class pixel counts.")
+    p.add_argument("--model", required=True, help="model job id (in the jobs dir) or a model folder")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument("--snapshot", default="best", help="best (default), latest, or an iteration number")
+    p.add_argument("--tile", type=int, default=None,
+                   help="sliding-window tile size in pixels; default: the training size when the image is larger; "
+                        "0 = whole image at once")
+    p.add_argument("--stride", type=int, default=None, help="sliding-window step in pixels (default: 2/3 of the tile)")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0..1")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--keep", default="", help="comma-separated class names or ids: also write <stem>_cutout.png "
+                                               "(RGBA keeping only these classes)")
+    p.set_defaults(func=run_infer)
+
+    e = subparsers.add_parser("export", parents=[common], help="Export a model snapshot to ONNX or TorchScript.",
+                              description="The exported graph takes float32 N×C×H×W RGB pixels 0..255 (any H, W) "
+                                          "and returns N×K×H×W class scores; the mean subtraction is inside.")
+    e.add_argument("--model", required=True, help="model job id or folder")
+    e.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    e.add_argument("--out", required=True, help="output file (.onnx or .pt)")
+    e.add_argument("--snapshot", default="best", help="best (default), latest, or an iteration number")
+    e.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    e.set_defaults(func=run_export)
+
+
+def resolve_model_dir(model, settings):
+    """Return the folder of a model given its job id or a path."""
+    if os.path.isdir(model):
+        path = os.path.abspath(model)
+    else:
+        path = os.path.join(settings.jobs_dir, model)
+    if not os.path.isfile(os.path.join(path, "network.prototxt")):
+        raise NotFoundError("no model %r: neither a model folder nor a job in %s with a network.prototxt"
+                            % (model, settings.jobs_dir), field="model")
+    return path
+
+
+def _collect(paths):
+    from ..inference.sources import IMAGE_EXTENSIONS, list_images
+
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            files.extend(list_images(p))
+        elif os.path.isfile(p):
+            files.append(p)
+        else:
+            raise NotFoundError("%s does not exist" % p, field="images")
+    if not files:
+        raise ValidationError("no images (%s) found in %s" % (", ".join(IMAGE_EXTENSIONS), ", ".join(paths)),
+                              field="images")
+    return files
+
+
+def _keep_ids(keep, classes):
+    ids = []
+    for token in [t.strip() for t in keep.split(",") if t.strip()]:
+        if token.isdigit():
+            ids.append(int(token))
+        elif token in classes:
+            ids.append(classes.index(token))
+        else:
+            raise ValidationError("unknown class %r for --keep. Available: %s" % (token, ", ".join(classes)),
+                                  field="keep")
+    return ids
+
+
+def run_infer(args, settings):
+    """Predict each image and write mask / colour / overlay PNGs and summary.json into --out."""
+    from tqdm import tqdm
+
+    from ..fsutil import write_json_atomic
+    from ..inference import visualize as vz
+    from ..inference.predictor import Predictor
+    from ..inference.sources import read_image
+
+    model_dir = resolve_model_dir(args.model, settings)
+    files = _collect(args.images)
+    predictor = Predictor.from_model_dir(model_dir, snapshot=args.snapshot, device=args.device)
+    keep = _keep_ids(args.keep, predictor.classes) if args.keep else None
+    os.makedirs(args.out, exist_ok=True)
+    summary, used = [], set()
+    for path in tqdm(files, desc="infer", unit="img", file=sys.stderr):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        base, n = stem, 1
+        while base in used:  # same stem in two folders: do not overwrite
+            n += 1
+            base = "%s_%d" % (stem, n)
+        used.add(base)
+        image = read_image(path)
+        mask = predictor.predict(image, tile=args.tile, stride=args.stride)
+        out = os.path.join(args.out, base)
+        vz.save_palette_png(mask, predictor.colormap, out + "_mask.png")
+        vz.save_png(vz.colorize(mask, predictor.colormap), out + "_color.png")
+        vz.save_png(vz.overlay(image, mask, predictor.colormap, alpha=args.alpha), out + "_overlay.png")
+        if keep is not None:
+            vz.save_png(vz.cutout(image, mask, keep), out + "_cutout.png")
+        hist = vz.class_histogram(mask, predictor.classes, predictor.colormap)
+        summary.append({"image": path, "mask": base + "_mask.png", "width": int(mask.shape[1]),
+                        "height": int(mask.shape[0]),
+                        "classes": [r for r in hist["classes"] if r["pixels"]]})
+    write_json_atomic(os.path.join(args.out, "summary.json"),
+                      {"model": model_dir, "weights": os.path.basename(predictor.weights_path),
+                       "classes": predictor.classes, "colormap": predictor.colormap, "images": summary})
+    print("%d mask(s) written to %s" % (len(summary), args.out))
+    return 0
+
+
+def run_export(args, settings):
+    """Export the chosen snapshot and print the verification report as JSON."""
+    from ..inference.export import export_onnx, export_torchscript
+
+    model_dir = resolve_model_dir(args.model, settings)
+    if args.format == "onnx":
+        report = export_onnx(model_dir, args.out, snapshot=args.snapshot, opset=args.opset)
+    else:
+        report = export_torchscript(model_dir, args.out, snapshot=args.snapshot)
+    print(json.dumps(report, indent=2))
+    return 0

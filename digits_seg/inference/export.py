@@ -22,8 +22,8 @@ from ..fsutil import temp_path_for
 DEFAULT_OPSET = 17
 """ONNX opset written (>= 17: LayerNormalization and friends are standard from there)."""
 
-EXPORT_SIZES = ((64, 80), (96, 72))
-"""(H, W) used to trace the graph and to verify it at a second size, in pixels."""
+EXPORT_SIZES = ((64, 80), (96, 72), (37, 45))
+"""(H, W) in pixels: the first traces the graph, all verify it (an odd size catches frozen rounding)."""
 
 
 def _wrapped(predictor):

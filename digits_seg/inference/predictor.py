@@ -142,14 +142,21 @@ class Predictor:
         dev = _check_device(device)
         weights = resolve_snapshot(model_dir, snapshot)
         with open(proto, encoding="utf-8") as f:
-            net = compile_net(f.read(), phase="deploy", include_loss=False)
+            net = compile_net(f.read(), phase="deploy", include_loss=False, source=proto)
+        if not getattr(net, "score_blob", None):
+            raise ValidationError("%s: cannot tell which blob holds the class scores in the deploy phase (no "
+                                  "SoftmaxWithLoss bottom and not exactly one 4-D output); end the net with one "
+                                  "N×K×H×W output" % proto, field="network")
         report = load_weights(net, weights)
-        missing = [name for name, status in _report_items(report) if status == "missing"]
+        missing = report.by_status("missing")
         if missing:
             raise ValidationError("snapshot %s lacks weights for layer(s) %s of %s: the snapshot does not belong to this "
                                   "network" % (weights, ", ".join(missing), proto), field="snapshot")
         preprocess = load_preprocess(model_dir)
-        classes, colormap = read_classes(model_dir)
+        num_classes = None
+        if not os.path.isfile(os.path.join(model_dir, "labels.txt")):
+            num_classes = _probe_num_classes(net, preprocess, dev)
+        classes, colormap = read_classes(model_dir, num_classes)
         pred = cls(net, classes=classes, colormap=colormap, preprocess=preprocess, device=dev,
                    model_dir=model_dir, weights_path=weights)
         pred.load_report = report
@@ -224,25 +231,13 @@ class Predictor:
         }
 
 
-def _report_items(report):
-    """Yield (layer, status) from a weights LoadReport whatever its exact shape."""
-    if report is None:
-        return
-    for attr in ("layers", "entries", "items"):
-        items = getattr(report, attr, None)
-        if callable(items):
-            items = items()
-        if items is None:
-            continue
-        if isinstance(items, dict):
-            items = items.items()
-        for item in items:
-            if isinstance(item, tuple) and len(item) >= 2:
-                yield item[0], str(item[1])
-            elif isinstance(item, dict):
-                yield item.get("layer") or item.get("name"), str(item.get("status"))
-            else:
-                yield getattr(item, "layer", getattr(item, "name", None)), str(getattr(item, "status", ""))
-        return
-    for name in getattr(report, "missing", None) or ():
-        yield name, "missing"
+def _probe_num_classes(net, preprocess, device):
+    """Return the class count of a net's score blob by one small forward pass (no labels.txt to tell)."""
+    import torch
+
+    h, w = (preprocess.input_size[1], preprocess.input_size[0]) if preprocess.input_size else (64, 64)
+    net = net.to(device).eval()
+    with torch.inference_mode():
+        out = net(torch.zeros((1, preprocess.channels, min(h, 256), min(w, 256)), device=device))
+    scores = out[net.score_blob] if isinstance(out, dict) else out
+    return int(scores.shape[1])
