@@ -165,7 +165,14 @@ def _network_defaults(network):
     except ImportError:
         return {}
     info = STANDARD_NETWORKS.get(network["name"])
-    return dict(getattr(info, "solver", None) or {})
+    rec = dict(getattr(info, "solver", None) or {})
+    for theirs, ours in (("power", "lr_power"), ("gamma", "lr_gamma")):
+        if theirs in rec:
+            rec[ours] = rec.pop(theirs)
+    # The shipped networks scale raw 0-255 pixels in their first layer: subtracting a mean
+    # as well would shift their inputs twice.
+    rec.setdefault("mean_subtraction", "none")
+    return rec
 
 
 def validate_params(raw, settings=None, dataset_info=None):
@@ -184,7 +191,8 @@ def validate_params(raw, settings=None, dataset_info=None):
     p["previous_id"] = p["network"]["job_id"] if p["network"]["kind"] == "previous" else None
     p["pretrained_id"] = p["network"]["job_id"] if p["network"]["kind"] == "pretrained" else None
     rec = _network_defaults(p["network"])
-    for key in ("batch_size", "crop_size", "base_lr", "lr_policy", "solver_type", "epochs"):
+    for key in ("batch_size", "crop_size", "base_lr", "lr_policy", "solver_type", "epochs", "momentum",
+                "weight_decay", "lr_power", "lr_gamma", "mean_subtraction"):
         if _blank(raw.get(key)) and rec.get(key) is not None:
             raw[key] = rec[key]
 

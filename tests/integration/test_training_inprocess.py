@@ -136,3 +136,27 @@ def test_nan_loss_stops_with_advice(dataset_dir, tmp_path):
     with pytest.raises(ValidationError) as e:
         run(str(tmp_path), params, dataset_dir)
     assert "lower the learning rate" in e.value.message and e.value.field == "base_lr"
+
+
+def test_cli_train_now_and_sweep(tmp_path, capsys):
+    import json
+
+    from digits_seg.cli import main
+
+    root = str(tmp_path)
+    synthcity.generate(os.path.join(root, "src"), 12, size=(32, 32), seed=1)
+    jobs = os.path.join(root, "jobs")
+    assert main(["dataset", "create", "--jobs-dir", jobs, "--images", os.path.join(root, "src", "images"),
+                 "--labels", os.path.join(root, "src", "labels"), "--val-pct", "25", "--now", "--json"]) == 0
+    ds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["id"]
+    assert main(["train", "--jobs-dir", jobs, "--dataset", ds, "--network", "tiny-fcn", "--epochs", "1",
+                 "--lr", "0.01,0.001", "--workers", "0", "--now", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(out) == 2 and {"(lr 0.01, batch 4)" in o["name"] or "(lr 0.001, batch 4)" in o["name"] for o in out} == {True}
+    for o in out:
+        with open(os.path.join(o["dir"], "job.json")) as f:
+            job = json.load(f)
+        assert job["status_history"][-1]["state"] == "done"
+        assert list_snapshots(o["dir"]) and read_metrics(o["dir"], "val")
+    assert main(["train", "--jobs-dir", jobs, "--dataset", ds, "--network", "no-such-net", "--now"]) == 2
+    assert "Available:" in capsys.readouterr().err
