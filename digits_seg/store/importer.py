@@ -138,7 +138,8 @@ def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **
             if f["sha256"] == "invalid":
                 raise ValidationError("store entry %s: file %s has a malformed sha256; fix manifest.json"
                                       % (model, f["name"]))
-            dest = os.path.join(stage, "%02d-%s" % (i, f["name"]))
+            os.makedirs(os.path.join(stage, str(i)))
+            dest = os.path.join(stage, str(i), f["name"])
             checks = dict(f["other_hashes"], **({"sha256": f["sha256"]} if f["sha256"] else {}))
             log("downloading %s (%s)%s" % (f["name"], _size_text(f["size"]),
                                             ", verified by " + "+".join(sorted(checks)) if checks

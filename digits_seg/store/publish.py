@@ -200,7 +200,8 @@ def add_entry(to_dir, entry_id, meta, files, remote_files=(), overwrite=False):
         manifest = dict({k: v for k, v in meta.items() if k != "license_text"}, format=mf.FORMAT, id=entry_id, framework=meta.get("framework", "caffe"),
                         classes=classes, num_classes=len(classes) if classes else meta.get("num_classes"),
                         files=records,
-                        published_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                        published_at=meta["published_at"] if "published_at" in meta
+                        else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         write_json_atomic(os.path.join(tmp, "manifest.json"), manifest)
         info = {"name": meta.get("name") or entry_id, "framework": "caffe"}
         by_role = {r["role"]: r["name"] for r in records if "url" not in r}

@@ -1,0 +1,155 @@
+"""Regenerate the bundled model store from `digits_seg.networks.standard`.
+
+    python model_store/build.py            # rewrite the generated entries + master.json
+    python model_store/build.py --check    # exit 1 if a committed entry differs (used by a test)
+
+Each entry is written with `digits_seg.store.publish.add_entry`, so the bundled store has
+exactly the layout any store has (manifest.json with sha256 per file, DIGITS info.json,
+master.json). Weights of the FCN authors are listed by URL ("needs internet"); they do not
+publish checksums, so the ones given are those recorded by third parties that downloaded
+the same files (named in each file's `note`). Entries not generated here (the SynthCity
+model trained by this project, see README.md) are left untouched.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from digits_seg.networks.standard import STANDARD_NETWORKS, standard_prototxt  # noqa: E402
+from digits_seg.store.publish import add_entry, rebuild_master  # noqa: E402
+
+VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+               "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+               "train", "tvmonitor"]
+CAMVID_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
+                  "Pedestrian", "Bicyclist"]
+FCN_CITATION = ("Long, Shelhamer, Darrell. Fully Convolutional Networks for Semantic Segmentation. "
+                "CVPR 2015 / PAMI 2016.")
+FCN_MEAN_NOTE = ("The FCN authors fed BGR images minus the per-channel mean (B 104.0, G 116.7, R 122.7); this "
+                 "network subtracts 116 from every channel of RGB input (as DIGITS did), so fine-tune before "
+                 "relying on the published accuracy.")
+
+ENTRIES = [
+    {
+        "id": "fcn-alexnet-voc", "network": "fcn-alexnet", "classes": VOC_CLASSES,
+        "name": "FCN-AlexNet (PASCAL VOC, FCN authors' weights)",
+        "license": "BSD-2-Clause", "trained_on": "PASCAL VOC 2011 segmentation train + SBD train (without SBD val)",
+        "metrics": {"val_mean_iou": 0.480},
+        "source": {"url": "https://github.com/shelhamer/fcn.berkeleyvision.org/tree/master/voc-fcn-alexnet",
+                   "citation": FCN_CITATION},
+        "notes": "The authors report 48.0 mean IU on seg11valid (PASCAL VOC 2011 val minus SBD train). " + FCN_MEAN_NOTE,
+        "mean": [122.7, 116.7, 104.0],
+        "remote": [{"role": "weights", "name": "fcn-alexnet-pascal.caffemodel",
+                    "url": "http://dl.caffe.berkeleyvision.org/fcn-alexnet-pascal.caffemodel",
+                    "note": "no checksum is published for this file; the importer records the sha256 it computed"}],
+    },
+    {
+        "id": "fcn-8s-voc", "network": "fcn-8s", "classes": VOC_CLASSES,
+        "name": "FCN-8s (PASCAL VOC, FCN authors' weights)",
+        "license": "BSD-2-Clause", "trained_on": "PASCAL VOC 2011 segmentation train + SBD train (without SBD val)",
+        "metrics": {"val_mean_iou": 0.655},
+        "source": {"url": "https://github.com/shelhamer/fcn.berkeleyvision.org/tree/master/voc-fcn8s",
+                   "citation": FCN_CITATION},
+        "notes": "The authors report 65.5 mean IU on seg11valid and 67.2 on seg12test. About 513 MB. " + FCN_MEAN_NOTE,
+        "mean": [122.7, 116.7, 104.0],
+        "remote": [{"role": "weights", "name": "fcn8s-heavy-pascal.caffemodel",
+                    "url": "http://dl.caffe.berkeleyvision.org/fcn8s-heavy-pascal.caffemodel",
+                    "sha1": "c449ea74dd7d83751d1357d6a8c323fcf4038962",
+                    "md5": "c03b2953ebd846c270da1a8e8f200c09",
+                    "note": "checksums as recorded by OpenCV's test-data downloader (sha1) and fcn.chainer (md5); "
+                            "the authors publish none"}],
+    },
+    {
+        "id": "unet", "network": "unet", "classes": ["background", "foreground"],
+        "name": "U-Net (compact), network only", "license": "BSD-3-Clause",
+        "source": {"url": "https://lmb.informatik.uni-freiburg.de/people/ronneber/u-net/",
+                   "citation": "Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical Image "
+                               "Segmentation. MICCAI 2015."},
+        "notes": "No weights: trains from scratch well on small datasets. The class count is adapted to your "
+                 "dataset when you train.",
+    },
+    {
+        "id": "deeplab-v3", "network": "deeplab-v3", "classes": VOC_CLASSES,
+        "name": "DeepLab-v3 (ResNet-50), network only", "license": "BSD-3-Clause",
+        "source": {"url": "https://arxiv.org/abs/1706.05587",
+                   "citation": "Chen, Papandreou, Schroff, Adam. Rethinking Atrous Convolution for Semantic "
+                               "Image Segmentation. arXiv 1706.05587, 2017."},
+        "notes": "No weights (the authors publish TensorFlow checkpoints, not Caffe ones). Needs a GPU and "
+                 "batches of 8 or more.",
+    },
+    {
+        "id": "fc-densenet", "network": "fc-densenet", "classes": CAMVID_CLASSES,
+        "name": "FC-DenseNet (compact Tiramisu), network only", "license": "BSD-3-Clause",
+        "source": {"url": "https://arxiv.org/abs/1611.09326",
+                   "citation": "Jegou, Drozdzal, Vazquez, Romero, Bengio. The One Hundred Layers Tiramisu: "
+                               "Fully Convolutional DenseNets for Semantic Segmentation. CVPRW 2017."},
+        "notes": "No weights: trains from scratch (about 0.7 M parameters).",
+    },
+]
+"""The generated entries; `network` is a key of STANDARD_NETWORKS."""
+
+
+def build(store_dir):
+    """Write every generated entry into `store_dir` (replacing older versions) and rebuild master.json."""
+    for spec in ENTRIES:
+        info = STANDARD_NETWORKS[spec["network"]]
+        text = standard_prototxt(spec["network"], len(spec["classes"]))
+        meta = {
+            "name": spec["name"], "description": info.description, "architecture": spec["network"],
+            "classes": spec["classes"], "input_size": None, "channels": 3, "mean": spec.get("mean"),
+            "license": spec["license"], "source": spec["source"], "trained_on": spec.get("trained_on"),
+            "metrics": spec.get("metrics", {}), "notes": spec.get("notes"),
+            "solver": dict(info.solver), "published_at": None,
+        }
+        add_entry(store_dir, spec["id"], meta, {"network.prototxt": ("network", text.encode("utf-8"))},
+                  remote_files=spec.get("remote", ()), overwrite=True)
+    return rebuild_master(store_dir, msg="digits-seg bundled model store")
+
+
+def _tree(folder):
+    out = {}
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if name.startswith("."):
+                continue
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = f.read()
+    return out
+
+
+def check(store_dir):
+    """Return the generated files that differ from the committed ones (empty list: in sync)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, "store")
+        shutil.copytree(store_dir, copy, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        build(copy)
+        want, have = _tree(copy), _tree(store_dir)
+    return sorted(k for k in want if want[k] != have.get(k) and not k.endswith((".py", ".md")))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when out of date")
+    parser.add_argument("--dir", default=HERE, help="store folder (default: this folder)")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = check(args.dir)
+        for name in stale:
+            print("out of date: %s" % name)
+        if stale:
+            print("run: python model_store/build.py")
+        return 1 if stale else 0
+    master = build(args.dir)
+    print(json.dumps(master, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
