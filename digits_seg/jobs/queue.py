@@ -116,12 +116,11 @@ def abort(conn, store, job_id):
         from rq.job import Job as RQJob
         from rq.exceptions import NoSuchJobError
 
-        try:
-            RQJob.fetch(job_id, connection=conn, serializer=_serializer()).cancel()
-        except NoSuchJobError:
-            pass
-        except Exception:
-            pass
+        if conn is not None:
+            try:
+                RQJob.fetch(job_id, connection=conn, serializer=_serializer()).cancel()
+            except NoSuchJobError:
+                pass
         return _mark_aborted(store, job_id, only_if={JobState.QUEUED})
     store.request_abort(job_id)
     store.append_log(job_id, "Abort requested.")

@@ -55,7 +55,15 @@ class JobService:
         return job
 
     def abort(self, job_id):
-        return queue_abort(self.conn, self.store, job_id)
+        conn = None
+        try:
+            conn = self.conn
+        except DigitsSegError:
+            if self.store.get(job_id).state != JobState.QUEUED:
+                raise
+            # No Redis reachable: a queued job can still be marked aborted; the worker
+            # skips jobs that are no longer queued when it picks them up.
+        return queue_abort(conn, self.store, job_id)
 
     def abort_and_wait(self, job_id, timeout=30):
         """Abort and wait until the job has left `running` (CLI and delete use this)."""

@@ -105,7 +105,10 @@ def run_job(job_id, jobs_dir):
 
     settings = load_settings({"jobs_dir": jobs_dir})
     store = JobStore(jobs_dir)
-    job = store.get(job_id)
+    try:
+        job = store.get(job_id)
+    except DigitsSegError:
+        return {"skipped": "deleted"}
     if job.state != JobState.QUEUED:
         return {"skipped": job.state.value}
     if job.kind not in TASKS:
