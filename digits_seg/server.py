@@ -30,6 +30,9 @@ MONITOR_INTERVAL_S = 2.0
 """Seconds between monitor passes (crash recovery, abort escalation, worker restarts)."""
 
 
+RQ_DUPLICATE_SIGNAL_S = 1.0
+"""Seconds within which an RQ worker ignores a repeated SIGTERM (rq >= 2: taken as a duplicate)."""
+
 WORKER_RESTART_DELAY_S = 10.0
 """Seconds between restarts of a worker process that keeps exiting."""
 
@@ -179,7 +182,9 @@ class Server:
                 pass
         for p in procs:
             _signal(p.pid, signal.SIGTERM)
-        time.sleep(0.3)
+        # RQ ignores a second signal that comes within 1 s of the first (it takes it for a
+        # duplicate), so wait longer than that before asking for the cold shutdown.
+        time.sleep(RQ_DUPLICATE_SIGNAL_S + 0.2)
         for p in procs:
             _signal(p.pid, signal.SIGTERM)
         deadline = time.time() + timeout
@@ -195,6 +200,8 @@ class Server:
                     child.kill()
             except psutil.NoSuchProcess:
                 pass
+        _, survivors = psutil.wait_procs(family, timeout=5)
+        gone = {c.pid for c in family} - {c.pid for c in survivors if _alive(c)}
         # Jobs our workers were running can no longer finish: say so now rather than at the
         # next start-up.
         store = JobStore(self.settings.jobs_dir)
@@ -204,9 +211,28 @@ class Server:
         for job in store.list():
             if job.state == JobState.RUNNING and (job.worker or {}).get("host") == os.uname().nodename:
                 pid = (job.worker or {}).get("pid")
-                if pid and not psutil.pid_exists(pid):
+                if pid and (pid in gone or not _pid_alive(pid)):
                     mark_worker_lost(store, job.id, "stopped because the server was shut down; "
                                                    "Resume continues from the last snapshot")
+
+
+def _alive(proc):
+    """True while `proc` runs; a zombie (killed, not yet reaped by its new parent) is gone."""
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _pid_alive(pid):
+    import psutil
+
+    try:
+        return _alive(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _signal(pid, sig):

@@ -91,7 +91,7 @@ class WorkerProcess:
     def stop(self):
         if self.proc.poll() is None:
             self.kill(signal.SIGTERM)
-            time.sleep(0.2)
+            time.sleep(1.2)  # rq ignores a second SIGTERM within 1 s; the second one kills the job
             self.kill(signal.SIGTERM)
             try:
                 self.proc.wait(15)
