@@ -101,7 +101,7 @@ def _from_record(rec, source):
 
 
 def _dataset_dir(model_dir, params):
-    dataset = params.get("dataset")
+    dataset = params.get("dataset") or params.get("dataset_id")
     if not dataset:
         return None
     path = os.path.join(os.path.dirname(os.path.abspath(model_dir)), str(dataset))

@@ -166,12 +166,13 @@ def read_label(path, colormap, num_classes):
     return arr
 
 
-def _dataset_dir(model_dir):
+def dataset_dir_of(model_dir):
+    """Return the dataset folder a model was trained on (its job's `dataset_id`), or raise."""
     from ..fsutil import read_json
 
     job = os.path.join(model_dir, "job.json")
     params = read_json(job).get("params", {}) if os.path.isfile(job) else {}
-    dataset = params.get("dataset")
+    dataset = params.get("dataset") or params.get("dataset_id")
     if not dataset:
         raise ValidationError("model %s has no dataset recorded (a pretrained model?): choose a folder or upload "
                               "images instead of the validation split" % model_dir, field="source")
@@ -179,6 +180,28 @@ def _dataset_dir(model_dir):
     if not os.path.isdir(os.path.join(path, "val_db")):
         raise NotFoundError("the validation split of dataset %s is missing (%s)" % (dataset, path), field="source")
     return path
+
+
+def _upload_root(job_dir, params):
+    """Return the folder holding uploaded images: staged files moved in, or the extracted zip."""
+    inputs = os.path.join(job_dir, "inputs")
+    staged = params.get("upload_dir")
+    if staged and os.path.isdir(staged) and not os.path.exists(inputs):
+        os.replace(staged, inputs)  # the web layer staged the upload before the job folder existed
+    archives = [p for p in (os.path.join(inputs, "inputs.zip"), os.path.join(job_dir, "inputs.zip")) if os.path.isfile(p)]
+    if archives:
+        extracted = os.path.join(job_dir, "extracted")
+        if not os.path.isdir(extracted):  # a resumed / re-run job reuses the earlier extraction
+            from ..safe_extract import extract_archive
+
+            extract_archive(archives[0], extracted)
+        subdirs = [d for d in os.listdir(extracted) if os.path.isdir(os.path.join(extracted, d))]
+        if not os.path.isdir(os.path.join(extracted, "images")) and len(subdirs) == 1:
+            return os.path.join(extracted, subdirs[0])  # zip of one top folder holding images/ labels/
+        return extracted
+    if not os.path.isdir(inputs):
+        raise NotFoundError("no uploaded images in %s" % inputs, field="files")
+    return inputs
 
 
 def iter_items(params, job_dir, model_dir, colormap, num_classes):
@@ -191,7 +214,7 @@ def iter_items(params, job_dir, model_dir, colormap, num_classes):
     if source == "val":
         from ..datasets.reader import SegmentationLMDB
 
-        split = SegmentationLMDB(os.path.join(_dataset_dir(model_dir), "val_db"))
+        split = SegmentationLMDB(os.path.join(dataset_dir_of(model_dir), "val_db"))
         n = len(split) if not limit else min(limit, len(split))
 
         def gen_val():
@@ -207,14 +230,7 @@ def iter_items(params, job_dir, model_dir, colormap, num_classes):
     elif source == "paths":
         root, files = None, list(params["paths"])
     else:
-        root = os.path.join(job_dir, "inputs")
-        archive = os.path.join(job_dir, "inputs.zip")
-        if not os.path.isdir(root) and os.path.isfile(archive):
-            from ..safe_extract import extract_archive
-
-            extract_archive(archive, root)
-        if not os.path.isdir(root):
-            raise NotFoundError("no uploaded images in %s" % root, field="files")
+        root = _upload_root(job_dir, params)
         if os.path.isdir(os.path.join(root, "images")):
             label_root = os.path.join(root, "labels") if os.path.isdir(os.path.join(root, "labels")) else None
             root = os.path.join(root, "images")
