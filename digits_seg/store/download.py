@@ -37,6 +37,9 @@ def _open_http(url, offset, timeout):
     try:
         resp = http_opener().open(req, timeout=timeout)
     except urllib.error.HTTPError as e:
+        if 300 <= e.code < 400:
+            raise DownloadError("%s: refusing redirect to %r: only http(s) redirects are followed"
+                                % (url, e.headers.get("Location")))
         raise DownloadError("%s: HTTP %d %s" % (url, e.code, e.reason))
     except StoreError as e:
         raise DownloadError(e.message)
