@@ -66,6 +66,10 @@
     }
     document.dispatchEvent(new CustomEvent("job-status", {detail: s}));
     var finished = ["done", "error", "aborted"].indexOf(s.state) >= 0;
+    if (finished) {
+      /* nothing left to abort: drop the button before the reload below brings the final actions */
+      el.querySelectorAll('[data-action="abort"]').forEach(function (b) { (b.form || b).hidden = true; });
+    }
     /* the job page reloads once when the job finishes so results and actions appear */
     if (finished && previous && previous !== s.state && el.classList.contains("job-status")) {
       setTimeout(function () { location.reload(); }, 600);
