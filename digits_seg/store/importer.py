@@ -34,16 +34,40 @@ MAX_ARCHIVE_FILES = 1000
 _STAGE = ".download-partial"
 
 
-def upload_path(job_dir, role, filename):
-    """Where to save an uploaded file for `role`; the name is reduced to a safe plain name."""
+def _upload_name(role, filename):
     if role not in UPLOAD_ROLES:
         raise ValidationError("unknown upload field %r; expected one of %s" % (role, ", ".join(UPLOAD_ROLES)),
                               field=role)
     base = os.path.basename((filename or "").replace("\\", "/"))
     safe = "".join(c if c.isalnum() or c in "._-+" else "_" for c in base).lstrip(".") or role
+    return "%s-%s" % (role, safe[:120])
+
+
+def upload_path(job_dir, role, filename):
+    """Where to save an uploaded file for `role` in a job folder (the name is reduced to a safe plain name)."""
     folder = os.path.join(job_dir, UPLOAD_DIR)
     os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, "%s-%s" % (role, safe[:120]))
+    return os.path.join(folder, _upload_name(role, filename))
+
+
+def new_upload_stage(settings):
+    """A fresh folder `<jobs_dir>/.uploads/<random>` for files uploaded before the job exists.
+
+    The web view saves the files there (see `staged_path`), passes the folder as
+    params["upload_dir"], and the task moves it into the job folder as `upload/`; so the
+    worker never sees a job whose files are still being written.
+    """
+    import secrets
+
+    folder = os.path.join(settings.jobs_dir, ".uploads", secrets.token_hex(8))
+    os.makedirs(folder)
+    return folder
+
+
+def staged_path(stage_dir, role, filename):
+    """(absolute path to save to, the `files` value for params) for an upload in a stage folder."""
+    name = _upload_name(role, filename)
+    return os.path.join(stage_dir, name), "%s/%s" % (UPLOAD_DIR, name)
 
 
 def _name(raw):
@@ -91,6 +115,13 @@ def validate_params(raw, settings):
         if len(parts) != 2 or parts[0] != UPLOAD_DIR or not mf.safe_file_name(parts[1]):
             raise ValidationError("upload %s must be saved as upload/<name> in the job folder" % role, field=role)
         clean[role] = str(rel)
+    out = {"source": "upload", "files": clean, "name": _name(raw)}
+    if raw.get("upload_dir"):
+        stages = os.path.realpath(os.path.join(settings.jobs_dir, ".uploads"))
+        stage = os.path.realpath(str(raw["upload_dir"]))
+        if os.path.dirname(stage) != stages:
+            raise ValidationError("upload_dir must be a stage folder made by new_upload_stage", field="upload_dir")
+        out["upload_dir"] = stage
     if "archive" in clean:
         if len(clean) > 1:
             raise ValidationError("give either a DIGITS model archive or separate files, not both",
@@ -99,7 +130,7 @@ def validate_params(raw, settings):
         missing = "network" if not clean.get("network") else "weights"
         raise ValidationError("upload a %s file (a .prototxt network and .caffemodel/.h5 weights are both "
                               "required), or a DIGITS model archive" % missing, field=missing)
-    return {"source": "upload", "files": clean, "name": _name(raw)}
+    return out
 
 
 def _progress_bytes(on_progress, done_before, total, span):
@@ -229,15 +260,18 @@ def _entry_from_archive(root):
 
 def import_upload(job_dir, params, *, on_progress, should_stop, log, settings, **_extra):
     """Create a pretrained model in `job_dir` from uploaded files or a DIGITS model archive."""
+    staged = params.get("upload_dir")
+    if staged and os.path.isdir(staged) and not os.path.exists(os.path.join(job_dir, UPLOAD_DIR)):
+        os.replace(staged, os.path.join(job_dir, UPLOAD_DIR))
     files = {role: os.path.join(job_dir, rel) for role, rel in params["files"].items()}
-    for role, path in files.items():
-        if not os.path.isfile(path):
-            raise NotFoundError("uploaded %s file %s is missing from the job folder; upload it again"
-                                % (role, params["files"][role]), field=role)
     stage = os.path.join(job_dir, _STAGE)
     shutil.rmtree(stage, ignore_errors=True)
     os.makedirs(stage)
     try:
+        for role, path in files.items():
+            if not os.path.isfile(path):
+                raise NotFoundError("uploaded %s file %s is missing from the job folder; upload it again"
+                                    % (role, params["files"][role]), field=role)
         on_progress(0.1, "reading the upload")
         if "archive" in files:
             log("extracting %s" % os.path.basename(files["archive"]))
@@ -261,5 +295,7 @@ def import_upload(job_dir, params, *, on_progress, should_stop, log, settings, *
         # Uploads are removed even on failure: a failed import keeps nothing.
         shutil.rmtree(stage, ignore_errors=True)
         shutil.rmtree(os.path.join(job_dir, UPLOAD_DIR), ignore_errors=True)
+        if staged:
+            shutil.rmtree(staged, ignore_errors=True)
     on_progress(1.0, "done")
     return _summary(manifest)

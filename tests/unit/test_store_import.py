@@ -262,3 +262,23 @@ def test_abort_during_download_keeps_nothing(tmp_path, store, settings):
         importer.import_model(job, params, **Recorder(stop_after=2).kwargs(settings))
     assert os.listdir(job) == ["job.json"]
     shutil.rmtree(job)
+
+
+def test_staged_upload_moves_into_the_job(tmp_path, settings):
+    stage = importer.new_upload_stage(settings)
+    net_path, net_rel = importer.staged_path(stage, "network", "deploy.prototxt")
+    w_path, w_rel = importer.staged_path(stage, "weights", "../../w.h5")
+    assert os.path.dirname(w_path) == stage and w_rel == "upload/weights-w.h5"
+    with open(net_path, "w") as f:
+        f.write(NET)
+    save_h5(_blobs(4), w_path)
+    params = importer.validate_params({"files": {"network": net_rel, "weights": w_rel}, "upload_dir": stage},
+                                      settings)
+    job = os.path.join(settings.jobs_dir, "staged")
+    os.makedirs(job)
+    importer.import_model(job, params, **Recorder().kwargs(settings))
+    assert not os.path.exists(stage) and os.path.isfile(os.path.join(job, "weights.h5"))
+    with pytest.raises(ValidationError) as e:
+        importer.validate_params({"files": {"network": net_rel, "weights": w_rel}, "upload_dir": str(tmp_path)},
+                                 settings)
+    assert e.value.field == "upload_dir"
