@@ -13,6 +13,7 @@ whose graph is not size-generic fails with a clear error rather than a silently 
 """
 
 import os
+import warnings
 
 import numpy as np
 
@@ -99,12 +100,15 @@ def export_onnx(model_dir, path, snapshot="best", opset=DEFAULT_OPSET, predictor
     x0 = _sample(channels, EXPORT_SIZES[0], 0)
     tmp = temp_path_for(path) + ".onnx"
     try:
-        torch.onnx.export(
-            module, (x0,), tmp, dynamo=False, opset_version=opset,
-            input_names=["image"], output_names=["scores"],
-            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                          "scores": {0: "batch", 2: "height", 3: "width"}},
-        )
+        with warnings.catch_warnings():
+            # Tracer warnings about frozen Python sizes are what the two-size check below verifies.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                module, (x0,), tmp, dynamo=False, opset_version=opset,
+                input_names=["image"], output_names=["scores"],
+                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                              "scores": {0: "batch", 2: "height", 3: "width"}},
+            )
         report = verify_onnx(tmp, module, channels)
         _publish(tmp, path)
     finally:
@@ -141,7 +145,8 @@ def export_torchscript(model_dir, path, snapshot="best", predictor=None):
     channels = predictor.preprocess.channels
     tmp = temp_path_for(path) + ".pt"
     try:
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             traced = torch.jit.trace(module, (_sample(channels, EXPORT_SIZES[0], 0),), check_trace=False)
         traced.save(tmp)
         loaded = torch.jit.load(tmp)

@@ -22,9 +22,9 @@ from PIL import Image
 from ..errors import NotFoundError, ValidationError
 from . import scoring, visualize
 
-RENDER_KINDS = ("mask", "ids", "color", "overlay", "cutout", "error", "contour", "input", "gt")
+RENDER_KINDS = ("mask", "ids", "color", "overlay", "cutout", "error", "contour", "input", "gt", "gt_ids")
 """Download formats: palette PNG mask, greyscale id PNG (for the viewer), colour PNG, overlay PNG,
-RGBA cut-out, error map, contour overlay, the input image, and the ground truth as palette PNG."""
+RGBA cut-out, error map, contour overlay, the input image, and the ground truth as palette PNG / greyscale ids."""
 
 DEFAULT_RESULTS_KEPT = 32
 """Single-image results kept in memory for downloads (count)."""
@@ -109,6 +109,8 @@ def render(result, kind, alpha=0.5, keep=()):
         raise NotFoundError("this result has no ground truth (pick an image from the validation split)", field="kind")
     if kind == "gt":
         return visualize.encode_png(result.gt, cmap), "image/png", "gt.png"
+    if kind == "gt_ids":
+        return visualize.encode_png(result.gt), "image/png", "gt_ids.png"
     return visualize.encode_png(visualize.error_overlay(result.image, result.mask, result.gt)), "image/png", "error.png"
 
 
@@ -139,7 +141,7 @@ def result_json(result, encode="base64", url_for_kind=None, alpha=0.5):
         "timing": dict(result.timing),
     }
     if url_for_kind is not None:
-        kinds = [k for k in RENDER_KINDS if k not in ("gt", "error") or result.gt is not None]
+        kinds = [k for k in RENDER_KINDS if k not in ("gt", "gt_ids", "error") or result.gt is not None]
         out["urls"] = {k: url_for_kind(k) for k in kinds}
     if encode == "base64":
         b64 = {k: base64.b64encode(render(result, k, alpha)[0]).decode("ascii") for k in ("mask", "overlay", "ids")}
@@ -150,6 +152,25 @@ def result_json(result, encode="base64", url_for_kind=None, alpha=0.5):
     elif encode not in ("url", "none"):
         raise ValidationError("encode must be base64, url or none, got %r" % encode, field="encode")
     return out
+
+
+def viewer_config(body):
+    """Return what static/viewer.js needs from an API answer: image / id-mask sources, classes, URLs."""
+    urls = body.get("urls") or {}
+
+    def src(b64_key, mime, url_key):
+        if body.get(b64_key):
+            return "data:%s;base64,%s" % (mime, body[b64_key])
+        return urls.get(url_key)
+    return {
+        "image": src("image_jpeg", "image/jpeg", "input"),
+        "pred": src("ids_png", "image/png", "ids"),
+        "gt": src("gt_ids_png", "image/png", "gt_ids"),
+        "classes": body.get("classes", []), "colormap": body.get("colormap", []),
+        "width": body.get("width"), "height": body.get("height"),
+        "downloads": {k: urls.get(k) for k in ("mask", "color", "overlay", "cutout", "error", "contour", "gt")
+                      if urls.get(k)},
+    }
 
 
 class ResultStore:

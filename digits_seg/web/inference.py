@@ -1,0 +1,340 @@
+"""Inference pages and API: test one image (in this process), test many (a job), viewer, downloads, export.
+
+Where it runs (see digits_seg/inference/cache.py for the why): a single image is predicted
+here, with a per-app LRU of loaded models and at most one forward pass at a time, on
+`settings.infer_device` (CPU unless configured); "test many" is an `inference` job run by a
+worker. Views parse, call one domain function and render; results of single images live in
+an in-memory store (last 32) so their downloads need no files.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+
+from flask import Blueprint, Response, jsonify, redirect, request, send_file, send_from_directory, url_for
+
+from ..errors import NotFoundError, ValidationError
+from ..fsutil import read_json
+from ..inference import batch, single
+from ..inference.cache import PredictorCache
+from ..inference.predictor import list_snapshot_files
+from ..inference.scoring import sort_key_worst_first
+from ..inference.sources import read_image, under_roots
+from .helpers import get_job, render, request_data, state, wants_json
+
+bp = Blueprint("inference", __name__)
+
+MODEL_KINDS = ("model", "pretrained")
+PER_PAGE = 24
+"""Images per page of the test-many results grid."""
+
+JOB_FILES = ("images", "masks", "overlays", "gt")
+"""Sub-folders of an inference job that may be downloaded."""
+
+
+def init_app(app):
+    """Per-app caches: loaded predictors and recent single-image results."""
+    extras = app.extensions["digits_seg"].extras
+    extras["predictor_cache"] = PredictorCache()
+    extras["inference_results"] = single.ResultStore()
+
+
+def _cache():
+    return state().extras["predictor_cache"]
+
+
+def _results():
+    return state().extras["inference_results"]
+
+
+def _model(job_id):
+    job = get_job(job_id)
+    if job.kind not in MODEL_KINDS:
+        raise NotFoundError("no model with id %r" % job_id)
+    return job, state().store.job_dir(job.id)
+
+
+def _val_count(model_dir):
+    try:
+        return len(single.val_split(model_dir))
+    except Exception:  # no dataset (pretrained model), dataset deleted or unreadable: no val picks
+        return 0
+
+
+def _model_data(job, model_dir):
+    snaps = list_snapshot_files(model_dir)
+    classes = []
+    if os.path.isfile(os.path.join(model_dir, "labels.txt")):
+        from ..inference.predictor import read_classes
+
+        classes = read_classes(model_dir)[0]
+    return {"id": job.id, "name": job.name, "kind": job.kind, "state": job.state.value,
+            "snapshots": [s["name"] for s in snaps], "val_count": _val_count(model_dir), "classes": classes,
+            "device": state().settings.infer_device}
+
+
+def _int_arg(data, name):
+    v = data.get(name)
+    if v in (None, ""):
+        return None
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        raise ValidationError("%s must be a whole number, got %r" % (name, v), field=name)
+
+
+# -- test one -----------------------------------------------------------------------------
+@bp.route("/models/<job_id>/infer")
+def test_one(job_id):
+    job, model_dir = _model(job_id)
+    data = {"model": _model_data(job, model_dir)}
+    return render("inference/one.html", data, job=job)
+
+
+def _input_image(data, model_dir):
+    """Return (image, gt or None, source text) from an upload, a server path or a val index."""
+    upload = request.files.get("image")
+    if upload and upload.filename:
+        return single.decode_upload(upload.read(), upload.filename), None, upload.filename
+    if data.get("path"):
+        path = under_roots(data["path"], state().settings, "path")
+        if not os.path.isfile(path):
+            raise ValidationError("%s is not a file" % path, field="path")
+        return read_image(path), None, path
+    index = _int_arg(data, "val_index")
+    if index is not None:
+        split = single.val_split(model_dir)
+        if not 0 <= index < len(split):
+            raise ValidationError("val_index must be 0..%d" % (len(split) - 1), field="val_index")
+        image, label = split[index]
+        return image, label, "val[%d]" % index
+    raise ValidationError("give an image: upload one (field `image`), a server path (`path`) or a validation "
+                          "image index (`val_index`)", field="image")
+
+
+@bp.route("/models/<job_id>/infer", methods=["POST"], endpoint="infer_post")
+@bp.route("/models/<job_id>/infer.json", methods=["POST"], endpoint="infer_json")
+def infer(job_id):
+    """Predict one image; JSON: histogram, per-class pixel counts, scores, base64 PNGs and URLs."""
+    t0 = time.perf_counter()
+    job, model_dir = _model(job_id)
+    data = request_data()
+    data.update({k: v for k, v in request.args.items() if k in ("encode", "snapshot", "alpha")})
+    snapshot = str(data.get("snapshot") or "best")
+    image, gt, source = _input_image(data, model_dir)
+    cache = _cache()
+    predictor = cache.get(model_dir, snapshot, state().settings.infer_device)
+    with cache.slot():
+        result = single.predict_one(predictor, image, gt=gt, tile=_int_arg(data, "tile"),
+                                    stride=_int_arg(data, "stride"), source=source)
+    token = _results().put(result)
+    encode = str(data.get("encode") or "base64")
+    body = single.result_json(result, encode=encode, url_for_kind=lambda k: url_for(
+        "inference.result_file", token=token, kind=k))
+    body["model"] = job.id
+    body["timing"]["server_s"] = round(time.perf_counter() - t0, 4)
+    if request.path.endswith(".json") or wants_json():
+        return jsonify(body)
+    if encode != "base64":
+        body = single.result_json(result, encode="base64", url_for_kind=lambda k: url_for(
+            "inference.result_file", token=token, kind=k))
+    return render("inference/one.html", {"model": _model_data(job, model_dir), "result": body,
+                                         "result_viewer": single.viewer_config(body)}, job=job)
+
+
+def _render_response(result, kind, name):
+    alpha = float(request.args.get("alpha", 0.5))
+    keep = single.parse_keep(request.args.get("keep"), result.classes)
+    payload, mimetype, suffix = single.render(result, kind, alpha=alpha, keep=keep)
+    resp = Response(payload, mimetype=mimetype)
+    if request.args.get("download") == "1":
+        resp.headers["Content-Disposition"] = "attachment; filename=%s-%s" % (name, suffix)
+    resp.headers["Cache-Control"] = "private, max-age=600"
+    return resp
+
+
+@bp.route("/inference/results/<token>/<kind>.png")
+def result_file(token, kind):
+    """A rendering of a single-image result (palette mask, colour, overlay, cut-out with ?keep=...)."""
+    return _render_response(_results().get(token), kind, "prediction")
+
+
+# -- export ---------------------------------------------------------------------------------
+@bp.route("/models/<job_id>/export/<fmt>")
+def export(job_id, fmt):
+    """Download ONNX / TorchScript; built once per snapshot file and kept in <model>/exports/."""
+    from ..inference.export import export_onnx, export_torchscript
+    from ..inference.predictor import resolve_snapshot
+
+    job, model_dir = _model(job_id)
+    if fmt not in ("onnx", "torchscript"):
+        raise NotFoundError("unknown export format %r. Available: onnx, torchscript" % fmt, field="format")
+    snapshot = request.args.get("snapshot") or "best"
+    weights = resolve_snapshot(model_dir, snapshot)
+    stem = "%s-%d" % (os.path.basename(weights)[:-3], int(os.stat(weights).st_mtime))
+    name = stem + (".onnx" if fmt == "onnx" else ".pt")
+    out_dir = os.path.join(model_dir, "exports")
+    path = os.path.join(out_dir, name)
+    if not os.path.isfile(path):
+        os.makedirs(out_dir, exist_ok=True)
+        with _cache().slot():  # exporting runs forward passes: share the inference slot
+            if not os.path.isfile(path):
+                (export_onnx if fmt == "onnx" else export_torchscript)(model_dir, path, snapshot=snapshot)
+    return send_file(path, as_attachment=True, download_name="%s-%s" % (job.name.replace(" ", "_")[:60], name),
+                     max_age=0)
+
+
+# -- test many --------------------------------------------------------------------------------
+def _done_models():
+    return [j for j in state().store.list() if j.kind in MODEL_KINDS and j.state.value == "done"]
+
+
+@bp.route("/inference/new")
+def new():
+    values = {}
+    if request.args.get("clone"):
+        values = dict(get_job(request.args["clone"], kind="inference").params)
+    if request.args.get("model"):
+        values["model_id"] = request.args["model"]
+    data = {"models": [{"id": j.id, "name": j.name} for j in _done_models()], "values": values}
+    return render("inference/new.html", data)
+
+
+def _stage_uploads(files):
+    """Save uploaded files (images, or one zip) in a staging folder the job moves in when it starts."""
+    staging_root = os.path.join(state().settings.jobs_dir, ".uploads")
+    os.makedirs(staging_root, exist_ok=True)
+    staged = tempfile.mkdtemp(prefix="infer-", dir=staging_root)
+    count = 0
+    for f in files:
+        if not f or not f.filename:
+            continue
+        name = os.path.basename(f.filename.replace("\\", "/"))
+        if not name or name.startswith("."):
+            continue
+        if name.lower().endswith(".zip"):
+            name = "inputs.zip"
+        f.save(os.path.join(staged, name))
+        count += 1
+    if not count:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise ValidationError("choose images or a zip to upload", field="files")
+    return staged
+
+
+@bp.route("/inference", methods=["POST"], endpoint="create")
+@bp.route("/inference.json", methods=["POST"], endpoint="create_json")
+def create():
+    raw = request_data()
+    try:
+        model_id = str(raw.get("model_id") or "").strip()
+        if not model_id:
+            raise ValidationError("choose a model", field="model_id")
+        job, _ = _model(model_id)
+        params = batch.validate_params(raw, state().settings)
+        params["model_id"] = job.id
+        if params["source"] == "upload":
+            params["upload_dir"] = _stage_uploads(request.files.getlist("files"))
+        name = (raw.get("name") or "").strip() or "test many: %s" % job.name
+        created = state().service.submit("inference", name, params, queue="default")
+    except ValidationError as exc:
+        if wants_json():
+            raise
+        data = {"models": [{"id": j.id, "name": j.name} for j in _done_models()], "values": raw}
+        return render("inference/new.html", data, error=exc), 400
+    url = url_for("inference.show", job_id=created.id)
+    if wants_json():
+        return jsonify({"id": created.id, "url": url}), 201
+    return redirect(url)
+
+
+def _load_results(job_dir):
+    path = os.path.join(job_dir, batch.RESULTS_FILE)
+    return read_json(path) if os.path.isfile(path) else None
+
+
+@bp.route("/inference/<job_id>")
+@bp.route("/inference/<job_id>.json", endpoint="show_json")
+def show(job_id):
+    """Results page: status, aggregate metrics, paginated grid (optionally worst first)."""
+    from .jobs import job_data
+
+    job = get_job(job_id, kind="inference")
+    res = _load_results(state().store.job_dir(job.id)) or {}
+    images = [e for e in res.get("images", [])]
+    sort = request.args.get("sort", "index")
+    metric = request.args.get("metric", "mean_iou")
+    if metric not in ("mean_iou", "pixel_acc", "mean_acc", "fw_iou"):
+        raise ValidationError("unknown metric %r. Available: mean_iou, pixel_acc, mean_acc, fw_iou" % metric,
+                              field="metric")
+    if sort == "worst":
+        images.sort(key=lambda e: sort_key_worst_first(e, metric))
+    page = max(1, _int_arg(request.args, "page") or 1)
+    per_page = min(200, max(1, _int_arg(request.args, "per_page") or PER_PAGE))
+    pages = max(1, (len(images) + per_page - 1) // per_page)
+    shown = images[(page - 1) * per_page: page * per_page]
+    for e in shown:
+        for key in ("image", "mask", "overlay", "gt"):
+            if e.get(key):
+                e[key + "_url"] = url_for("inference.file", job_id=job.id, relpath=e[key])
+        if not e.get("error"):
+            e["view_url"] = url_for("inference.view", job_id=job.id, index=e["index"])
+    data = job_data(job)
+    data.update({"model_id": job.params.get("model_id"), "results": {
+        k: res.get(k) for k in ("complete", "count", "with_gt", "errors", "aggregate", "classes", "colormap",
+                                "snapshot", "source")},
+        "images": shown, "page": page, "pages": pages, "per_page": per_page, "sort": sort, "metric": metric,
+        "zip_url": url_for("inference.file", job_id=job.id, relpath=batch.ZIP_FILE)
+        if os.path.isfile(os.path.join(state().store.job_dir(job.id), batch.ZIP_FILE)) else None})
+    return render("inference/show.html", data, job=job)
+
+
+@bp.route("/inference/<job_id>/files/<path:relpath>")
+def file(job_id, relpath):
+    job = get_job(job_id, kind="inference")
+    top = relpath.split("/", 1)[0]
+    if top not in JOB_FILES and relpath not in (batch.RESULTS_FILE, batch.ZIP_FILE):
+        raise NotFoundError("no file %r in inference job %s" % (relpath, job_id))
+    return send_from_directory(state().store.job_dir(job.id), relpath, max_age=0,
+                               as_attachment=request.args.get("download") == "1")
+
+
+def _batch_result(job, index):
+    """Rebuild a OneResult from an inference job's files (for the viewer and the downloads)."""
+    import numpy as np
+    from PIL import Image
+
+    job_dir = state().store.job_dir(job.id)
+    res = _load_results(job_dir) or {}
+    entry = next((e for e in res.get("images", []) if e.get("index") == index and not e.get("error")), None)
+    if entry is None:
+        raise NotFoundError("inference job %s has no image %d" % (job.id, index))
+
+    def load(rel, mode=None):
+        with Image.open(os.path.join(job_dir, rel)) as img:
+            return np.asarray(img.convert(mode) if mode else img)
+    gt = load(entry["gt"]) if entry.get("gt") else None
+    return entry, single.OneResult(image=load(entry["image"], "RGB"), mask=load(entry["mask"]),
+                                   classes=res.get("classes", []), colormap=res.get("colormap", []),
+                                   weights=res.get("snapshot", ""), gt=gt, source=entry.get("source", ""))
+
+
+@bp.route("/inference/<job_id>/render/<int:index>/<kind>.png")
+def render_file(job_id, index, kind):
+    job = get_job(job_id, kind="inference")
+    entry, result = _batch_result(job, index)
+    return _render_response(result, kind, entry["name"])
+
+
+@bp.route("/inference/<job_id>/view/<int:index>")
+@bp.route("/inference/<job_id>/view/<int:index>.json", endpoint="view_json")
+def view(job_id, index):
+    """The overlay viewer for one image of a test-many job."""
+    job = get_job(job_id, kind="inference")
+    entry, result = _batch_result(job, index)
+    body = single.result_json(result, encode="none", url_for_kind=lambda k: url_for(
+        "inference.render_file", job_id=job.id, index=index, kind=k))
+    body.update({"index": index, "name": entry["name"], "job_id": job.id})
+    return render("inference/view.html", {"result": body, "entry": entry, "viewer": single.viewer_config(body)},
+                  job=job)

@@ -1,0 +1,178 @@
+"""Integration: train a tiny model for real, then test one / test many through the HTTP API.
+
+A SynthCity dataset is created with `create_dataset` and a `tiny-fcn` model trained
+in-process (module fixture, a few seconds); each test copies both job folders into the
+test's jobs dir, so the app (real embedded Redis) and a real worker see ordinary jobs.
+Masks returned by the API are compared with a direct forward pass of the same snapshot.
+"""
+
+import base64
+import io
+import os
+import shutil
+import zipfile
+
+import numpy as np
+import onnxruntime
+import pytest
+from PIL import Image
+
+from digits_seg.config import load_settings
+from digits_seg.datasets import synthcity
+from digits_seg.datasets.create import create_dataset
+from digits_seg.datasets.info import DatasetInfo
+from digits_seg.datasets.params import validate_params as dataset_params
+from digits_seg.datasets.reader import SegmentationLMDB
+from digits_seg.inference.batch import infer_many
+from digits_seg.inference.predictor import Predictor
+from digits_seg.jobs.job import JobState
+from digits_seg.jobs.store import JobStore
+from digits_seg.training.metrics_log import read_metrics
+from digits_seg.training.params import validate_params as training_params
+from digits_seg.training.trainer import train
+from tests.conftest import wait_for
+
+API = {"X-Requested-With": "digits-seg"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Jobs dir with a finished dataset job and a finished tiny-fcn model job trained on it."""
+    root = tmp_path_factory.mktemp("trained")
+    src = str(root / "src")
+    synthcity.generate(src, 24, size=(64, 48), seed=11)
+    jobs = str(root / "jobs")
+    store = JobStore(jobs)
+    settings = load_settings({"jobs_dir": jobs, "data_roots": str(root)}, environ={})
+    dparams = dataset_params({"images": os.path.join(src, "images"), "labels": os.path.join(src, "labels"),
+                              "classes_file": os.path.join(src, "classes.txt"), "val_pct": 25}, settings)
+    ds = store.create("dataset", "synth", dparams)
+    create_dataset(store.job_dir(ds.id), dparams, settings=settings, log=lambda t: None, workers=1)
+    store.set_state(ds.id, JobState.RUNNING)
+    store.set_state(ds.id, JobState.DONE)
+    mparams = training_params({"dataset_id": ds.id, "network": "tiny-fcn", "network_kind": "standard", "epochs": 3,
+                               "batch_size": 4, "base_lr": 0.01, "solver_type": "Adam", "lr_policy": "fixed",
+                               "loader_workers": 0, "seed": 1, "mean_subtraction": "pixel", "device": "cpu"},
+                              None, DatasetInfo.load(store.job_dir(ds.id)))
+    model = store.create("model", "tiny", mparams)
+    train(store.job_dir(model.id), mparams, on_progress=lambda f, m: None, should_stop=lambda: False,
+          log=lambda t: None, dataset_dir=store.job_dir(ds.id), resume=False, pretrained_dir=None, previous_dir=None)
+    store.set_state(model.id, JobState.RUNNING)
+    store.set_state(model.id, JobState.DONE)
+    return {"jobs": jobs, "dataset": ds.id, "model": model.id, "src": src}
+
+
+@pytest.fixture
+def model(trained, settings):
+    for key in ("dataset", "model"):
+        shutil.copytree(os.path.join(trained["jobs"], trained[key]), os.path.join(settings.jobs_dir, trained[key]))
+    return {"id": trained["model"], "dir": os.path.join(settings.jobs_dir, trained["model"]),
+            "dataset_dir": os.path.join(settings.jobs_dir, trained["dataset"]), "src": trained["src"]}
+
+
+def _png(array):
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _decode(b64):
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))))
+
+
+def test_val_split_metrics_match_training(model, tmp_path):
+    """infer_many on the validation split reproduces the trainer's best validation mean IoU."""
+    job = tmp_path / "job"
+    job.mkdir()
+    summary = infer_many(str(job), {"source": "val", "snapshot": "best"}, on_progress=lambda f, m: None,
+                         should_stop=lambda: False, log=lambda t: None, model_dir=model["dir"], settings=None)
+    val = read_metrics(model["dir"], "val")
+    best = max(r["mean_iou"] for r in val)
+    assert summary["with_gt"] == len(SegmentationLMDB(os.path.join(model["dataset_dir"], "val_db")))
+    assert summary["mean_iou"] == pytest.approx(best, abs=1e-4)
+    assert summary["pixel_acc"] > 0.2
+
+
+def test_infer_json_upload_matches_direct_forward(client, model):
+    img = np.asarray(Image.open(os.path.join(model["src"], "images", sorted(os.listdir(
+        os.path.join(model["src"], "images")))[0])).convert("RGB"))
+    resp = client.post("/models/%s/infer.json" % model["id"], headers=API,
+                       data={"image": (io.BytesIO(_png(img)), "scene.png")}, content_type="multipart/form-data")
+    assert resp.status_code == 200, resp.get_json()
+    body = resp.get_json()
+    want = Predictor.from_model_dir(model["dir"]).predict(img)
+    mask = _decode(body["mask_png"])
+    assert (mask == want).all() and (_decode(body["ids_png"]) == want).all()
+    assert body["width"] == 64 and body["height"] == 48
+    assert sum(body["pixel_counts"].values()) == 64 * 48
+    assert {r["name"] for r in body["histogram"] if r["pixels"]} == {
+        body["classes"][i] for i in np.unique(want)}
+    assert body["timing"]["server_s"] >= body["timing"]["predict_s"] > 0
+    # downloads by URL: palette mask, cut-out keeping one class
+    r = client.get(body["urls"]["mask"])
+    png = Image.open(io.BytesIO(r.data))
+    assert png.mode == "P" and (np.asarray(png) == want).all()
+    keep = int(np.bincount(want.ravel()).argmax())
+    cut = np.asarray(Image.open(io.BytesIO(client.get(body["urls"]["cutout"] + "?keep=%d" % keep).data)))
+    assert cut.shape == (48, 64, 4) and ((cut[..., 3] == 255) == (want == keep)).all()
+    assert client.get(body["urls"]["overlay"]).status_code == 200
+    assert "error" not in body["urls"]
+
+
+def test_infer_json_val_pick_has_ground_truth_and_errors_are_json(client, model, settings):
+    resp = client.post("/models/%s/infer.json" % model["id"], json={"val_index": 1, "encode": "url"})
+    body = resp.get_json()
+    assert resp.status_code == 200, body
+    image, label = SegmentationLMDB(os.path.join(model["dataset_dir"], "val_db"))[1]
+    assert body["scores"]["pixel_acc"] == pytest.approx(
+        float((Predictor.from_model_dir(model["dir"]).predict(image) == label)[label != 255].mean()))
+    assert "mask_png" not in body and client.get(body["urls"]["error"]).status_code == 200
+    bad = client.post("/models/%s/infer.json" % model["id"], json={"path": "/etc/hostname"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "path"
+    missing = client.post("/models/%s/infer.json" % model["id"], json={"snapshot": "999", "val_index": 0})
+    assert missing.status_code == 404 and missing.get_json()["error"]["field"] == "snapshot"
+    page = client.get("/models/%s/infer" % model["id"])
+    assert page.status_code == 200 and b'id="infer-form"' in page.data and b"viewer.js" in page.data
+
+
+def test_export_downloads(client, model, tmp_path):
+    r = client.get("/models/%s/export/onnx" % model["id"])
+    assert r.status_code == 200
+    path = tmp_path / "m.onnx"
+    path.write_bytes(r.data)
+    sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    img = np.random.RandomState(0).randint(0, 256, (33, 47, 3)).astype(np.uint8)
+    scores = sess.run(None, {"image": img.transpose(2, 0, 1)[None].astype(np.float32)})[0]
+    assert (scores.argmax(1)[0] == Predictor.from_model_dir(model["dir"]).predict(img, tile=0)).all()
+    assert client.get("/models/%s/export/torchscript" % model["id"]).status_code == 200
+    assert client.get("/models/%s/export/tflite" % model["id"]).status_code == 404
+
+
+def test_test_many_job_through_api_and_worker(client, model, settings, start_worker):
+    resp = client.post("/inference.json", json={"model_id": model["id"], "source": "val"})
+    assert resp.status_code == 201, resp.get_json()
+    job_id = resp.get_json()["id"]
+    start_worker()
+    wait_for(lambda: client.get("/jobs/%s/status.json" % job_id).get_json()["state"] in ("done", "error"),
+             timeout=120, message="inference job to finish")
+    data = client.get("/inference/%s.json?sort=worst&per_page=3" % job_id).get_json()
+    assert data["state"] == "done", data.get("error")
+    res = data["results"]
+    assert res["complete"] and res["with_gt"] == res["count"] and res["aggregate"]["mean_iou"] is not None
+    ious = [e["scores"]["mean_iou"] for e in data["images"]]
+    assert ious == sorted(ious) and len(ious) == 3 and data["pages"] >= 2
+    zf = zipfile.ZipFile(io.BytesIO(client.get(data["zip_url"]).data))
+    assert "results.json" in zf.namelist() and any(n.startswith("masks/") for n in zf.namelist())
+    first = data["images"][0]
+    mask = np.asarray(Image.open(io.BytesIO(client.get(first["mask_url"]).data)))
+    image, _ = SegmentationLMDB(os.path.join(model["dataset_dir"], "val_db"))[int(first["source"][4:-1])]
+    assert (mask == Predictor.from_model_dir(model["dir"]).predict(image)).all()
+    view = client.get(first["view_url"])
+    assert view.status_code == 200 and b"data-viewer=" in view.data
+    cut = client.get("/inference/%s/render/%d/cutout.png?keep=0" % (job_id, first["index"]))
+    assert Image.open(io.BytesIO(cut.data)).mode == "RGBA"
+    html = client.get("/inference/%s?sort=worst" % job_id)
+    assert html.status_code == 200 and b'id="results-grid"' in html.data
+    assert client.get("/inference/%s/files/../job.json" % job_id).status_code == 404
+    bad = client.post("/inference.json", json={"model_id": model["id"], "source": "folder", "folder": "/etc"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "folder"
