@@ -4,6 +4,8 @@
 two shapes (made by `validate_params`):
 
 - `{"source": "store", "store": <configured store>, "model": <entry folder>, "name": str|None}`
+- `{"source": "model", "model_id": <model job id>, "snapshot": "best"|"last"|N, "name": ...}`
+  ("Make pretrained model" from a finished training job of this server)
 - `{"source": "upload", "files": {"archive": rel} | {"network": rel, "weights": rel,
   "labels": rel|None}, "name": str|None}` where each `rel` is a path relative to the job
   folder under `upload/` (the web view or CLI saved the files there, see `upload_path`).
@@ -98,8 +100,10 @@ def validate_params(raw, settings):
             raise ValidationError("model must be the folder name of a store entry, got %r" % (model,),
                                   field="model")
         return {"source": "store", "store": store, "model": model, "name": _name(raw)}
+    if source == "model":
+        return _validate_model_source(raw, settings)
     if source != "upload":
-        raise ValidationError("source must be 'store' or 'upload', got %r" % (source,), field="source")
+        raise ValidationError("source must be 'store', 'upload' or 'model', got %r" % (source,), field="source")
     files = raw.get("files")
     if not isinstance(files, dict):
         raise ValidationError("files must map fields (archive | network, weights, labels) to saved uploads",
@@ -133,6 +137,47 @@ def validate_params(raw, settings):
     return out
 
 
+def _validate_model_source(raw, settings):
+    model_id = raw.get("model_id")
+    if not mf.safe_file_name(model_id) or not os.path.isfile(os.path.join(settings.jobs_dir, model_id,
+                                                                            "network.prototxt")):
+        raise ValidationError("model_id must be a trained model job of this server, got %r" % (model_id,),
+                              field="model_id")
+    snapshot = raw.get("snapshot") or "best"
+    if str(snapshot).isdigit():
+        snapshot = int(snapshot)
+    elif snapshot not in ("best", "last"):
+        raise ValidationError("snapshot must be best, last or an iteration number", field="snapshot")
+    return {"source": "model", "model_id": model_id, "snapshot": snapshot, "name": _name(raw)}
+
+
+def import_trained(job_dir, params, *, on_progress, should_stop, log, settings, **_extra):
+    """Make a pretrained model from a finished model job ("Make pretrained model").
+
+    Goes through the store format on purpose (publish into a private folder, then import
+    it) so a local pretrained model is byte-for-byte what a published one would be.
+    """
+    from .publish import publish
+
+    model_dir = os.path.join(settings.jobs_dir, params["model_id"])
+    stage = os.path.join(job_dir, ".local-store")
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        on_progress(0.1, "collecting network, weights and labels")
+        man = publish(model_dir, stage, snapshot=params["snapshot"], name=params.get("name"), entry_id="model")
+        log("weights from %s of model %s" % (man["published_from"]["weights"], params["model_id"]))
+        entry = index.read_entry(stage, "model")
+        local = {f["role"]: f["location"] for f in entry["files"]}
+        entry["trained_from_job"] = params["model_id"]
+        on_progress(0.5, "building the pretrained model")
+        manifest = assemble(job_dir, local, entry, log, {"model_job": params["model_id"],
+                                                         "snapshot": params["snapshot"]})
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    on_progress(1.0, "done")
+    return _summary(manifest)
+
+
 def _progress_bytes(on_progress, done_before, total, span):
     def cb(done, _file_total):
         if total:
@@ -142,9 +187,9 @@ def _progress_bytes(on_progress, done_before, total, span):
 
 def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **_extra):
     """Create a pretrained model in `job_dir` from a store entry (or an upload, by params)."""
-    if params.get("source") == "upload":
-        return import_upload(job_dir, params, on_progress=on_progress, should_stop=should_stop,
-                             log=log, settings=settings)
+    if params.get("source") in ("upload", "model"):
+        task = import_upload if params["source"] == "upload" else import_trained
+        return task(job_dir, params, on_progress=on_progress, should_stop=should_stop, log=log, settings=settings)
     store, model = params["store"], params["model"]
     on_progress(0.0, "reading the store entry")
     log("reading %s from %s" % (model, store))

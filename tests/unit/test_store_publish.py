@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from digits_seg.config import load_settings
-from digits_seg.errors import ConflictError, NotFoundError
+from digits_seg.errors import ConflictError, NotFoundError, ValidationError
 from digits_seg.networks.weights import read_blobs, save_h5
 from digits_seg.store import importer, index
 from digits_seg.store.publish import publish, slugify
@@ -122,3 +122,23 @@ def test_concurrent_publishers_keep_every_entry(tmp_path):
 def test_slugify():
     assert slugify("FCN-8s on VOC!") == "fcn-8s-on-voc"
     assert slugify("../..") == "model"
+
+
+def test_make_pretrained_from_a_model_job(tmp_path):
+    jobs = str(tmp_path / "jobs")
+    job = _model_job(jobs)
+    settings = load_settings({"jobs_dir": jobs}, environ={})
+    params = importer.validate_params({"source": "model", "model_id": os.path.basename(job)}, settings)
+    target = os.path.join(jobs, "pre")
+    os.makedirs(target)
+    result = importer.import_model(target, params, on_progress=lambda f, m: None, should_stop=lambda: False,
+                                   log=lambda t: None, settings=settings)
+    assert result["name"] == "My FCN" and result["num_classes"] == 2
+    assert sorted(os.listdir(target)) == ["colormap.json", "labels.txt", "manifest.json", "network.prototxt",
+                                          "weights.h5"]
+    man = json.load(open(os.path.join(target, "manifest.json")))
+    assert man["metrics"]["val_mean_iou"] == 0.61 and man["imported_from"]["model_job"] == os.path.basename(job)
+    np.testing.assert_array_equal(read_blobs(os.path.join(target, "weights.h5"))["score"][1], [1.0, 1.0])
+    with pytest.raises(ValidationError) as e:
+        importer.validate_params({"source": "model", "model_id": "../x"}, settings)
+    assert e.value.field == "model_id"
