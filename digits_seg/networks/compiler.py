@@ -26,6 +26,10 @@ PHASES = {"train": ("TRAIN", "train"), "val": ("TEST", "val"), "deploy": ("TEST"
 """Our phase names -> (Caffe phase, implied stage), as DIGITS used them."""
 
 LOSS_FREE_DROP = ("Accuracy",)
+INPLACE_SAFE_PRODUCERS = ("Convolution", "Deconvolution", "InnerProduct", "BatchNorm",
+                          "Scale", "Bias", "Eltwise", "Concat", "Pooling")
+"""An in-place ReLU may overwrite these layers' outputs: their backward never reads them
+(views such as Crop/Slice/Reshape, or ReLU/Sigmoid/TanH outputs, must stay intact)."""
 DEFAULT_INPUT_SHAPE = (3, 224, 224)
 """C, H, W assumed for shape inference when neither the caller nor the prototxt says."""
 
@@ -206,12 +210,15 @@ class _Builder:
             raise spec.error("produces %d blob(s) but names %d top(s)"
                              % (len(module.out_shapes), len(tops)))
         self.notes.extend(getattr(module, "notes", []))
+        if (type_name == "ReLU" and tops == bottoms and bslots[0] not in self.used
+                and self.producer.get(bslots[0]) in INPLACE_SAFE_PRODUCERS):
+            module.inplace = True
         self.used.update(bslots)
         tslots = []
         for top, shape in zip(tops, module.out_shapes):
             slot = len(self.slot_shapes)
             self.slot_shapes.append(shape)
-            self.producer[slot] = name
+            self.producer[slot] = type_name
             self.current[top] = slot
             tslots.append(slot)
         weights = [float(v) for v in layer.get_all("loss_weight")]

@@ -165,3 +165,21 @@ def test_layer_table_and_check_network():
     assert any(p.startswith("warning:") and "conv (line" in p for p in check_network(unfilled))
     broken = NET.replace('bottom: "conv" top: "score"', 'bottom: "conv9" top: "score"')
     assert any("conv9" in p and p.startswith("phase train") for p in check_network(broken))
+
+
+def test_in_place_relu_is_safe_for_autograd_and_views():
+    text = ('layer { name: "c" type: "Convolution" bottom: "data" top: "c" '
+            'convolution_param { num_output: 2 kernel_size: 1 weight_filler { type: "gaussian" std: 1 } } }'
+            'layer { name: "r" type: "ReLU" bottom: "c" top: "c" }'
+            'layer { name: "k" type: "Crop" bottom: "c" bottom: "data" top: "k" crop_param { offset: 0 } }'
+            'layer { name: "r2" type: "ReLU" bottom: "k" top: "k" relu_param { negative_slope: 0.5 } }')
+    net = compile_net(text, "train", input_shape=(1, 3, 3))
+    assert net.layers[1].inplace and not net.layers[3].inplace
+    x = torch.randn(2, 1, 3, 3)
+    out = net(x)["k"]
+    out.sum().backward()
+    conv = net.layers[0]
+    w = conv.weight.detach().clone().requires_grad_(True)
+    ref = torch.nn.functional.leaky_relu(torch.relu(torch.nn.functional.conv2d(x, w, conv.bias.detach())), 0.5)
+    ref.sum().backward()
+    assert torch.allclose(out, ref) and torch.allclose(conv.weight.grad, w.grad)

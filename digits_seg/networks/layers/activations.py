@@ -23,13 +23,24 @@ def _one(spec):
     spec.expect_bottoms(1)
 
 
+class ReLU(CaffeLayer):
+    """ReLU / leaky ReLU; `inplace` is set by the compiler only where that is safe."""
+
+    def __init__(self, spec, slope):
+        super().__init__(spec, [spec.in_shapes[0]])
+        self.slope = slope
+        self.inplace = False
+
+    def forward(self, x):
+        if self.slope == 0.0:
+            return F.relu(x, inplace=self.inplace)
+        return F.leaky_relu(x, self.slope, inplace=self.inplace)
+
+
 @register("ReLU")
 def build_relu(spec):
     _one(spec)
-    slope = spec.number(spec.param("relu_param"), "negative_slope", 0.0)
-    if slope == 0.0:
-        return _Elementwise(spec, F.relu)
-    return _Elementwise(spec, lambda x: F.leaky_relu(x, slope))
+    return ReLU(spec, spec.number(spec.param("relu_param"), "negative_slope", 0.0))
 
 
 @register("Sigmoid")
