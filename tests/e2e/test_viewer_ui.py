@@ -1,0 +1,114 @@
+"""Browser test of the overlay viewer: predict a validation image, then change the view in the page.
+
+A real `digits-seg serve` runs; the test writes a finished dataset job (SynthCity through
+`create_dataset`) and a finished tiny-fcn model job trained in-process into its jobs dir.
+Each interaction must change the canvas pixels, read back from the page itself.
+"""
+
+import os
+
+import pytest
+from playwright.sync_api import expect
+
+from digits_seg.config import load_settings
+from digits_seg.datasets import synthcity
+from digits_seg.datasets.create import create_dataset
+from digits_seg.datasets.info import DatasetInfo
+from digits_seg.datasets.params import validate_params as dataset_params
+from digits_seg.jobs.job import JobState
+from digits_seg.jobs.store import JobStore
+from digits_seg.training.params import validate_params as training_params
+from digits_seg.training.trainer import train
+
+pytestmark = pytest.mark.e2e
+
+# A checksum of the viewer canvas, computed in the page.
+CANVAS_SUM = """() => {
+  const c = document.querySelector('#viewer canvas');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let s = 0;
+  for (let i = 0; i < d.length; i += 4) s = (s * 31 + d[i] * 7 + d[i + 1] * 3 + d[i + 2]) % 1000000007;
+  return [c.width, c.height, s];
+}"""
+
+
+def _make_jobs(server, tmp_path):
+    src = str(tmp_path / "src")
+    synthcity.generate(src, 16, size=(96, 64), seed=4)
+    store = JobStore(server.jobs_dir)
+    settings = load_settings({"jobs_dir": server.jobs_dir, "data_roots": str(tmp_path)}, environ={})
+    dparams = dataset_params({"images": os.path.join(src, "images"), "labels": os.path.join(src, "labels"),
+                              "classes_file": os.path.join(src, "classes.txt"), "val_pct": 25}, settings)
+    ds = store.create("dataset", "synth", dparams)
+    create_dataset(store.job_dir(ds.id), dparams, settings=settings, log=lambda t: None, workers=1)
+    for st in (JobState.RUNNING, JobState.DONE):
+        store.set_state(ds.id, st)
+    mparams = training_params({"dataset_id": ds.id, "network": "tiny-fcn", "network_kind": "standard", "epochs": 3,
+                               "batch_size": 4, "base_lr": 0.01, "solver_type": "Adam", "lr_policy": "fixed",
+                               "loader_workers": 0, "seed": 2, "device": "cpu"},
+                              None, DatasetInfo.load(store.job_dir(ds.id)))
+    model = store.create("model", "tiny viewer model", mparams)
+    train(store.job_dir(model.id), mparams, on_progress=lambda f, m: None, should_stop=lambda: False,
+          log=lambda t: None, dataset_dir=store.job_dir(ds.id), resume=False, pretrained_dir=None, previous_dir=None)
+    for st in (JobState.RUNNING, JobState.DONE):
+        store.set_state(model.id, st)
+    return model.id
+
+
+def test_viewer_controls_change_canvas(live_server, page, artifact_path, tmp_path):
+    model_id = _make_jobs(live_server, tmp_path)
+    page.goto(live_server.url + "/models/%s/infer" % model_id)
+    page.fill("#val_index", "0")
+    page.click("#infer-submit")
+    viewer = page.locator("#viewer")
+    expect(viewer).to_have_attribute("data-ready", "yes", timeout=30_000)
+    w, h, start = page.evaluate(CANVAS_SUM)
+    assert (w, h) == (96, 64)
+
+    # opacity slider
+    page.locator('#viewer [data-role="opacity"]').fill("100")
+    expect(page.locator('#viewer [data-role="opacity-value"]')).to_have_text("100%")
+    opaque = page.evaluate(CANVAS_SUM)[2]
+    assert opaque != start
+
+    # hide the first class of the legend
+    rows = page.locator("#viewer .legend-table tbody tr")
+    assert rows.count() >= 2
+    rows.first.locator("input[type=checkbox]").uncheck()
+    hidden = page.evaluate(CANVAS_SUM)[2]
+    assert hidden != opaque
+    rows.first.locator("input[type=checkbox]").check()
+    assert page.evaluate(CANVAS_SUM)[2] == opaque
+
+    # error map, ground truth and contours
+    page.select_option('#viewer [data-role="mode"]', "error")
+    expect(viewer).to_have_attribute("data-mode", "error")
+    error_sum = page.evaluate(CANVAS_SUM)[2]
+    assert error_sum not in (opaque, start)
+    page.select_option('#viewer [data-role="mode"]', "gt")
+    gt_sum = page.evaluate(CANVAS_SUM)[2]
+    assert gt_sum != error_sum
+    page.select_option('#viewer [data-role="mode"]', "pred")
+    page.check('#viewer [data-role="contour"]')
+    assert page.evaluate(CANVAS_SUM)[2] != opaque
+    page.uncheck('#viewer [data-role="contour"]')
+
+    # hover shows the class under the cursor
+    page.locator("#viewer canvas").hover(position={"x": 5, "y": 5})
+    expect(page.locator('#viewer [data-role="hover"]')).to_contain_text("predicted:")
+
+    # flip mode alternates input → prediction → ground truth by itself
+    page.check('#viewer [data-role="flip"]')
+    seen = set()
+    for _ in range(40):
+        seen.add(viewer.get_attribute("data-mode"))
+        if seen >= {"input", "pred", "gt"}:
+            break
+        page.wait_for_timeout(150)
+    assert seen >= {"input", "pred", "gt"}
+    page.uncheck('#viewer [data-role="flip"]')
+
+    # downloads: the cut-out link follows the shown classes
+    href = page.get_attribute('#viewer [data-role="cutout-link"]', "href")
+    assert "keep=" in href
+    page.screenshot(path=artifact_path("inference_viewer.png"), full_page=True)
