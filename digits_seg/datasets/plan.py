@@ -126,9 +126,7 @@ def make_plan(params, binary_values=None):
                                   "they must match line for line" % (len(names), len(file_colors)), field="classes_file")
         names = names or file_names
     elif source == "labels" and label_mode != "P":
-        if label_mode is not None:
-            notes.append("labels are mode %s, not palette PNG: using the default (PASCAL VOC) colours" % label_mode)
-        source = "default"
+        source = "default"  # greyscale/RGB labels carry no palette; the summary shows the source used
 
     binary_opt = params.get("binary", "auto")
     grey = label_mode in ("L", "I;16", "I;16B", "I;16L", "I", "1", "LA")

@@ -2,6 +2,7 @@
 
 import contextlib
 import multiprocessing
+import threading
 
 DEFAULT_WORKERS = 2
 """Decode/validate processes; the machines this targets have 2 cores."""
@@ -16,8 +17,9 @@ def ordered_map(fn, tasks, workers=DEFAULT_WORKERS):
     if workers <= 1 or len(tasks) < MIN_POOL_ITEMS:
         yield (fn(t) for t in tasks)
         return
-    # spawn: safe inside threaded parents (web server, RQ) and never inherits CUDA state.
-    ctx = multiprocessing.get_context("spawn")
+    # fork is cheapest and needs no `__main__` guard, but forking a threaded process (web server,
+    # a task with a heartbeat thread) can copy a held lock into the child: spawn there.
+    ctx = multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
     pool = ctx.Pool(workers)
     try:
         yield pool.imap(fn, tasks, chunksize=2)
