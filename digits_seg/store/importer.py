@@ -243,7 +243,9 @@ def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **
 
 
 def _size_text(size):
-    return "size unknown" if size is None else "%.1f MiB" % (size / 2 ** 20)
+    if size is None:
+        return "size unknown"
+    return "%d bytes" % size if size < 2 ** 20 else "%.1f MiB" % (size / 2 ** 20)
 
 
 def _check_framework(entry):
