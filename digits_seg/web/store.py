@@ -61,6 +61,8 @@ def index():
         for m in rec["models"]:
             m = dict(m)
             m["imported"] = imported.get((rec["url"], m["folder"]), [])
+            done = [j for j in m["imported"] if j["state"] == "done"]
+            m["train_url"] = _train_url(done[-1]["id"]) if done and m.get("has_weights") else None
             models.append(m)
         rec["models"] = models
         stores.append(rec)
