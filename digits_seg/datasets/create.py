@@ -172,6 +172,7 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
 
 def _publish(partial, job_dir):
     """Move the finished outputs into the job folder; `dataset.json` goes last."""
+    lmdb_io.forget_readers(job_dir)
     for name in reversed(OUTPUTS):  # the completion marker disappears first
         dst = os.path.join(job_dir, name)
         if os.path.isdir(dst):

@@ -68,7 +68,52 @@ class LMDBWriter:
 
 def open_readonly(path):
     """Open an LMDB read-only without locking (safe for many reader processes)."""
-    return lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, subdir=os.path.isdir(path))
+    return lmdb.open(path, readonly=True, lock=False, readahead=False, meminit=False, subdir=os.path.isdir(path),
+                     max_readers=512)
+
+
+class ReaderEnvs:
+    """Read-only environments shared within one process, keyed by real path.
+
+    py-lmdb refuses to open one environment twice in a process, yet a web process shows a
+    dataset that a loader in the same process also reads; so readers share handles. One
+    instance per process (created lazily by `shared_readonly`); forked children start fresh.
+    """
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.envs = {}
+
+    def get(self, path):
+        key = os.path.realpath(path)
+        env = self.envs.get(key)
+        if env is None:
+            env = self.envs[key] = open_readonly(key)
+        return env
+
+    def forget(self, folder):
+        """Close the handles under `folder` (before deleting or replacing it)."""
+        root = os.path.realpath(folder).rstrip(os.sep) + os.sep
+        for key in [k for k in self.envs if (k + os.sep).startswith(root)]:
+            self.envs.pop(key).close()
+
+
+_PROCESS_ENVS = [None]  # the per-process ReaderEnvs; a list so no `global` statement is needed
+
+
+def shared_readonly(path):
+    """This process's shared read-only handle on the LMDB at `path`."""
+    envs = _PROCESS_ENVS[0]
+    if envs is None or envs.pid != os.getpid():
+        envs = _PROCESS_ENVS[0] = ReaderEnvs()
+    return envs.get(path)
+
+
+def forget_readers(folder):
+    """Close shared handles under `folder`; call before deleting a dataset in a long-lived process."""
+    envs = _PROCESS_ENVS[0]
+    if envs is not None and envs.pid == os.getpid():
+        envs.forget(folder)
 
 
 def read_keys(env):

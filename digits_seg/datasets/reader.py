@@ -29,21 +29,16 @@ class SegmentationLMDB(_Base):
                                     % (self.split_dir, os.path.basename(p)))
         self._envs = None
         self._pid = None
-        env_f = lmdb_io.open_readonly(self.features_path)
-        env_l = lmdb_io.open_readonly(self.labels_path)
-        try:
-            self.keys = lmdb_io.read_keys(env_f)
-            n_labels = env_l.stat()["entries"]
-        finally:
-            env_f.close()
-            env_l.close()
+        env_f, env_l = self._open()
+        self.keys = lmdb_io.read_keys(env_f)
+        n_labels = env_l.stat()["entries"]
         if n_labels != len(self.keys):
             raise ValidationError("%s: features hold %d records but labels hold %d; the dataset is damaged"
                                   % (self.split_dir, len(self.keys), n_labels))
 
     def _open(self):
         if self._envs is None or self._pid != os.getpid():
-            self._envs = (lmdb_io.open_readonly(self.features_path), lmdb_io.open_readonly(self.labels_path))
+            self._envs = (lmdb_io.shared_readonly(self.features_path), lmdb_io.shared_readonly(self.labels_path))
             self._pid = os.getpid()
         return self._envs
 
