@@ -4,10 +4,10 @@ Builds a model folder with FCN-AlexNet (21 classes, filler-initialised weights s
 best.h5, a mean pixel in preprocess.json), then measures, interleaved round by round:
   - `forward`: the compiled net on a ready input tensor (torch.inference_mode) — the baseline;
   - `predict`: `Predictor.predict(uint8 image)` (preprocess, forward, argmax, to numpy);
-  - `http`:    `POST /models/<id>/infer.json` with the PNG through a real HTTP socket to the
-               app (`create_app` under werkzeug's threaded server), when the inference
-               blueprint is installed; the server time is the response's `timing.server_s`
-               when reported, plus the client round trip.
+  - `http`:    `POST /models/<id>/infer.json?encode=none` with the PNG through a real HTTP
+               socket to the app (`create_app` under werkzeug's threaded server): client
+               round trip, and `http_server` = the response's `timing.server_s` (decode,
+               cached-model lookup, predict, histogram; the JSON answer without images).
 Prints JSON: p50/p95 per path and the overhead ratios predict/forward and http/forward.
 
     python bench/infer_latency.py [--network fcn-alexnet] [--size 512] [--runs 10] [--device cpu]
@@ -33,17 +33,19 @@ def percentile(values, q):
 
 
 def build_model(jobs_dir, network, classes, size):
-    """Write a model job folder the way the trainer does; return (job id, folder)."""
+    """Write a finished model job the way the trainer does; return (job id, folder)."""
     import torch
 
     from digits_seg.fsutil import write_json_atomic
+    from digits_seg.jobs.job import JobState
+    from digits_seg.jobs.store import JobStore
     from digits_seg.networks.compiler import compile_net
     from digits_seg.networks.standard import standard_prototxt
     from digits_seg.networks.weights import save_h5
 
-    job_id = "20260101-000000-bnch"
-    d = os.path.join(jobs_dir, job_id)
-    os.makedirs(d)
+    store = JobStore(jobs_dir)
+    job = store.create("model", "bench %s" % network, {"network": {"kind": "standard", "name": network}})
+    d = store.job_dir(job.id)
     text = standard_prototxt(network, classes)
     with open(os.path.join(d, "network.prototxt"), "w") as f:
         f.write(text)
@@ -54,25 +56,23 @@ def build_model(jobs_dir, network, classes, size):
     write_json_atomic(os.path.join(d, "preprocess.json"), {
         "channels": 3, "channel_order": "RGB", "mean_subtraction": "pixel",
         "mean_pixel": [104.0, 117.0, 123.0], "scale": 1.0, "input_size": [size, size]})
-    return job_id, d
+    for state in (JobState.RUNNING, JobState.DONE):
+        store.set_state(job.id, state)
+    return job.id, d
 
 
-def maybe_start_http(jobs_dir, job_id):
-    """Start the app on a free port if the inference blueprint exists; return (url, stop) or (None, None)."""
-    try:
-        import digits_seg.web.inference  # noqa: F401
-        from werkzeug.serving import make_server
+def start_http(jobs_dir, device):
+    """Serve the real app (create_app) on a free loopback port; return (url, stop)."""
+    import logging
 
-        from digits_seg.config import load_settings
-        from digits_seg.web.app import create_app
-    except ImportError:
-        return None, None
-    # A job.json makes the folder a finished model job the app can look up.
-    from digits_seg.jobs.job import Job  # noqa: F401  (fails loudly if the jobs package changed)
+    from werkzeug.serving import make_server
 
-    settings = load_settings({"jobs_dir": jobs_dir}, environ={})
-    app = create_app(settings=settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    from digits_seg.config import load_settings
+    from digits_seg.web.app import create_app
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log lines in the JSON output
+    settings = load_settings({"jobs_dir": jobs_dir, "infer_device": device}, environ={})
+    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return "http://127.0.0.1:%d" % server.server_port, server.shutdown
@@ -135,8 +135,8 @@ def main(argv=None):
             sync()
 
         url = stop = None
-        if not args.no_http and args.device == "cpu":
-            url, stop = maybe_start_http(tmp, job_id)
+        if not args.no_http:
+            url, stop = start_http(tmp, args.device)
         buf = io.BytesIO()
         Image.fromarray(image).save(buf, format="PNG")
         png = buf.getvalue()
