@@ -1,0 +1,34 @@
+"""`digits-seg demo-data` and `digits-seg dataset create --check / --now` through the real parser."""
+
+import json
+import os
+
+from digits_seg.cli import main
+
+
+def test_demo_data_then_check_then_create_now(tmp_path, capsys):
+    data = tmp_path / "city"
+    assert main(["demo-data", str(data), "--count", "6", "--size", "32x24", "--seed", "4"]) == 0
+    assert len(os.listdir(data / "images")) == 6
+    jobs = str(tmp_path / "jobs")
+    args = ["dataset", "create", "--jobs-dir", jobs, "--images", str(data / "images"), "--labels", str(data / "labels"),
+            "--classes", str(data / "classes.txt"), "--val-pct", "34"]
+    assert main(args + ["--check"]) == 0
+    out = capsys.readouterr().out
+    assert "pairs: 4 train, 2 val" in out and "OK: no problems found" in out
+    assert main(args + ["--now", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["train"] == 4 and result["val"] == 2
+    job = json.load(open(os.path.join(result["dir"], "job.json")))
+    assert job["kind"] == "dataset" and job["result"]["num_classes"] == 10
+    assert os.path.exists(os.path.join(result["dir"], "dataset.json"))
+
+
+def test_check_exit_code_on_problems(tmp_path, capsys):
+    data = tmp_path / "city"
+    main(["demo-data", str(data), "--count", "3", "--size", "16x16"])
+    os.unlink(data / "labels" / "scene_00001.png")
+    code = main(["dataset", "create", "--jobs-dir", str(tmp_path / "jobs"), "--images", str(data / "images"),
+                 "--labels", str(data / "labels"), "--check"])
+    out = capsys.readouterr().out
+    assert code == 1 and "scene_00001.png" in out and "have no label" in out
