@@ -232,6 +232,10 @@ def create():
         if not model_id:
             raise ValidationError("choose a model", field="model_id")
         job, _ = _model(model_id)
+        list_file = request.files.get("list_file")
+        if list_file and list_file.filename and not raw.get("paths"):
+            raw["paths"] = list_file.read(1_000_000).decode("utf-8", "replace")  # an uploaded list of paths
+            raw["source"] = "paths"
         params = batch.validate_params(raw, state().settings)
         params["model_id"] = job.id
         if params["source"] == "upload":

@@ -133,6 +133,9 @@ def test_infer_json_val_pick_has_ground_truth_and_errors_are_json(client, model,
     assert missing.status_code == 404 and missing.get_json()["error"]["field"] == "snapshot"
     page = client.get("/models/%s/infer" % model["id"])
     assert page.status_code == 200 and b'id="infer-form"' in page.data and b"viewer.js" in page.data
+    # the form without JavaScript: an HTML page with the viewer filled in
+    html = client.post("/models/%s/infer" % model["id"], data={"val_index": "2"}, headers=API)
+    assert html.status_code == 200 and b"data-viewer=" in html.data and b"data:image/png;base64" in html.data
 
 
 def test_export_downloads(client, model, tmp_path):
@@ -176,3 +179,14 @@ def test_test_many_job_through_api_and_worker(client, model, settings, start_wor
     assert client.get("/inference/%s/files/../job.json" % job_id).status_code == 404
     bad = client.post("/inference.json", json={"model_id": model["id"], "source": "folder", "folder": "/etc"})
     assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "folder"
+    # an uploaded list of server paths (under the data roots) creates a job too
+    img_dir = os.path.join(settings.data_roots[0], "imgs")
+    os.makedirs(img_dir)
+    shutil.copy(os.path.join(model["src"], "images", sorted(os.listdir(os.path.join(model["src"], "images")))[0]),
+                os.path.join(img_dir, "a.png"))
+    listed = client.post("/inference.json", headers=API, content_type="multipart/form-data", data={
+        "model_id": model["id"], "list_file": (io.BytesIO(os.path.join(img_dir, "a.png").encode()), "list.txt")})
+    assert listed.status_code == 201, listed.get_json()
+    wait_for(lambda: client.get("/jobs/%s/status.json" % listed.get_json()["id"]).get_json()["state"] == "done",
+             timeout=60, message="list job to finish")
+    assert client.get("/inference/%s.json" % listed.get_json()["id"]).get_json()["results"]["count"] == 1
