@@ -118,11 +118,34 @@
     };
   }
 
-  var live = {};
+  /* Listings (home page rows): one batched poll for every live row. An event stream per
+     row would hold a server thread and one of the browser's six connections per job. */
+  function pollMany(groups) {
+    var ids = Object.keys(groups);
+    if (!ids.length) return;
+    var timer = setInterval(function () {
+      fetch("/jobs/status.json?ids=" + ids.map(encodeURIComponent).join(","), {cache: "no-store"})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (body) {
+          if (!body) return;
+          ids = ids.filter(function (id) {
+            var s = body.jobs[id];
+            if (!s) return false;
+            groups[id].forEach(function (el) { apply(el, s); });
+            return ["done", "error", "aborted"].indexOf(s.state) < 0;
+          });
+          if (!ids.length) clearInterval(timer);
+        }).catch(function () {});
+    }, 3000);
+  }
+
+  var panels = {}, rows = {};
   document.querySelectorAll("[data-job-live]").forEach(function (el) {
     var st = el.dataset.state;
     if (st === "done" || st === "error" || st === "aborted") return;
-    (live[el.dataset.jobLive] = live[el.dataset.jobLive] || []).push(el);
+    var into = el.classList.contains("job-status") ? panels : rows;
+    (into[el.dataset.jobLive] = into[el.dataset.jobLive] || []).push(el);
   });
-  Object.keys(live).forEach(function (id) { watch(id, live[id]); });
+  Object.keys(panels).forEach(function (id) { watch(id, panels[id]); });
+  pollMany(rows);
 })();

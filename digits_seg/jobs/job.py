@@ -93,5 +93,9 @@ class Job:
 
     @classmethod
     def from_dict(cls, data):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in fields})
+        """Build a Job from job.json data (unknown keys such as the derived `state` are dropped)."""
+        return cls(**{k: v for k, v in data.items() if k in _JOB_FIELDS})
+
+
+_JOB_FIELDS = frozenset(f.name for f in dataclasses.fields(Job))
+"""Field names of Job, computed once: `dataclasses.fields` per call dominated listing 2,000 jobs."""

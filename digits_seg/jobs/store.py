@@ -19,7 +19,8 @@ class JobStore:
     """Access to `<jobs_dir>/<id>/job.json`; one instance per app or process.
 
     Listing keeps a cache keyed by each file's (mtime, size) so the home page stats the
-    folders but re-reads only job files that changed.
+    folders but re-reads only job files that changed. Jobs from `get`/`list` share their
+    nested dicts with that cache: treat them as read-only and change jobs with `update`.
     """
 
     def __init__(self, jobs_dir):

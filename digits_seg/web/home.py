@@ -1,22 +1,54 @@
 """Home page: datasets, models and pretrained models in tabs (and the JSON twin)."""
 
-from flask import Blueprint
+from flask import Blueprint, jsonify, render_template, request
 
-from .helpers import job_summary, render, state
+from .helpers import job_summary, state, wants_json
 
 bp = Blueprint("home", __name__)
 
 TABS = (("dataset", "Datasets"), ("model", "Models"), ("pretrained", "Pretrained models"),
         ("inference", "Inference"), ("check", "Worker checks"))
 
+HOME_PAGE_SIZE = 50
+"""Rows per tab on the HTML home page; older jobs are one click away (`?tab=<kind>&page=N`).
+
+With thousands of jobs, rendering every row cost seconds and a megabyte of HTML per visit;
+the JSON twin still lists every job.
+"""
+
 
 @bp.route("/")
 @bp.route("/index.json", endpoint="index_json")
 def index():
-    jobs = state().store.list()
     groups = {kind: [] for kind, _ in TABS}
-    for job in jobs:
-        groups.setdefault(job.kind, []).append(job_summary(job))
-    data = {"datasets": groups["dataset"], "models": groups["model"], "pretrained_models": groups["pretrained"],
-            "inference": groups["inference"], "checks": groups["check"]}
-    return render("index.html", data, groups=groups, tabs=TABS)
+    for job in state().store.list():
+        groups.setdefault(job.kind, []).append(job)
+    if wants_json():
+        def summaries(kind):
+            return [job_summary(j) for j in groups[kind]]
+        return jsonify({"datasets": summaries("dataset"), "models": summaries("model"),
+                        "pretrained_models": summaries("pretrained"), "inference": summaries("inference"),
+                        "checks": summaries("check")})
+    active = request.args.get("tab")
+    if active not in groups:
+        active = TABS[0][0]
+    pages = {kind: _page(jobs, _int_arg("page") if kind == active else 1) for kind, jobs in groups.items()}
+    return render_template("index.html", tabs=TABS, pages=pages, active=active, groups=groups)
+
+
+def _int_arg(name):
+    try:
+        return int(request.args.get(name, 1))
+    except ValueError:
+        return 1
+
+
+def _page(jobs, number):
+    """One page of a tab (newest first); out-of-range page numbers land on the nearest page."""
+    total = len(jobs)
+    count = max(1, -(-total // HOME_PAGE_SIZE))
+    number = min(max(1, number), count)
+    start = (number - 1) * HOME_PAGE_SIZE
+    rows = [job_summary(j) for j in jobs[start:start + HOME_PAGE_SIZE]]
+    return {"rows": rows, "number": number, "count": count, "total": total,
+            "first": start + 1 if rows else 0, "last": start + len(rows)}

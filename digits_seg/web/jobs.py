@@ -37,6 +37,27 @@ def show(job_id):
     return render("jobs/show.html", job_data(job), job=job)
 
 
+STATUS_BATCH_MAX = 500
+"""Most job ids one `/jobs/status.json?ids=` request answers for."""
+
+
+@bp.route("/jobs/status.json", endpoint="status_many")
+def status_many():
+    """Summaries of several jobs (`?ids=a,b,c`; null for unknown ids) in one request.
+
+    Pages listing many jobs poll this: an event stream per row would hold one server
+    thread and one of the browser's six connections per live job.
+    """
+    ids = [i for i in request.args.get("ids", "").split(",") if i][:STATUS_BATCH_MAX]
+    jobs = {}
+    for job_id in ids:
+        try:
+            jobs[job_id] = job_summary(state().store.get(job_id))
+        except NotFoundError:
+            jobs[job_id] = None
+    return jsonify({"jobs": jobs})
+
+
 @bp.route("/jobs/<job_id>/status.json", endpoint="status_json")
 def status(job_id):
     return jsonify(job_summary(get_job(job_id)))

@@ -162,3 +162,21 @@ def test_access_token_guards_writes(tmp_path, page, artifact_path):
         assert service.store.get(job.id).state == JobState.ABORTED
     finally:
         server.stop()
+
+
+def test_home_rows_update_live_with_one_batched_poll(live_server, page):
+    service = _service(live_server)
+    jobs = [service.submit("check", "row %d" % i, {"steps": 3, "interval_s": 0.5}) for i in range(3)]
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(live_server.url + "/?tab=check")
+    page.evaluate("window.sameLoad = true")
+    badges = [page.locator("tr[data-job-id='%s'] [data-role=badge]" % j.id) for j in jobs]
+    live = [j.id for j, b in zip(jobs, badges) if b.text_content().strip() != "done"]
+    assert live, "all jobs finished before the page loaded"
+    for badge in badges:
+        expect(badge).to_have_text("done", timeout=60_000)
+    assert page.evaluate("window.sameLoad") is True, "the home page reloaded instead of updating its rows"
+    assert not [u for u in requests if "/events" in u], "the home page opened an event stream per row"
+    polls = [u for u in requests if "/jobs/status.json?ids=" in u]
+    assert polls and all(job_id in polls[0] for job_id in live), (live, polls)
