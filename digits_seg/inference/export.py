@@ -34,6 +34,11 @@ def _wrapped(predictor):
     mean = torch.tensor(pre.mean_pixel if pre.mean_pixel is not None else [0.0] * pre.channels,
                         dtype=torch.float32).reshape(1, -1, 1, 1)
     flip = pre.channels == 3 and pre.channel_order.upper() == "BGR"
+    mean_image = None
+    if pre.mean_image is not None:
+        m = np.asarray(pre.mean_image, np.float32)
+        m = m[:, :, None] if m.ndim == 2 else m
+        mean_image = torch.from_numpy(np.ascontiguousarray(m.transpose(2, 0, 1)))[None]
 
     class Exported(torch.nn.Module):
         """RGB 0..255 N×C×H×W → N×K×H×W class scores, with the model's preprocessing inside."""
@@ -43,11 +48,17 @@ def _wrapped(predictor):
             self.net = predictor.net
             self.score_blob = predictor.score_blob
             self.register_buffer("mean", mean)
+            self.register_buffer("mean_image", mean_image if mean_image is not None else torch.zeros(0))
             self.scale = float(pre.scale)
 
         def forward(self, image):
             x = image.flip(1) if flip else image
-            x = (x - self.mean) * self.scale
+            if mean_image is not None:  # resized to the input inside the graph, as in training
+                x = x - torch.nn.functional.interpolate(self.mean_image, size=x.shape[-2:], mode="bilinear",
+                                                        align_corners=False)
+            else:
+                x = x - self.mean
+            x = x * self.scale
             out = self.net(x)
             return out[self.score_blob] if isinstance(out, dict) else out
 

@@ -8,8 +8,9 @@ plus that dataset's `DatasetInfo` (mean pixel, channels); a pretrained folder's
 standard networks see when trained with `mean_subtraction: none`; FCN-AlexNet from DIGITS
 subtracts its mean inside the net with a `Power` layer).
 
-A "mean image" model is served with the mean *pixel* of that image: the user's image may
-have any size, and DIGITS likewise reduced the mean image when sizes differed.
+A "mean image" model subtracts the dataset's mean image (from its `stats.h5`) resized
+bilinearly to the input, exactly as the trainer does; when the dataset or its mean image
+is gone, the mean pixel is used instead (the trainer's own fallback) and `source` says so.
 """
 
 import dataclasses
@@ -35,9 +36,11 @@ class Preprocess:
     scale: float = 1.0
     input_size: tuple = None  # (w, h) of training crops/images; larger images are tiled
     source: str = "default"   # where this came from, for the log and the model page
+    mean_image: object = dataclasses.field(default=None, repr=False, compare=False)  # H×W×C float32 or None
 
     def to_dict(self):
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "mean_image"}
+        d["mean_image"] = list(np.asarray(self.mean_image).shape) if self.mean_image is not None else None
         d["mean_pixel"] = list(self.mean_pixel) if self.mean_pixel is not None else None
         d["input_size"] = list(self.input_size) if self.input_size is not None else None
         return d
@@ -61,11 +64,27 @@ class Preprocess:
         x = img.astype(np.float32)
         if self.channels == 3 and self.channel_order.upper() == "BGR":
             x = x[:, :, ::-1]
-        if self.mean_pixel is not None:
+        if self.mean_image is not None:
+            x = x - self.mean_image_for(x.shape[0], x.shape[1])
+        elif self.mean_pixel is not None:
             x = x - np.asarray(self.mean_pixel, np.float32).reshape(1, 1, -1)
         if self.scale != 1.0:
             x = x * np.float32(self.scale)
         return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+    def mean_image_for(self, height, width):
+        """Return the mean image resized (bilinear, as the trainer does with torch) to H×W×C."""
+        import torch
+
+        m = np.asarray(self.mean_image, np.float32)
+        if m.ndim == 2:
+            m = m[:, :, None]
+        if m.shape[:2] == (height, width):
+            return m
+        t = torch.from_numpy(np.ascontiguousarray(m.transpose(2, 0, 1)))[None]
+        t = torch.nn.functional.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)
+        return t[0].numpy().transpose(1, 2, 0)
 
 
 def _size(value):
@@ -137,8 +156,32 @@ def _from_job_params(model_dir, params):
     return _from_record(rec, "job.json params")
 
 
+def _with_mean_image(pre, model_dir):
+    """Attach the dataset's mean image to a 'mean image' recipe (or note the mean-pixel fallback)."""
+    if pre.mean_subtraction != "image":
+        return pre
+    job_path = os.path.join(model_dir, "job.json")
+    params = (read_json(job_path).get("params") or {}) if os.path.isfile(job_path) else {}
+    ds_dir = _dataset_dir(model_dir, params)
+    mean = None
+    if ds_dir is not None:
+        try:
+            from ..datasets.info import DatasetInfo
+
+            mean = (DatasetInfo.load(ds_dir).stats().get("train") or {}).get("mean_image")
+        except (ImportError, OSError, KeyError, ValueError):
+            mean = None
+    if mean is None:
+        return dataclasses.replace(pre, source=pre.source + " (mean image unavailable: mean pixel used)")
+    return dataclasses.replace(pre, mean_image=np.asarray(mean, np.float32))
+
+
 def load_preprocess(model_dir):
     """Return the `Preprocess` a model folder was trained with (see the module docstring for the order)."""
+    return _with_mean_image(_load_recipe(model_dir), model_dir)
+
+
+def _load_recipe(model_dir):
     path = os.path.join(model_dir, PREPROCESS_FILE)
     if os.path.isfile(path):
         return _from_record(read_json(path), path)

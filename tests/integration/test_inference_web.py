@@ -35,10 +35,8 @@ from tests.conftest import wait_for
 API = {"X-Requested-With": "digits-seg"}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def build_jobs(root, mean_subtraction="pixel"):
     """Jobs dir with a finished dataset job and a finished tiny-fcn model job trained on it."""
-    root = tmp_path_factory.mktemp("trained")
     src = str(root / "src")
     synthcity.generate(src, 24, size=(64, 48), seed=11)
     jobs = str(root / "jobs")
@@ -52,14 +50,21 @@ def trained(tmp_path_factory):
     store.set_state(ds.id, JobState.DONE)
     mparams = training_params({"dataset_id": ds.id, "network": "tiny-fcn", "network_kind": "standard", "epochs": 3,
                                "batch_size": 4, "base_lr": 0.01, "solver_type": "Adam", "lr_policy": "fixed",
-                               "loader_workers": 0, "seed": 1, "mean_subtraction": "pixel", "device": "cpu"},
+                               "loader_workers": 0, "seed": 1, "mean_subtraction": mean_subtraction,
+                               "device": "cpu"},
                               None, DatasetInfo.load(store.job_dir(ds.id)))
     model = store.create("model", "tiny", mparams)
     train(store.job_dir(model.id), mparams, on_progress=lambda f, m: None, should_stop=lambda: False,
           log=lambda t: None, dataset_dir=store.job_dir(ds.id), resume=False, pretrained_dir=None, previous_dir=None)
     store.set_state(model.id, JobState.RUNNING)
     store.set_state(model.id, JobState.DONE)
-    return {"jobs": jobs, "dataset": ds.id, "model": model.id, "src": src}
+    return {"jobs": jobs, "dataset": ds.id, "model": model.id, "src": src,
+            "dir": store.job_dir(model.id), "dataset_dir": store.job_dir(ds.id)}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return build_jobs(tmp_path_factory.mktemp("trained"))
 
 
 @pytest.fixture
@@ -91,6 +96,19 @@ def test_val_split_metrics_match_training(model, tmp_path):
     assert summary["with_gt"] == len(SegmentationLMDB(os.path.join(model["dataset_dir"], "val_db")))
     assert summary["mean_iou"] == pytest.approx(best, abs=1e-4)
     assert summary["pixel_acc"] > 0.2
+
+
+def test_mean_image_model_metrics_match_training(tmp_path):
+    """A model trained with the dataset's mean image: inference subtracts the same image."""
+    jobs = build_jobs(tmp_path / "m", mean_subtraction="image")
+    pre = Predictor.from_model_dir(jobs["dir"]).preprocess
+    assert pre.mean_image is not None and pre.mean_image.shape == (48, 64, 3)
+    job = tmp_path / "job"
+    job.mkdir()
+    summary = infer_many(str(job), {"source": "val"}, on_progress=lambda f, m: None, should_stop=lambda: False,
+                         log=lambda t: None, model_dir=jobs["dir"], settings=None)
+    best = max(r["mean_iou"] for r in read_metrics(jobs["dir"], "val"))
+    assert summary["mean_iou"] == pytest.approx(best, abs=1e-4)
 
 
 def test_infer_json_upload_matches_direct_forward(client, model):

@@ -157,3 +157,30 @@ def test_cache_busy_slot_raises_conflict(tmp_path):
         with pytest.raises(ConflictError, match="busy"):
             with cache.slot():
                 pass
+
+
+def test_mean_image_is_resized_bilinearly_like_training():
+    mean = np.arange(4 * 6 * 3, dtype=np.float32).reshape(4, 6, 3)
+    pre = Preprocess(mean_subtraction="image", mean_image=mean)
+    img = np.full((8, 12, 3), 100, np.uint8)
+    x = pre.apply(img)
+    want = torch.nn.functional.interpolate(torch.from_numpy(mean.transpose(2, 0, 1).copy())[None], size=(8, 12),
+                                           mode="bilinear", align_corners=False)[0].numpy()
+    np.testing.assert_allclose(x, 100 - want, rtol=1e-6)
+    same = pre.apply(np.full((4, 6, 3), 100, np.uint8))
+    np.testing.assert_allclose(same, 100 - mean.transpose(2, 0, 1))
+    assert pre.to_dict()["mean_image"] == [4, 6, 3]
+
+
+def test_export_bakes_mean_image_in(tmp_path):
+    from digits_seg.inference.export import export_onnx
+    import onnxruntime
+
+    mean = np.random.RandomState(0).uniform(0, 255, (5, 7, 3)).astype(np.float32)
+    p = Predictor(DictNet(), classes=["a", "b", "c"], colormap=[[0, 0, 0]] * 3,
+                  preprocess=Preprocess(mean_subtraction="image", mean_image=mean))
+    export_onnx(None, str(tmp_path / "m.onnx"), predictor=p)
+    img = np.random.RandomState(1).randint(0, 256, (19, 23, 3)).astype(np.uint8)
+    sess = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"image": img.transpose(2, 0, 1)[None].astype(np.float32)})[0]
+    np.testing.assert_allclose(got, p.scores(img, tile=0).numpy(), rtol=1e-4, atol=1e-3)
