@@ -27,7 +27,7 @@ PHASES = {"train": ("TRAIN", "train"), "val": ("TEST", "val"), "deploy": ("TEST"
 
 LOSS_FREE_DROP = ("Accuracy",)
 INPLACE_SAFE_PRODUCERS = ("Convolution", "Deconvolution", "InnerProduct", "BatchNorm",
-                          "Scale", "Bias", "Eltwise", "Concat", "Pooling")
+                          "Scale", "Bias", "Eltwise", "Concat")
 """An in-place ReLU may overwrite these layers' outputs: their backward never reads them
 (views such as Crop/Slice/Reshape, or ReLU/Sigmoid/TanH outputs, must stay intact)."""
 DEFAULT_INPUT_SHAPE = (3, 224, 224)

@@ -183,3 +183,16 @@ def test_in_place_relu_is_safe_for_autograd_and_views():
     ref = torch.nn.functional.leaky_relu(torch.relu(torch.nn.functional.conv2d(x, w, conv.bias.detach())), 0.5)
     ref.sum().backward()
     assert torch.allclose(out, ref) and torch.allclose(conv.weight.grad, w.grad)
+
+
+def test_legacy_v1_layers_compile():
+    text = ('name: "old" input: "data" input_dim: 1 input_dim: 1 input_dim: 6 input_dim: 6\n'
+            'layers { name: "conv" type: CONVOLUTION bottom: "data" top: "conv" blobs_lr: 1 blobs_lr: 2 '
+            'convolution_param { num_output: 2 kernel_size: 3 } }\n'
+            'layers { name: "relu" type: RELU bottom: "conv" top: "conv" }\n'
+            'layers { name: "pool" type: POOLING bottom: "conv" top: "pool" '
+            'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n')
+    net = compile_net(text, "deploy")
+    assert [i["type"] for i in net.layer_info] == ["Convolution", "ReLU", "Pooling"]
+    assert net.layer_info[0]["lr_mult"] == [1, 2]
+    assert net(torch.randn(1, 1, 6, 6))["pool"].shape == (1, 2, 2, 2)
