@@ -1,0 +1,49 @@
+"""Slow learning check: a shipped network trained on CPU for a few minutes beats the majority-class predictor."""
+
+import os
+import time
+
+import pytest
+
+from digits_seg.config import load_settings
+from digits_seg.datasets import synthcity
+from digits_seg.datasets.create import create_dataset
+from digits_seg.datasets.info import DatasetInfo
+from digits_seg.datasets.params import validate_params as dataset_params
+from digits_seg.training.metrics import most_frequent_class_baseline
+from digits_seg.training.metrics_log import read_metrics
+from digits_seg.training.params import validate_params
+from digits_seg.training.trainer import train
+
+NETWORK = os.environ.get("LEARNING_CHECK_NETWORK", "unet")
+EPOCHS = int(os.environ.get("LEARNING_CHECK_EPOCHS", "6"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_unet_learns_synthcity_128(tmp_path):
+    root = str(tmp_path)
+    synthcity.generate(os.path.join(root, "src"), 60, size=(128, 128), seed=11)
+    settings = load_settings({"jobs_dir": root, "data_roots": [root]}, environ={})
+    dp = dataset_params({"images": os.path.join(root, "src", "images"), "labels": os.path.join(root, "src", "labels"),
+                         "classes_file": os.path.join(root, "src", "classes.txt"), "val_pct": 20}, settings)
+    ds = os.path.join(root, "dataset")
+    os.makedirs(ds)
+    create_dataset(ds, dp, settings=settings, log=lambda t: None, workers=1)
+    params = validate_params({"network": NETWORK, "epochs": EPOCHS, "batch_size": 4, "crop_size": 64, "hflip": True,
+                              "solver_type": "Adam", "base_lr": 0.003, "lr_policy": "poly", "lr_power": 0.9,
+                              "loader_workers": 1, "seed": 0, "log_interval": 4, "val_interval": 3},
+                             None, DatasetInfo.load(ds))
+    job = os.path.join(root, "model")
+    os.makedirs(job)
+    logs = []
+    t0 = time.time()
+    train(job, params, on_progress=lambda f, m: None, should_stop=lambda: False, log=logs.append, dataset_dir=ds)
+    elapsed = time.time() - t0
+    val = read_metrics(job, "val")[-1]
+    base = most_frequent_class_baseline(val["confusion"])
+    print("learning check: %s %d epochs in %.0f s: val mIoU %.3f (majority class %.3f), pixel acc %.3f (%.3f), "
+          "fwIoU %.3f" % (NETWORK, EPOCHS, elapsed, val["mean_iou"], base["mean_iou"], val["pixel_acc"],
+                           base["pixel_acc"], val["fw_iou"]))
+    assert val["pixel_acc"] > base["pixel_acc"] + 0.05
+    assert val["mean_iou"] > 2 * base["mean_iou"]
