@@ -94,6 +94,9 @@ class JobStore:
                 continue
             if kind is None or job.kind == kind:
                 jobs.append(job)
+        # Ids order by the second only (their suffix is random); `created` has milliseconds,
+        # so jobs made in the same second (a sweep) still list newest first.
+        jobs.sort(key=lambda j: (j.id[:15], j.created or ""), reverse=True)
         return jobs
 
     def update(self, job_id, change):
