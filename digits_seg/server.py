@@ -21,6 +21,7 @@ import time
 
 from .errors import DigitsSegError
 from .jobs.gpus import list_gpus
+from .jobs.procs import die_with_parent
 from .jobs.queue import connect, escalate_aborts, recover
 from .jobs.redis_server import EmbeddedRedis
 from .jobs.service import SERVE_INFO
@@ -91,7 +92,10 @@ class Server:
             cmd += ["--gpu", str(gpu)]
         env = dict(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
-        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        # SIGKILL when serve dies: the work horse (own process group) sees its worker gone,
+        # marks the job "worker stopped unexpectedly" and exits; nothing is left running.
+        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=die_with_parent(signal.SIGKILL))
 
     def run(self):
         from waitress import create_server

@@ -7,15 +7,21 @@ dies with `serve`, its socket is removed on shutdown, and its data (the queue) p
 
 import hashlib
 import os
+import signal
 import subprocess
 import tempfile
 import time
 
 from ..errors import DigitsSegError
+from .procs import die_with_parent
 
 
 class EmbeddedRedis:
-    """A private redis-server listening only on a unix socket."""
+    """A private redis-server listening only on a unix socket.
+
+    It gets SIGTERM when the thread that started it exits (see `procs.die_with_parent`),
+    so start it from the main thread or another that lives as long as it is needed.
+    """
 
     def __init__(self, jobs_dir):
         self.data_dir = os.path.join(os.path.abspath(jobs_dir), ".redis")
@@ -47,7 +53,9 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", os.path.join(self.data_dir, "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        # SIGTERM when we die: redis saves the queue and removes its socket.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True,
+                                        preexec_fn=die_with_parent(signal.SIGTERM))
         deadline = time.time() + timeout
         import redis
 

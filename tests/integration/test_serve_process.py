@@ -107,6 +107,24 @@ def test_sigterm_stops_whole_tree_and_running_job(server):
     assert "shut down" in stopped.error["message"]
 
 
+def test_sigkilled_serve_takes_its_children_along(server):
+    """serve killed outright (OOM killer): its Redis and workers must not live on as orphans."""
+    service = _service(server)
+    job = service.submit("check", "orphan check", {"steps": 600, "interval_s": 0.2})
+    wait_for(lambda: _state(service, job.id) == JobState.RUNNING, timeout=60, message="the check job to run")
+    tree = _process_tree(server.proc.pid)
+    assert len(tree) >= 4, [_describe(p) for p in tree]  # serve, redis-server, worker, work horse
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(10)
+    _, still = psutil.wait_procs(tree[1:], timeout=20)
+    left = [_describe(p) for p in still if _alive(p)]
+    assert left == [], "processes left after serve was killed: %s" % left
+    assert not os.path.exists(EmbeddedRedis(server.jobs_dir).socket_path)
+    # The work horse noticed its worker died and said so.
+    wait_for(lambda: _state(service, job.id) == JobState.ERROR, timeout=30, message="the job to be marked error")
+    assert "worker stopped unexpectedly" in service.store.get(job.id).error["message"]
+
+
 def test_second_serve_on_same_jobs_dir_refuses(server):
     env = dict(os.environ)
     env.update({"DIGITS_SEG_JOBS_DIR": server.jobs_dir, "DIGITS_SEG_PORT": str(free_port()),
