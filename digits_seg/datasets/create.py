@@ -21,6 +21,8 @@ from .process import header, process_pair
 from .stats import SplitStats, class_warnings, write_stats
 
 SPLITS = ("train", "val")
+MEAN_IMAGE_SAMPLES = 100
+"""The mean image averages about this many evenly spread images per split (the mean pixel uses all)."""
 OUTPUTS = ("train_db", "val_db", "labels.txt", "colormap.json", "stats.h5", "dataset.json")
 """What a finished dataset folder holds; `dataset.json` is written last and marks completion."""
 
@@ -93,7 +95,12 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
     col = Collector()
     channels = set()
     reencoded = {"image": 0, "label": 0}
-    tasks = [(i, p[0], p[1], p[2], cfg) for i, (_, p) in enumerate(pairs)]
+    step = {s: max(1, len([1 for sp, _ in pairs if sp == s]) // MEAN_IMAGE_SAMPLES) for s in SPLITS}
+    tasks, seen_in_split = [], {s: 0 for s in SPLITS}
+    for i, (split, p) in enumerate(pairs):
+        want = cfg["mean_image"] and seen_in_split[split] % step[split] == 0
+        seen_in_split[split] += 1
+        tasks.append((i, p[0], p[1], p[2], cfg, want))
     failed = False
     try:
         with ordered_map(process_pair, tasks, workers) as results:

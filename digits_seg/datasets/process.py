@@ -46,12 +46,14 @@ def _read(path):
 
 
 def process_pair(task):
-    """Process one pair; `task` is (index, stem, image_path, label_path, cfg). Returns a result dict.
+    """Process one pair; `task` is (index, stem, image_path, label_path, cfg[, want_array]). Returns a dict.
 
     cfg keys: rules (LabelRules fields as a dict), channels, encoding, resize ([w, h] or None),
-    resize_mode, max_pixels, build (produce Datum bytes), mean_image (return the final image array).
+    resize_mode, max_pixels, build (produce Datum bytes). `want_array`: also return the final
+    image array (for the mean image; sampled, since shipping arrays costs the parent time).
     """
-    index, stem, image_path, label_path, cfg = task
+    index, stem, image_path, label_path, cfg = task[:5]
+    want_array = len(task) > 5 and task[5]
     res = {"index": index, "stem": stem, "image_path": image_path, "label_path": label_path,
            "problems": [], "notes": []}
     max_pixels = cfg.get("max_pixels", DEFAULT_MAX_PIXELS)
@@ -138,10 +140,16 @@ def process_pair(task):
 
     res.update(image_datum=img_datum, label_datum=lbl_datum, out_size=[w, h], channels=channels,
                reencoded={"image": not keep_image, "label": not keep_label},
-               channel_sum=array.reshape(-1, channels).sum(axis=0, dtype=np.float64))
-    if cfg.get("mean_image"):
+               channel_sum=_channel_sum(array))
+    if want_array:
         res["image_array"] = array
     return res
+
+
+def _channel_sum(array):
+    """Per-channel pixel sums; rows first in uint32 (10x faster than one float reduction)."""
+    a = array.reshape(array.shape[0], array.shape[1], -1)
+    return a.sum(axis=0, dtype=np.uint32).sum(axis=0, dtype=np.uint64).astype(np.float64)
 
 
 def header(path):

@@ -23,6 +23,7 @@ class SplitStats:
         self.channel_sum = None
         self.pixels = 0
         self._mean_sum = None
+        self._mean_count = 0
         self._mean_ok = mean_image
 
     def add(self, result):
@@ -42,13 +43,12 @@ class SplitStats:
         if self._mean_ok and arr is not None:
             a = arr.reshape(arr.shape[0], arr.shape[1], -1)
             if self._mean_sum is None:
-                self._mean_sum = np.zeros(a.shape, dtype=np.float64)
+                self._mean_sum = np.zeros(a.shape, dtype=np.uint32)  # ≤ MEAN_IMAGE_SAMPLES × 255: no overflow
             if self._mean_sum.shape != a.shape:
                 self._mean_ok, self._mean_sum = False, None
             else:
-                self._mean_sum += a
-        elif arr is None:
-            self._mean_ok, self._mean_sum = False, None
+                np.add(self._mean_sum, a, out=self._mean_sum)
+                self._mean_count += 1
 
     @property
     def mean_pixel(self):
@@ -58,9 +58,9 @@ class SplitStats:
 
     @property
     def mean_image(self):
-        if self._mean_sum is None or not self.count:
+        if self._mean_sum is None or not self._mean_count:
             return None
-        return (self._mean_sum / self.count).astype(np.float32)
+        return (self._mean_sum / self._mean_count).astype(np.float32)
 
     def summary(self, num_classes):
         sizes = sorted(self.sizes.items(), key=lambda kv: -kv[1])
@@ -88,7 +88,7 @@ def write_stats(path, splits, num_classes):
             g.create_dataset("mean_pixel", data=np.asarray(st.mean_pixel, dtype=np.float64))
             mean = st.mean_image
             if mean is not None:
-                g.create_dataset("mean_image", data=mean, compression="gzip")
+                g.create_dataset("mean_image", data=mean)  # gzip here cost more than the whole LMDB commit
 
 
 def read_stats(path):

@@ -1,0 +1,160 @@
+"""Benchmark dataset creation against a same-run baseline; prints JSON.
+
+Variants (SynthCity scenes, default 500 pairs at 512×512):
+  jpeg_palette: JPEG images + palette PNG labels → every byte stored unchanged;
+  png_rgb:      PNG images + RGB colour-coded labels → labels re-encoded as index PNGs.
+Baseline: read and decode every image and label once with Pillow in a 2-process pool
+(the validation creation must do anyway). Each measurement runs in a fresh process so its
+peak RSS (parent, and largest pool child) is its own. Target: jpeg_palette ≥ 0.8 × baseline.
+
+    python bench/dataset_create.py [--count 500] [--size 512] [--workdir DIR]
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make_data(root, count, size):
+    import numpy as np
+    from PIL import Image
+
+    from digits_seg.datasets import synthcity
+
+    a, b = os.path.join(root, "jpeg_palette"), os.path.join(root, "png_rgb")
+    for d in (a, b):
+        for sub in ("images", "labels"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+    pal = synthcity.label_palette()
+    lut = np.zeros((256, 3), np.uint8)
+    lut[:len(synthcity.COLORMAP)] = synthcity.COLORMAP
+    for i in range(count):
+        image, label = synthcity.render((size, size), np.random.default_rng([11, i]))
+        name = "scene_%05d" % i
+        Image.fromarray(image).save(os.path.join(a, "images", name + ".jpg"), "JPEG", quality=90)
+        lbl = Image.fromarray(label, "P")
+        lbl.putpalette(pal)
+        lbl.save(os.path.join(a, "labels", name + ".png"))
+        Image.fromarray(image).save(os.path.join(b, "images", name + ".png"), compress_level=1)
+        Image.fromarray(lut[label]).save(os.path.join(b, "labels", name + ".png"), compress_level=1)
+    with open(os.path.join(b, "colormap.txt"), "w") as f:
+        f.write("".join("%d %d %d\n" % c for c in synthcity.COLORMAP))
+    return a, b
+
+
+def _decode(paths):
+    from PIL import Image
+
+    for p in paths:
+        with open(p, "rb") as f:
+            data = f.read()
+        import io
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    return len(paths)
+
+
+def baseline(folder):
+    pairs = [(os.path.join(folder, "images", i), os.path.join(folder, "labels", l))
+             for i, l in zip(sorted(os.listdir(os.path.join(folder, "images"))),
+                             sorted(os.listdir(os.path.join(folder, "labels"))))]
+    t = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        n = sum(pool.imap(_decode, pairs, chunksize=2))
+    return {"pairs": n // 2, "seconds": time.perf_counter() - t}
+
+
+def create(folder, out):
+    from digits_seg.config import load_settings
+    from digits_seg.datasets.create import create_dataset
+    from digits_seg.datasets.params import validate_params
+
+    settings = load_settings(environ={"DIGITS_SEG_DATA_ROOTS": os.path.dirname(folder)})
+    raw = {"images": os.path.join(folder, "images"), "labels": os.path.join(folder, "labels"), "val_pct": 10}
+    if os.path.exists(os.path.join(folder, "colormap.txt")):
+        raw["colormap_file"] = os.path.join(folder, "colormap.txt")
+    params = validate_params(raw, settings)
+    os.makedirs(out)
+    t = time.perf_counter()
+    result = create_dataset(out, params, log=lambda s: None, settings=settings)
+    return {"pairs": result["train"] + result["val"], "seconds": time.perf_counter() - t}
+
+
+def read_rate(split_dir):
+    from digits_seg.datasets.reader import SegmentationLMDB
+
+    ds = SegmentationLMDB(split_dir)
+    t = time.perf_counter()
+    for i in range(len(ds)):
+        ds[i]
+    return {"records": len(ds), "seconds": time.perf_counter() - t}
+
+
+def _isolated_target(q, fn, args):
+    r = fn(*args)
+    r["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    r["peak_child_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    q.put(r)
+
+
+def isolated(fn, *args):
+    """Run fn(*args) in a fresh process; return its dict plus that process's peak RSS."""
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_isolated_target, args=(q, fn, args))
+    p.start()
+    r = q.get()
+    p.join()
+    return r
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=500)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--workdir", default=None, help="keep data here (default: a temp folder, removed)")
+    args = ap.parse_args()
+    root = args.workdir or tempfile.mkdtemp(prefix="bench-dataset-")
+    try:
+        t = time.perf_counter()
+        a, b = make_data(root, args.count, args.size)
+        out = {"count": args.count, "size": args.size, "cpus": os.cpu_count(), "generate_s": time.perf_counter() - t}
+        half = os.path.join(root, "half")
+        os.makedirs(os.path.join(half, "images"))
+        os.makedirs(os.path.join(half, "labels"))
+        for name in sorted(os.listdir(os.path.join(a, "images")))[: args.count // 2]:
+            stem = os.path.splitext(name)[0]
+            os.link(os.path.join(a, "images", name), os.path.join(half, "images", name))
+            os.link(os.path.join(a, "labels", stem + ".png"), os.path.join(half, "labels", stem + ".png"))
+        for variant, folder in (("jpeg_palette", a), ("png_rgb", b)):
+            base = isolated(baseline, folder)
+            made = isolated(create, folder, os.path.join(root, "out_" + variant))
+            out[variant] = {
+                "baseline_pairs_per_s": base["pairs"] / base["seconds"],
+                "create_pairs_per_s": made["pairs"] / made["seconds"],
+                "ratio_to_baseline": (made["pairs"] / made["seconds"]) / (base["pairs"] / base["seconds"]),
+                "create_peak_rss_mb": made["peak_rss_mb"], "create_peak_child_rss_mb": made["peak_child_rss_mb"],
+                "baseline_peak_child_rss_mb": base["peak_child_rss_mb"],
+            }
+        made = isolated(create, half, os.path.join(root, "out_half"))
+        out["jpeg_palette"]["half_count_peak_rss_mb"] = made["peak_rss_mb"]
+        rr = isolated(read_rate, os.path.join(root, "out_jpeg_palette", "train_db"))
+        out["reader_records_per_s"] = rr["records"] / rr["seconds"]
+        rr = isolated(read_rate, os.path.join(root, "out_png_rgb", "train_db"))
+        out["reader_records_per_s_png"] = rr["records"] / rr["seconds"]
+        print(json.dumps(out, indent=2))
+    finally:
+        if not args.workdir:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
