@@ -41,17 +41,23 @@ def _rule_matches(rule, phase, stages):
         return False
     if any(str(s) in stages for s in rule.get_all("not_stage")):
         return False
-    level = 0
-    if rule.has("min_level") and level < int(rule.get("min_level")):
-        return False
-    if rule.has("max_level") and level > int(rule.get("max_level")):
-        return False
-    return True
+    level = 0    # the net's level (NetState.level) is always 0 here
+    low, high = rule.get("min_level", level), rule.get("max_level", level)
+    return _is_number(low) and _is_number(high) and low <= level <= high
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def layer_included(layer, phase, stages):
     """Apply Caffe's NetStateRule logic: any include matches, or no exclude matches."""
     includes, excludes = layer.get_all("include"), layer.get_all("exclude")
+    for rule in includes + excludes:
+        if not isinstance(rule, prototxt.Message):
+            raise ValidationError("layer '%s' (line %s): include/exclude must be a block like "
+                                  "include { phase: TRAIN }, got %r"
+                                  % (layer.get("name", "?"), layer.line, rule), field="network")
     if includes:
         return any(_rule_matches(r, phase, stages) for r in includes)
     return not any(_rule_matches(r, phase, stages) for r in excludes)
@@ -68,6 +74,12 @@ def _as_message(net, source):
             raise ValidationError("%s uses legacy V1 'layers'; re-save it with 'layer' blocks"
                                   % source, field="network")
         net = upgrade(net)
+    for name in ("layer", "input_shape"):
+        for value in net.get_all(name):
+            if not isinstance(value, prototxt.Message):
+                raise ValidationError("%s line %s: '%s' must be a block %s { ... }, got %r"
+                                      % (source, net.line_of(name), name, name, value),
+                                      field="network")
     return net
 
 
@@ -92,11 +104,14 @@ def declared_input_shape(net):
         for layer in net.get_all("layer"):
             if str(layer.get("type")) == "Input":
                 p = layer.get("input_param")
-                shp = p.get("shape") if p is not None else None
-                if shp is not None:
+                shp = p.get("shape") if isinstance(p, prototxt.Message) else None
+                if isinstance(shp, prototxt.Message):
                     dims = shp.get_all("dim")
                 break
     if len(dims) == 4:
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+            raise ValidationError("input dims must be positive integers, got %s" % (dims,),
+                                  field="network")
         return tuple(int(d) for d in dims[1:])
     return None
 
@@ -221,7 +236,7 @@ class _Builder:
             self.producer[slot] = type_name
             self.current[top] = slot
             tslots.append(slot)
-        weights = [float(v) for v in layer.get_all("loss_weight")]
+        weights = spec.numbers(layer, "loss_weight", float)
         for j, top in enumerate(tops):
             w = weights[j] if j < len(weights) else (1.0 if _is_loss(type_name) and j == 0 else 0.0)
             if w:

@@ -51,7 +51,12 @@ def fill(tensor, filler, where="filler", default="constant"):
 
     Returns a note (str) when part of the filler is ignored, else None.
     """
-    get = (lambda k, d=None: filler.get(k, d)) if filler is not None else (lambda k, d=None: d)
+    def get(key, dflt=None):
+        value = filler.get(key, dflt) if filler is not None else dflt
+        if key != "type" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValidationError("%s: %s must be a number, got %r" % (where, key, value),
+                                  field="network")
+        return value
     kind = str(get("type", default)).lower()
     shape = tuple(tensor.shape)
     note = None
@@ -59,10 +64,16 @@ def fill(tensor, filler, where="filler", default="constant"):
         if kind == "constant":
             tensor.fill_(float(get("value", 0.0)))
         elif kind == "gaussian":
+            if get("std", 1.0) < 0:
+                raise ValidationError("%s: std must be >= 0, got %s" % (where, get("std")),
+                                      field="network")
             tensor.normal_(float(get("mean", 0.0)), float(get("std", 1.0)))
             if int(get("sparse", -1)) >= 0:
                 note = "%s: gaussian 'sparse' is ignored (dense gaussian used)" % where
         elif kind == "uniform":
+            if get("min", 0.0) > get("max", 1.0):
+                raise ValidationError("%s: min (%s) is above max (%s)" % (where, get("min", 0.0),
+                                      get("max", 1.0)), field="network")
             tensor.uniform_(float(get("min", 0.0)), float(get("max", 1.0)))
         elif kind == "xavier":
             n = _norm_count(filler, shape, where)

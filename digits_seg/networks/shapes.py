@@ -6,6 +6,7 @@ allocated and no arithmetic runs: a 134 M-parameter FCN-8s is checked in millise
 
 from ..errors import DigitsSegError
 from .compiler import _as_message, compile_net
+from .prototxt import Message
 
 PARAM_LAYER_TYPES = ("Convolution", "Deconvolution", "InnerProduct")
 
@@ -67,7 +68,8 @@ def check_network(net, input_shape=(3, 224, 224), source="<string>"):
             continue
         p = layer.get("convolution_param") or layer.get("inner_product_param")
         params = layer.get_all("param")
-        frozen = bool(params) and all(float(x.get("lr_mult", 1)) == 0 for x in params)
+        frozen = bool(params) and all(isinstance(x, Message) and x.get("lr_mult", 1) == 0
+                                      for x in params)
         if p is not None and p.get("weight_filler") is None and not frozen:
             unfilled.append("%s (line %s)" % (layer.get("name"), layer.line))
     if unfilled:

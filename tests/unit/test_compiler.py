@@ -196,3 +196,19 @@ def test_legacy_v1_layers_compile():
     assert [i["type"] for i in net.layer_info] == ["Convolution", "ReLU", "Pooling"]
     assert net.layer_info[0]["lr_mult"] == [1, 2]
     assert net(torch.randn(1, 1, 6, 6))["pool"].shape == (1, 2, 2, 2)
+
+
+
+@pytest.mark.parametrize("text", [
+    'layer: 3',
+    'layer { name: "c" type: "Convolution" bottom: "data" top: "c" convolution_param: 5 }',
+    'layer { name: "c" type: "ReLU" bottom: "data" top: "c" param: 3 }',
+    'layer { name: "c" type: "ReLU" bottom: "data" top: "c" include: 1 }',
+    'layer { name: "c" type: "ReLU" bottom: "data" top: "c" loss_weight: "x" }',
+    'input: "data" input_dim: 1 input_dim: "3" input_dim: 4 input_dim: 4 '
+    'layer { name: "c" type: "ReLU" bottom: "data" top: "c" }',
+])
+def test_blocks_where_values_belong_and_vice_versa(text):
+    with pytest.raises(ValidationError):
+        compile_net(text, "train", device="meta")
+

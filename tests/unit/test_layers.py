@@ -1,6 +1,7 @@
 """Every registered layer runs forward+backward; tricky layers match hand computations."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -263,3 +264,18 @@ def test_in_place_layers_chain_versions():
     x = torch.tensor([[[[0.0, 3.0]]]])
     assert net(x)["data"].tolist() == [[[[0.0, 2.0]]]]
     assert x.tolist() == [[[[0.0, 3.0]]]]           # the caller's tensor is untouched
+
+
+@pytest.mark.parametrize("mutation", ["-1", "0", "2.5", '"x"', "BOGUS", "100000", "{ }"])
+def test_mutated_values_give_validation_errors_never_crashes(mutation):
+    """Replace each value of each smoke layer in turn: compile succeeds or says why."""
+    for type_name, (body, bottoms, ntops) in SMOKE.items():
+        base = _net(type_name, body, bottoms, ntops)
+        start = base.index('layer { name: "L"')
+        for m in re.finditer(r'\w+(: (-?[\d.]+|[A-Z_]+|"\w+"))', base[start:]):
+            a, b = start + m.start(1), start + m.end(1)
+            text = base[:a] + (" " if mutation.startswith("{") else ": ") + mutation + base[b:]
+            try:
+                compile_net(text, "train", input_shape=(3, 10, 12), device="meta")
+            except ValidationError:
+                pass

@@ -59,7 +59,11 @@ class LayerSpec:
     def param(self, name):
         """Return the sub-message `name` (e.g. `convolution_param`) or an empty one."""
         value = self.msg.get(name)
-        return value if value is not None else _empty_message()
+        if value is None:
+            return _empty_message()
+        if not hasattr(value, "get_all"):
+            raise self.error("%s must be a block { ... }, got %r" % (name, value))
+        return value
 
     def expect_bottoms(self, lo, hi=None):
         n = len(self.in_shapes)
@@ -87,8 +91,21 @@ class LayerSpec:
                              % (field, value, ", ".join(allowed)))
         return value
 
+    def numbers(self, p, field, kind=int):
+        """Read a repeated numeric field of sub-message `p` as a list of `kind`."""
+        out = []
+        for value in p.get_all(field):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    (kind is int and int(value) != value):
+                raise self.error("%s must be %s, got %r"
+                                 % (field, "an integer" if kind is int else "a number", value))
+            out.append(kind(value))
+        return out
+
     def axis(self, value, ndim):
         """Canonicalise a possibly negative axis against `ndim` dims."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error("axis must be an integer, got %r" % (value,))
         ax = int(value)
         if ax < 0:
             ax += ndim
@@ -143,6 +160,8 @@ def hw(spec, p, base, default=None, required=False):
 def param_mults(spec, nblobs):
     """Return [(lr_mult, decay_mult)] per blob from the layer's `param { }` blocks."""
     params = spec.msg.get_all("param")
+    if any(not hasattr(p, "get_all") for p in params):
+        raise spec.error("param must be a block like param { lr_mult: 1 decay_mult: 1 }")
     if len(params) > nblobs and nblobs >= 0:
         raise spec.error("has %d param blocks but only %d blob(s)" % (len(params), nblobs))
     out = []

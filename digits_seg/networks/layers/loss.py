@@ -107,5 +107,5 @@ def build_accuracy(spec):
     top_k = spec.number(p, "top_k", 1, int, 1)
     if top_k > shape[axis]:
         raise spec.error("top_k %d exceeds the %d classes" % (top_k, shape[axis]))
-    ignore = p.get("ignore_label")
-    return Accuracy(spec, [()], axis, top_k, None if ignore is None else int(ignore))
+    ignore = spec.number(p, "ignore_label", 0, int) if p.has("ignore_label") else None
+    return Accuracy(spec, [()], axis, top_k, ignore)

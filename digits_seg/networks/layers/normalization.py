@@ -63,9 +63,7 @@ def build_batchnorm(spec):
 
 def _param_shape(spec, p, shape, axis_default=1):
     axis = spec.axis(p.get("axis", axis_default), len(shape))
-    num_axes = int(p.get("num_axes", 1))
-    if num_axes < -1:
-        raise spec.error("num_axes must be >= -1")
+    num_axes = spec.number(p, "num_axes", 1, int, -1)
     end = len(shape) if num_axes == -1 else axis + num_axes
     if end > len(shape):
         raise spec.error("axis %d + num_axes %d exceed the %d-D input" % (axis, num_axes, len(shape)))

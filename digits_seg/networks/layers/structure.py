@@ -48,7 +48,7 @@ def build_slice(spec):
     p = spec.param("slice_param")
     shape = spec.in_shapes[0]
     axis = spec.axis(p.get("slice_dim", p.get("axis", 1)), len(shape))
-    points = [int(v) for v in p.get_all("slice_point")]
+    points = spec.numbers(p, "slice_point")
     n, dim = spec.num_tops, shape[axis]
     if points:
         if len(points) != n - 1:
@@ -121,7 +121,7 @@ def build_crop(spec):
     if len(a) != len(b):
         raise spec.error("bottoms have different ranks: %s and %s" % (list(a), list(b)))
     axis = spec.axis(p.get("axis", 2), len(a))
-    offs = [int(v) for v in p.get_all("offset")]
+    offs = spec.numbers(p, "offset")
     naxes = len(a) - axis
     if len(offs) == 0:
         offs = [0] * naxes
@@ -217,12 +217,14 @@ def build_reshape(spec):
     spec.expect_bottoms(1)
     p = spec.param("reshape_param")
     shape_msg = p.get("shape")
-    dims = [int(d) for d in shape_msg.get_all("dim")] if shape_msg is not None else []
+    dims = spec.numbers(shape_msg, "dim") if shape_msg is not None else []
     shape = spec.in_shapes[0]
-    axis = int(p.get("axis", 0))
+    axis = spec.number(p, "axis", 0, int)
     if axis < 0:
         axis += len(shape) + 1
-    num_axes = int(p.get("num_axes", -1))
+    num_axes = spec.number(p, "num_axes", -1, int, -1)
+    if not 0 <= axis <= len(shape):
+        raise spec.error("axis %s is out of range for a %d-D blob" % (p.get("axis"), len(shape)))
 
     def fail(text):
         raise spec.error(text)
@@ -258,7 +260,7 @@ def build_eltwise(spec):
     spec.expect_bottoms(2, -1)
     p = spec.param("eltwise_param")
     op = spec.choice(p, "operation", "SUM", ("SUM", "PROD", "MAX"))
-    coeffs = [float(c) for c in p.get_all("coeff")]
+    coeffs = spec.numbers(p, "coeff", float)
     if coeffs and (op != "SUM" or len(coeffs) != len(spec.in_shapes)):
         raise spec.error("coeff needs operation SUM and one value per bottom (%d)" % len(spec.in_shapes))
     for s in spec.in_shapes[1:]:
