@@ -90,13 +90,25 @@ KIND_ENDPOINTS = {"dataset": "datasets.show", "model": "models.show",
                   "pretrained": "store.show_pretrained", "inference": "inference.show"}
 
 
+URL_ID_PLACEHOLDER = "00000000-000000-0000"
+"""Stands for the job id in a URL built once per endpoint and request (ids never need escaping)."""
+
+
 def job_url(job):
-    from flask import url_for
+    """The page of `job` (its kind's blueprint page when registered, else the generic one).
+
+    Listings call this for thousands of jobs, so `url_for` runs once per endpoint and
+    request and the id is substituted into its result.
+    """
+    from flask import g, url_for
 
     endpoint = KIND_ENDPOINTS.get(job.kind)
-    if endpoint and endpoint in current_app.view_functions:
-        return url_for(endpoint, job_id=job.id)
-    return url_for("jobs.show", job_id=job.id)
+    if not (endpoint and endpoint in current_app.view_functions):
+        endpoint = "jobs.show"
+    templates = g.setdefault("job_url_templates", {})
+    if endpoint not in templates:
+        templates[endpoint] = url_for(endpoint, job_id=URL_ID_PLACEHOLDER)
+    return templates[endpoint].replace(URL_ID_PLACEHOLDER, job.id)
 
 
 def format_eta(seconds):
