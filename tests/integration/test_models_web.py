@@ -80,9 +80,9 @@ def test_worker_trains_survives_sigkill_resumes_and_aborts(settings, client, sta
     store = JobStore(settings.jobs_dir)
     job_dir = store.job_dir(job_id)
     worker = start_worker()
-    wait_for(lambda: len(list_snapshots(job_dir)) >= 2, 120, "two snapshots")
+    wait_for(lambda: len(list_snapshots(job_dir)) >= 2, 120, message="two snapshots")
     worker.kill(signal.SIGKILL)
-    wait_for(lambda: store.get(job_id).state == JobState.ERROR, 60, "the job to be marked as lost")
+    wait_for(lambda: store.get(job_id).state == JobState.ERROR, 60, message="the job to be marked as lost")
     before = max(s["iteration"] for s in list_snapshots(job_dir))
 
     twin = client.get(url + ".json").get_json()
@@ -96,13 +96,13 @@ def test_worker_trains_survives_sigkill_resumes_and_aborts(settings, client, sta
     assert client.post("/jobs/%s/resume.json" % job_id, json={}).status_code == 200
     start_worker()
     wait_for(lambda: max((s["iteration"] for s in list_snapshots(job_dir)), default=0) > before, 120,
-             "a snapshot after the resume")
+             message="a snapshot after the resume")
     log = store.read_log(job_id)[0]
     assert "Resumed from snapshot_iter_" in log
     its = [p["iteration"] for p in read_metrics(job_dir, "train")]
     assert its == sorted(its) and len(its) == len(set(its)), "iterations restarted or repeated after resume"
     client.post("/jobs/%s/abort.json" % job_id, json={})
-    wait_for(lambda: store.get(job_id).state == JobState.ABORTED, 60, "the abort")
+    wait_for(lambda: store.get(job_id).state == JobState.ABORTED, 60, message="the abort")
     assert list_snapshots(job_dir)
     page = client.get(url)
     assert page.status_code == 200 and b"chart-loss" in page.data
