@@ -279,3 +279,18 @@ def test_mutated_values_give_validation_errors_never_crashes(mutation):
                 compile_net(text, "train", input_shape=(3, 10, 12), device="meta")
             except ValidationError:
                 pass
+
+
+def test_scale_and_bias_with_two_bottoms_and_shared_prelu():
+    text = ('layer { name: "g" type: "Pooling" bottom: "data" top: "g" pooling_param { pool: AVE global_pooling: true } }'
+            'layer { name: "f" type: "Flatten" bottom: "g" top: "f" }'
+            'layer { name: "s" type: "Scale" bottom: "data" bottom: "f" top: "s" scale_param { axis: 0 } }'
+            'layer { name: "b" type: "Bias" bottom: "s" bottom: "f" top: "b" bias_param { axis: 0 } }'
+            'layer { name: "p" type: "PReLU" bottom: "b" top: "p" prelu_param { channel_shared: true } }')
+    net = compile_net(text, "deploy", input_shape=(2, 1, 2))
+    x = torch.tensor([[[[1.0, -3.0]], [[2.0, 4.0]]]])      # channel means -1 and 3
+    y = net(x)["p"]
+    expect = torch.tensor([[[[-1.0 - 1.0, 3.0 - 1.0]], [[6.0 + 3.0, 12.0 + 3.0]]]])
+    expect = torch.where(expect > 0, expect, 0.25 * expect)
+    assert torch.allclose(y, expect)
+    assert [tuple(b.shape) for b in net.layer_blobs()["p"]] == [(1,)]
