@@ -76,7 +76,6 @@ def test_home_tabs_and_live_job_page(live_server, page, artifact_path):
     expect(row).to_be_visible()
     expect(row).to_contain_text("browser check")
     expect(page.locator(".tab-panel[data-panel=dataset]")).to_be_hidden()
-    page.screenshot(path=artifact_path("home.png"), full_page=True)
 
     seen = []
     page.expose_function("recordBadge", lambda load, text: seen.append((load, text)))
@@ -99,6 +98,9 @@ def test_home_tabs_and_live_job_page(live_server, page, artifact_path):
     expect(log).to_contain_text("Done.")
     expect(page.locator(".job-error")).to_be_hidden()
     page.screenshot(path=artifact_path("job.png"), full_page=True)
+    page.goto(live_server.url + "/?tab=check")
+    expect(page.locator("tr[data-job-id='%s'] [data-role=badge]" % job.id)).to_have_text("done")
+    page.screenshot(path=artifact_path("home.png"), full_page=True)
 
 
 def test_error_pages_are_friendly(live_server, page, artifact_path):
