@@ -1,0 +1,190 @@
+"""Dataset pages: the new-dataset form (check folders, path completion, zip upload), the dataset
+page (counts, class table, warnings, log) and the explorer; each with a JSON twin.
+
+Views stay thin: the check runs `datasets.check.check_folders` (reads files, writes nothing);
+creation is a queued job; explorer images are decoded from the LMDB on request.
+"""
+
+import io
+import os
+import shutil
+
+import numpy as np
+from flask import Blueprint, Response, jsonify, redirect, request, url_for
+
+from ..datasets.check import check_folders
+from ..datasets.info import DatasetInfo
+from ..datasets.labels import colorize
+from ..datasets.params import complete_path, validate_params
+from ..errors import NotFoundError, ValidationError
+from .helpers import get_job, render, request_data, state, wants_json
+from .jobs import job_data
+
+bp = Blueprint("datasets", __name__)
+
+EXPLORER_PAGE = 12
+"""Records per explorer page."""
+
+THUMB_MAX = 320
+"""Longest side of explorer images, in pixels."""
+
+FORM_DEFAULTS = {"val_pct": 10, "seed": 0, "label_suffix": "auto", "colormap_source": "labels", "color_tolerance": 0,
+                 "binary": "auto", "channels": "rgb", "encoding": "png", "resize_mode": "squash"}
+
+
+@bp.route("/datasets/new")
+def new():
+    values = dict(FORM_DEFAULTS)
+    clone = request.args.get("clone")
+    if clone:
+        params = dict(get_job(clone, kind="dataset").params or {})
+        if params.get("resize"):
+            params["resize"] = "%dx%d" % tuple(params["resize"])
+        values.update({k: v for k, v in params.items() if v is not None and k != "upload_dir"})
+    return render("datasets/new.html", {"values": values, "roots": list(state().settings.resolved_data_roots)},
+                  values=values, error=None)
+
+
+def _upload(settings):
+    """Save and safely extract an uploaded zip; return (stage folder, data folder) or (None, None)."""
+    f = request.files.get("archive")
+    if f is None or not f.filename:
+        return None, None
+    from ..safe_extract import extract_archive
+    import secrets
+
+    stage = os.path.join(settings.jobs_dir, ".uploads", "dataset-" + secrets.token_hex(8))
+    os.makedirs(stage)
+    path = os.path.join(stage, "archive.zip")
+    f.save(path)
+    try:
+        extract_archive(path, os.path.join(stage, "data"), max_bytes=settings.max_upload_mb * 4 * 1024 ** 2,
+                        max_files=200_000)
+    except ValidationError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise ValidationError(exc.message, field="archive")
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    data = os.path.join(stage, "data")
+    entries = [e for e in os.listdir(data) if not e.startswith(".") and e != "__MACOSX"]
+    if "images" not in entries and len(entries) == 1 and os.path.isdir(os.path.join(data, entries[0])):
+        data = os.path.join(data, entries[0])  # zips made of a folder have one top-level folder
+    return stage, data
+
+
+@bp.route("/datasets", methods=["POST"])
+@bp.route("/datasets.json", methods=["POST"], endpoint="create_json")
+def create():
+    values = request_data()
+    settings = state().settings
+    stage = None
+    try:
+        stage, uploaded = _upload(settings)
+        params = validate_params(values, settings, uploaded_dir=uploaded)
+        if stage:
+            params["upload_dir"] = stage
+        job = state().service.submit("dataset", params["name"], params)
+    except ValidationError as exc:
+        if stage:
+            shutil.rmtree(stage, ignore_errors=True)
+        if wants_json():
+            raise
+        shown = dict(FORM_DEFAULTS, **{k: v for k, v in values.items() if isinstance(v, str)})
+        return render("datasets/new.html", {"values": shown, "roots": list(settings.resolved_data_roots)},
+                      values=shown, error=exc), 400
+    url = url_for("datasets.show", job_id=job.id)
+    if wants_json():
+        return jsonify({"id": job.id, "url": url}), 201
+    return redirect(url)
+
+
+@bp.route("/datasets/check.json", methods=["POST"])
+def check():
+    """Pre-flight check of the submitted folders: every problem, nothing written."""
+    settings = state().settings
+    params = validate_params(request_data(), settings)
+    return jsonify(check_folders(params, settings).to_dict())
+
+
+@bp.route("/datasets/complete.json")
+def complete():
+    """Path autocompletion inside the data roots (`?prefix=...&dirs=1`)."""
+    prefix = request.args.get("prefix", "")
+    return jsonify({"prefix": prefix, "entries": complete_path(prefix, state().settings,
+                                                                dirs_only=request.args.get("dirs") == "1")})
+
+
+def _info(job):
+    try:
+        return DatasetInfo.load(state().store.job_dir(job.id))
+    except NotFoundError:
+        return None
+
+
+@bp.route("/datasets/<job_id>")
+@bp.route("/datasets/<job_id>.json", endpoint="show_json")
+def show(job_id):
+    job = get_job(job_id, kind="dataset")
+    data = job_data(job)
+    info = _info(job)
+    data["dataset"] = info.to_dict() if info else None
+    split = request.args.get("split", "train")
+    page = max(1, request.args.get("page", 1, type=int))
+    data["explorer"] = _explorer(job, info, split, page) if info else None
+    return render("datasets/show.html", data, job=job, info=info)
+
+
+def _explorer(job, info, split, page):
+    if split not in info.splits:
+        raise ValidationError("split must be one of %s" % ", ".join(info.splits), field="split")
+    count = info.splits[split]["count"]
+    pages = max(1, -(-count // EXPLORER_PAGE))
+    page = min(page, pages)
+    start = (page - 1) * EXPLORER_PAGE
+    items = []
+    for i in range(start, min(count, start + EXPLORER_PAGE)):
+        items.append({"index": i, **{k: url_for("datasets.record", job_id=job.id, split=split, index=i, kind=k)
+                                     for k in ("image", "label", "overlay")}})
+    return {"split": split, "page": page, "pages": pages, "count": count, "per_page": EXPLORER_PAGE, "items": items}
+
+
+@bp.route("/datasets/<job_id>/explore.json")
+def explore(job_id):
+    job = get_job(job_id, kind="dataset")
+    info = _info(job)
+    if info is None:
+        raise NotFoundError("dataset %s is not finished yet" % job_id)
+    return jsonify(_explorer(job, info, request.args.get("split", "train"), max(1, request.args.get("page", 1, type=int))))
+
+
+@bp.route("/datasets/<job_id>/records/<split>/<int:index>/<kind>.png")
+def record(job_id, split, index, kind):
+    """One explorer picture: the image, the colourised label or the overlay, as PNG."""
+    from PIL import Image
+
+    from ..datasets.reader import SegmentationLMDB
+
+    job = get_job(job_id, kind="dataset")
+    info = _info(job)
+    if info is None or split not in info.splits or kind not in ("image", "label", "overlay"):
+        raise NotFoundError("no such record")
+    ds = SegmentationLMDB(info.split_dir(split))
+    if not 0 <= index < len(ds):
+        raise NotFoundError("record %d is out of range (0..%d)" % (index, len(ds) - 1))
+    image, label = ds[index]
+    colour = colorize(label, info.colormap)
+    if kind == "image":
+        out = image[:, :, 0] if image.shape[2] == 1 else image
+    elif kind == "label":
+        out = colour
+    else:
+        rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+        mask = (label != info.ignore_label)[:, :, None]
+        out = np.where(mask, (0.5 * rgb + 0.5 * colour).astype(np.uint8), rgb)
+    pic = Image.fromarray(np.ascontiguousarray(out))
+    if max(pic.size) > THUMB_MAX and request.args.get("full") != "1":
+        pic.thumbnail((THUMB_MAX, THUMB_MAX), Image.NEAREST if kind == "label" else Image.BILINEAR)
+    buf = io.BytesIO()
+    pic.save(buf, "PNG", compress_level=1)
+    return Response(buf.getvalue(), mimetype="image/png", headers={"Cache-Control": "max-age=3600"})

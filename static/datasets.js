@@ -1,0 +1,93 @@
+// New-dataset form: path autocompletion inside the data roots, and the "Check folders" report.
+(function () {
+  "use strict";
+  var script = document.getElementById("datasets-js");
+  var form = document.getElementById("dataset-form");
+  if (!form || !script) return;
+  var completeUrl = script.dataset.completeUrl;
+
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined) e.textContent = text;
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  var timers = {};
+  form.querySelectorAll("input[data-complete]").forEach(function (input) {
+    var list = document.getElementById(input.getAttribute("list"));
+    input.addEventListener("input", function () {
+      clearTimeout(timers[input.id]);
+      timers[input.id] = setTimeout(function () {
+        var url = completeUrl + "?prefix=" + encodeURIComponent(input.value) + (input.dataset.complete === "1" ? "&dirs=1" : "");
+        digitsSeg.fetchJSON(url).then(function (body) {
+          list.replaceChildren();
+          body.entries.forEach(function (p) { var o = document.createElement("option"); o.value = p; list.appendChild(o); });
+        }).catch(function () {});
+      }, 150);
+    });
+  });
+
+  function formBody() {
+    var body = {};
+    new FormData(form).forEach(function (value, key) {
+      if (key !== "csrf_token" && key !== "archive" && value !== "") body[key] = value;
+    });
+    return body;
+  }
+
+  function showReport(report) {
+    var box = document.getElementById("check-report");
+    box.replaceChildren();
+    box.hidden = false;
+    var s = report.summary;
+    var head = el("p", report.ok ? "No problems found." : report.errors.length + " problem(s) found.", report.ok ? "check-ok" : "check-bad");
+    head.dataset.role = "check-result";
+    box.appendChild(head);
+    if (s && s.pairs) {
+      box.appendChild(el("p", "Pairs: " + s.pairs.train + " train, " + s.pairs.val + " val · sizes: " +
+        Object.keys(s.sizes).join(", ") + " · label modes: " + Object.keys(s.label_modes).join(", ") +
+        (s.binary_mask ? " · 0/255 binary masks → classes 0/1" : "") +
+        (s.label_suffix ? " · label suffix " + s.label_suffix : ""), "muted small"));
+      var table = el("table", undefined, "compact");
+      s.classes.forEach(function (c) {
+        var tr = document.createElement("tr");
+        var sw = el("span", undefined, "swatch");
+        sw.style.background = "rgb(" + c.color.join(",") + ")";
+        var td = document.createElement("td"); td.appendChild(sw);
+        tr.appendChild(el("td", String(c.index))); tr.appendChild(td); tr.appendChild(el("td", c.name));
+        tr.appendChild(el("td", c.pixels + " px")); tr.appendChild(el("td", c.images + " images"));
+        table.appendChild(tr);
+      });
+      box.appendChild(table);
+    }
+    [["errors", "field-error"], ["warnings", "muted"]].forEach(function (kind) {
+      if (!report[kind[0]].length) return;
+      var ul = el("ul");
+      ul.dataset.role = kind[0];
+      report[kind[0]].forEach(function (e) {
+        var li = el("li", e.message, kind[1]);
+        if (e.files.length) {
+          li.appendChild(el("span", e.files.join("  ·  ") + (e.count > e.files.length ? "  … and " + (e.count - e.files.length) + " more" : ""), "files"));
+        }
+        ul.appendChild(li);
+      });
+      box.appendChild(ul);
+    });
+  }
+
+  var button = document.getElementById("check-folders");
+  var status = document.getElementById("check-status");
+  button.addEventListener("click", function () {
+    button.disabled = true;
+    status.textContent = "checking every pair…";
+    digitsSeg.fetchJSON(button.dataset.url, {method: "POST", body: JSON.stringify(formBody()),
+                                            headers: {"Content-Type": "application/json"}})
+      .then(function (report) { status.textContent = ""; showReport(report); })
+      .catch(function (err) {
+        status.textContent = "";
+        showReport({ok: false, errors: [{message: err.message, files: [], count: 0}], warnings: [], summary: null});
+      })
+      .then(function () { button.disabled = false; });
+  });
+})();
