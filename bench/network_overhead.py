@@ -5,7 +5,7 @@ outputs must agree, which is checked), and are timed interleaved, round by round
 process: forward + loss + backward per iteration. The ratio is min hand_time / min compiled_time
 (1.0 = no overhead; target >= 0.97).
 
-    python bench/network_overhead.py                       # CPU, 1x3x32x32, ~1-2 min
+    python bench/network_overhead.py                       # CPU, 1x3x16x16 (pad 100 makes it 216x216), 1-3 min
     python bench/network_overhead.py --device cuda --amp --size 375x500 --batch 4 --reps 20
 """
 
@@ -148,13 +148,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", action="store_true", help="autocast (fp16 on CUDA, bf16 on CPU)")
-    ap.add_argument("--size", default=None, help="HxW (default 32x32 on CPU, 375x500 on CUDA)")
+    ap.add_argument("--size", default=None, help="HxW (default 16x16 on CPU, 375x500 on CUDA)")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--reps", type=int, default=None, help="timed rounds (default 3 CPU, 20 CUDA)")
     ap.add_argument("--networks", default="fcn-alexnet,fcn-8s")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
-    size = args.size or ("375x500" if device.type == "cuda" else "32x32")
+    size = args.size or ("375x500" if device.type == "cuda" else "16x16")
     h, w = (int(v) for v in size.lower().split("x"))
     reps = args.reps or (20 if device.type == "cuda" else 3)
     results = [bench(n, (h, w), args.batch, reps, device, args.amp)

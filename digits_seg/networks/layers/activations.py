@@ -143,8 +143,6 @@ class PReLU(CaffeLayer):
                 self.weight.fill_(0.25)
 
     def forward(self, x):
-        if self.shared:
-            return F.prelu(x, self.weight)
         return F.prelu(x, self.weight)
 
     def caffe_blobs(self):
