@@ -19,6 +19,7 @@ from digits_seg.jobs.job import JobState
 from digits_seg.jobs.store import JobStore
 from digits_seg.training.params import validate_params as training_params
 from digits_seg.training.trainer import train
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -112,3 +113,21 @@ def test_viewer_controls_change_canvas(live_server, page, artifact_path, tmp_pat
     href = page.get_attribute('#viewer [data-role="cutout-link"]', "href")
     assert "keep=" in href
     page.screenshot(path=artifact_path("inference_viewer.png"), full_page=True)
+
+    # test many on the validation split: results page sorted worst-first, then the viewer of one image
+    status, body = live_server.post_json("/inference.json", {"model_id": model_id, "source": "val"})
+    assert status == 201, body
+    wait_for(lambda: live_server.get_json("/jobs/%s/status.json" % body["id"])["state"] in ("done", "error"),
+             timeout=60, message="test-many job")
+    page.goto(live_server.url + body["url"])
+    expect(page.locator(".job-status [data-role=badge]").first).to_have_text("done")
+    page.click("[data-role=sort-worst]")
+    cells = page.locator("#results-grid .result-cell")
+    expect(cells.first).to_be_visible()
+    scores = [float(t.split("mIoU ")[1].rstrip("%")) for t in page.locator("#results-grid [data-role=score]").all_text_contents()]
+    assert scores == sorted(scores) and len(scores) == 4
+    page.screenshot(path=artifact_path("inference_results.png"), full_page=True)
+    cells.first.locator("a").first.click()
+    expect(page.locator("#viewer")).to_have_attribute("data-ready", "yes", timeout=20_000)
+    page.select_option('#viewer [data-role="mode"]', "error")
+    assert page.evaluate(CANVAS_SUM)[:2] == [96, 64]
