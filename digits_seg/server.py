@@ -51,6 +51,7 @@ class Server:
         self.redis = None
         self.workers = []  # [(Popen, gpu)]
         self.stopping = threading.Event()
+        self.workers_stopped = threading.Event()
         self._lock_file = None
 
     def say(self, text):
@@ -146,6 +147,7 @@ class Server:
         finally:
             self.stopping.set()
             self._stop_workers()
+            self.workers_stopped.set()
             if self.redis:
                 self.redis.stop()
             try:
@@ -170,8 +172,14 @@ class Server:
                 if proc.poll() is not None and not self.stopping.is_set() \
                         and time.time() - last_start > WORKER_RESTART_DELAY_S:
                     self.say("worker %s exited (code %s); restarting it" % (proc.pid, proc.returncode))
-                    entry[0] = self.start_worker(redis_url, gpu)
                     entry[2] = time.time()
+                    try:
+                        entry[0] = self.start_worker(redis_url, gpu)
+                    except OSError as exc:  # keep this thread alive: its workers die with it
+                        self.say("monitor: could not restart the worker: %s" % exc)
+        # Workers started here get SIGKILL when this thread ends (die_with_parent), so
+        # outlive `_stop_workers`, which stops them in order.
+        self.workers_stopped.wait(60)
 
     def _stop_workers(self, timeout=20):
         """SIGTERM twice (RQ: cold shutdown kills the running job), then SIGKILL leftovers."""

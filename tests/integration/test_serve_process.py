@@ -125,6 +125,24 @@ def test_sigkilled_serve_takes_its_children_along(server):
     assert "worker stopped unexpectedly" in service.store.get(job.id).error["message"]
 
 
+def test_crashed_worker_is_restarted_and_stopped_cleanly(server):
+    service = _service(server)
+    first = [p for p in _process_tree(server.proc.pid) if "digits_seg.cli worker" in " ".join(p.cmdline())]
+    assert len(first) == 1
+    first[0].kill()
+    wait_for(lambda: "restarting it" in server.log(), timeout=60, message="serve to restart the worker")
+    job = service.submit("check", "on the restarted worker", {"steps": 600, "interval_s": 0.2})
+    wait_for(lambda: _state(service, job.id) == JobState.RUNNING, timeout=60, message="the check job to run")
+    tree = _process_tree(server.proc.pid)
+    assert first[0].pid not in {p.pid for p in tree}
+
+    assert _sigterm_and_wait(server) == 0, server.log()
+    _, still = psutil.wait_procs(tree[1:], timeout=10)
+    assert [_describe(p) for p in still if _alive(p)] == []
+    # Stopped by serve in order (not killed because the thread that started it ended).
+    assert "shut down" in service.store.get(job.id).error["message"], service.store.get(job.id).error
+
+
 def test_second_serve_on_same_jobs_dir_refuses(server):
     env = dict(os.environ)
     env.update({"DIGITS_SEG_JOBS_DIR": server.jobs_dir, "DIGITS_SEG_PORT": str(free_port()),
