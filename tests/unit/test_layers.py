@@ -294,3 +294,41 @@ def test_scale_and_bias_with_two_bottoms_and_shared_prelu():
     expect = torch.where(expect > 0, expect, 0.25 * expect)
     assert torch.allclose(y, expect)
     assert [tuple(b.shape) for b in net.layer_blobs()["p"]] == [(1,)]
+
+
+def _caffe_pool_reference(x, k, s, p, method):
+    """Caffe's pooling loops, written out plainly (one channel, 2-D list in, list out)."""
+    h, w = len(x), len(x[0])
+    oh, ow = caffe_pool_size(h, k, s, p), caffe_pool_size(w, k, s, p)
+    out = []
+    for i in range(oh):
+        row = []
+        for j in range(ow):
+            hs, ws = i * s - p, j * s - p
+            he, we = min(hs + k, h + p), min(ws + k, w + p)
+            size = (he - hs) * (we - ws)
+            hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+            vals = [x[a][b] for a in range(hs, he) for b in range(ws, we)]
+            if method == "MAX":
+                row.append(max(vals) if vals else torch.finfo(torch.float32).min)
+            else:
+                row.append(sum(vals) / size if size else float("nan"))   # Caffe: 0/0
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+@pytest.mark.parametrize("k,s,p", [(3, 2, 0), (2, 2, 1), (3, 2, 2), (3, 3, 1), (1, 2, 0), (2, 3, 0), (4, 2, 3)])
+@pytest.mark.parametrize("size", [5, 6, 7])
+def test_pooling_matches_caffe_loops(method, k, s, p, size):
+    if p >= k:
+        pytest.skip("Caffe requires pad < kernel")
+    torch.manual_seed(size)
+    x = torch.randn(1, 1, size, size + 1)
+    net = compile_net('layer { name: "p" type: "Pooling" bottom: "data" top: "p" pooling_param '
+                      '{ pool: %s kernel_size: %d stride: %d pad: %d } }' % (method, k, s, p),
+                      "deploy", input_shape=(1, size, size + 1))
+    got = net(x)["p"][0, 0]
+    ref = torch.tensor(_caffe_pool_reference(x[0, 0].tolist(), k, s, p, method))
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=1e-5, equal_nan=True)
