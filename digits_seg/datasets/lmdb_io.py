@@ -105,6 +105,14 @@ def shared_readonly(path):
     """This process's shared read-only handle on the LMDB at `path`."""
     envs = _PROCESS_ENVS[0]
     if envs is None or envs.pid != os.getpid():
+        if envs is not None:
+            # Forked from a process that had these open (a DataLoader worker): py-lmdb's
+            # registry still lists them, so close the inherited handles before reopening.
+            for env in envs.envs.values():
+                try:
+                    env.close()
+                except lmdb.Error:
+                    pass
         envs = _PROCESS_ENVS[0] = ReaderEnvs()
     return envs.get(path)
 
