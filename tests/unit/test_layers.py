@@ -332,3 +332,15 @@ def test_pooling_matches_caffe_loops(method, k, s, p, size):
     ref = torch.tensor(_caffe_pool_reference(x[0, 0].tolist(), k, s, p, method))
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, atol=1e-5, equal_nan=True)
+
+
+def test_interp_plain_bilinear_and_reference_size():
+    text = ('layer { name: "s" type: "Pooling" bottom: "data" top: "s" pooling_param { pool: AVE kernel_size: 2 stride: 2 } }'
+            'layer { name: "i" type: "Interp" bottom: "s" bottom: "data" top: "i" interp_param { align_corners: false } }')
+    net = compile_net(text, "deploy", input_shape=(1, 5, 7))
+    x = torch.randn(1, 1, 5, 7)
+    y = net(x)["i"]
+    small = torch.nn.functional.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=True)
+    assert y.shape == x.shape
+    assert torch.allclose(y, torch.nn.functional.interpolate(small, size=(5, 7), mode="bilinear",
+                                                             align_corners=False))
