@@ -135,8 +135,16 @@ def main():
             os.link(os.path.join(a, "images", name), os.path.join(half, "images", name))
             os.link(os.path.join(a, "labels", stem + ".png"), os.path.join(half, "labels", stem + ".png"))
         for variant, folder in (("jpeg_palette", a), ("png_rgb", b)):
-            base = isolated(baseline, folder)
-            made = isolated(create, folder, os.path.join(root, "out_" + variant))
+            # best of two, interleaved: the machine is shared, so single runs are noisy
+            runs_b, runs_c = [], []
+            for rep in range(2):
+                runs_b.append(isolated(baseline, folder))
+                target = os.path.join(root, "out_%s_%d" % (variant, rep))
+                runs_c.append(isolated(create, folder, target))
+                if rep == 0:
+                    shutil.rmtree(target)
+            base = min(runs_b, key=lambda r: r["seconds"])
+            made = min(runs_c, key=lambda r: r["seconds"])
             out[variant] = {
                 "baseline_pairs_per_s": base["pairs"] / base["seconds"],
                 "create_pairs_per_s": made["pairs"] / made["seconds"],
@@ -146,9 +154,9 @@ def main():
             }
         made = isolated(create, half, os.path.join(root, "out_half"))
         out["jpeg_palette"]["half_count_peak_rss_mb"] = made["peak_rss_mb"]
-        rr = isolated(read_rate, os.path.join(root, "out_jpeg_palette", "train_db"))
+        rr = isolated(read_rate, os.path.join(root, "out_jpeg_palette_1", "train_db"))
         out["reader_records_per_s"] = rr["records"] / rr["seconds"]
-        rr = isolated(read_rate, os.path.join(root, "out_png_rgb", "train_db"))
+        rr = isolated(read_rate, os.path.join(root, "out_png_rgb_1", "train_db"))
         out["reader_records_per_s_png"] = rr["records"] / rr["seconds"]
         print(json.dumps(out, indent=2))
     finally:

@@ -21,8 +21,11 @@ from .process import header, process_pair
 from .stats import SplitStats, class_warnings, write_stats
 
 SPLITS = ("train", "val")
-MEAN_IMAGE_SAMPLES = 100
-"""The mean image averages about this many evenly spread images per split (the mean pixel uses all)."""
+MEAN_PIXEL_SAMPLES = 100
+"""The mean pixel averages about this many evenly spread images per split: materialising pixel
+arrays costs as much as validating, and 100 images pin the mean well."""
+MEAN_IMAGE_SAMPLES = 32
+"""Images per split averaged into the mean image (each is shipped from a worker to the parent)."""
 OUTPUTS = ("train_db", "val_db", "labels.txt", "colormap.json", "stats.h5", "dataset.json")
 """What a finished dataset folder holds; `dataset.json` is written last and marks completion."""
 
@@ -95,10 +98,13 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
     col = Collector()
     channels = set()
     reencoded = {"image": 0, "label": 0}
-    step = {s: max(1, len([1 for sp, _ in pairs if sp == s]) // MEAN_IMAGE_SAMPLES) for s in SPLITS}
+    sizes = {s: len(plan.splits[s]) for s in SPLITS}
+    step_p = {s: max(1, sizes[s] // MEAN_PIXEL_SAMPLES) for s in SPLITS}
+    step_m = {s: max(1, sizes[s] // MEAN_IMAGE_SAMPLES) for s in SPLITS}
     tasks, seen_in_split = [], {s: 0 for s in SPLITS}
     for i, (split, p) in enumerate(pairs):
-        want = cfg["mean_image"] and seen_in_split[split] % step[split] == 0
+        k = seen_in_split[split]
+        want = 2 if cfg["mean_image"] and k % step_m[split] == 0 else (1 if k % step_p[split] == 0 else 0)
         seen_in_split[split] += 1
         tasks.append((i, p[0], p[1], p[2], cfg, want))
     failed = False

@@ -49,8 +49,9 @@ def process_pair(task):
     """Process one pair; `task` is (index, stem, image_path, label_path, cfg[, want_array]). Returns a dict.
 
     cfg keys: rules (LabelRules fields as a dict), channels, encoding, resize ([w, h] or None),
-    resize_mode, max_pixels, build (produce Datum bytes). `want_array`: also return the final
-    image array (for the mean image; sampled, since shipping arrays costs the parent time).
+    resize_mode, max_pixels, build (produce Datum bytes). `want_array`: 1 = return per-channel
+    pixel sums (mean pixel), 2 = also the final image array (mean image); both are sampled,
+    since arrays cost time to make and more to ship to the parent.
     """
     index, stem, image_path, label_path, cfg = task[:5]
     want_array = len(task) > 5 and task[5]
@@ -87,7 +88,7 @@ def process_pair(task):
 
     rules = LabelRules(**cfg["rules"])
     try:
-        lr = decode_label(lb, rules)
+        lr = _decode_label(lb, rules)
     except Exception as e:
         res["problems"].append({"code": "label_mode", "message": "%s: %s" % (label_path, getattr(e, "message", e)),
                                 "files": [label_path]})
@@ -105,8 +106,7 @@ def process_pair(task):
                                 "message": "%s has label values %s (pixel counts %s) outside the %s"
                                 % (label_path, sorted(lr.bad_values), [lr.bad_values[v] for v in sorted(lr.bad_values)],
                                    "0/255 binary mask" if rules.binary else "%s classes" % rules.num_classes)})
-    indices = lr.indices
-    res["label_counts"] = np.bincount(indices.ravel(), minlength=256).astype(np.int64)
+    res["label_counts"] = lr.counts
     if res["problems"] or not cfg.get("build", True):
         return res
 
@@ -116,13 +116,16 @@ def process_pair(task):
     keep_image = (im.mode == tmode and not resize and encoding != "raw"
                   and (im.format == "JPEG" or (im.format == "PNG" and encoding == "png")))
     work = im if keep_image else transform.convert_mode(im, tmode)
+    indices = lr.indices
     if resize:
         work = transform.resize_image(work, resize, cfg["resize_mode"])
-        indices = transform.resize_label(indices, resize, cfg["resize_mode"])
+        indices = transform.resize_label(lr.array(), resize, cfg["resize_mode"])
         res["label_counts"] = np.bincount(indices.ravel(), minlength=256).astype(np.int64)
-    array = np.asarray(work)
-    channels = 1 if array.ndim == 2 else array.shape[2]
-    h, w = array.shape[:2]
+    channels = len(work.getbands())
+    w, h = work.size
+    # Decoded pixels are only materialised when something needs them: the bytes of unchanged
+    # files go into the Datum as they are, and the mean pixel/image use a sample of images.
+    array = np.asarray(work) if (want_array or not keep_image) else None
     if keep_image:
         img_datum = datum.encode_datum(img_bytes, channels, h, w, encoded=True)
     elif encoding == "raw":
@@ -133,17 +136,50 @@ def process_pair(task):
     keep_label = (not lr.changed and not resize and lb.format == "PNG" and lb.mode in ("P", "L") and encoding != "raw")
     if keep_label:
         lbl_datum = datum.encode_datum(lbl_bytes, 1, h, w, encoded=True)
-    elif encoding == "raw":
-        lbl_datum = datum.encode_datum(indices.tobytes(), 1, h, w, encoded=False)
     else:
-        lbl_datum = datum.encode_datum(transform.encode_label(indices), 1, h, w, encoded=True)
+        indices = indices if indices is not None else lr.array()
+        if encoding == "raw":
+            lbl_datum = datum.encode_datum(indices.tobytes(), 1, h, w, encoded=False)
+        else:
+            lbl_datum = datum.encode_datum(transform.encode_label(indices), 1, h, w, encoded=True)
 
     res.update(image_datum=img_datum, label_datum=lbl_datum, out_size=[w, h], channels=channels,
                reencoded={"image": not keep_image, "label": not keep_label},
-               channel_sum=_channel_sum(array))
-    if want_array:
+               channel_sum=_channel_sum(array) if want_array else None)
+    if want_array == 2:
         res["image_array"] = array
     return res
+
+
+class _Label:
+    """A decoded label: class-index counts always; the index array only when asked for."""
+
+    def __init__(self, image, result=None, counts=None, bad_values=None):
+        self.image, self.result = image, result
+        self.indices = result.indices if result is not None else None
+        self.counts = counts if counts is not None else np.bincount(self.indices.ravel(), minlength=256).astype(np.int64)
+        self.changed = result.changed if result is not None else False
+        self.notes = result.notes if result is not None else []
+        self.unknown_colors = result.unknown_colors if result is not None else {}
+        self.bad_values = result.bad_values if result is not None else (bad_values or {})
+        self.nearest_pixels = result.nearest_pixels if result is not None else 0
+
+    def array(self):
+        if self.indices is None:
+            self.indices = np.asarray(self.image)
+        return self.indices
+
+
+def _decode_label(image, rules):
+    """Palette/greyscale index labels: count classes with Pillow's C histogram (no array copy);
+    everything else goes through `decode_label`."""
+    if image.mode in ("P", "L") and not rules.binary:
+        counts = np.asarray(image.histogram()[:256], dtype=np.int64)
+        bad = {}
+        if rules.num_classes is not None:
+            bad = {v: int(counts[v]) for v in range(rules.num_classes, 255) if counts[v]}
+        return _Label(image, counts=counts, bad_values=bad)
+    return _Label(image, result=decode_label(image, rules))
 
 
 def _channel_sum(array):

@@ -35,10 +35,11 @@ class SplitStats:
         self.class_pixels += counts
         self.class_images += counts > 0
         cs = result["channel_sum"]
-        if self.channel_sum is None:
-            self.channel_sum = np.zeros(len(cs))
-        self.channel_sum += cs
-        self.pixels += w * h
+        if cs is not None:  # a sample of images (see create.MEAN_IMAGE_SAMPLES)
+            if self.channel_sum is None:
+                self.channel_sum = np.zeros(len(cs))
+            self.channel_sum += cs
+            self.pixels += w * h
         arr = result.get("image_array")
         if self._mean_ok and arr is not None:
             a = arr.reshape(arr.shape[0], arr.shape[1], -1)
