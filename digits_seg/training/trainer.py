@@ -111,6 +111,13 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir):
         val_bs = 1 if info.variable_size else bs
         s.val_loader, _ = make_loader(val_db, batch_size=val_bs, shuffle=False, transform=None, seed=s.seed,
                                       workers=min(workers, 1), pin_memory=s.cuda)
+    if workers > 0:
+        # Loader workers are forked and open their own LMDB handles; py-lmdb refuses to open
+        # an environment that the parent still holds open ("already open in this process"),
+        # so the parent lets go of its handles (it only needed them to count records).
+        from ..datasets.lmdb_io import forget_readers
+
+        forget_readers(dataset_dir)
     s.batch_size = bs
     s.iter_size = int(params.get("iter_size", 1))
     s.batches_per_epoch = math.ceil(len(train_db) / bs)

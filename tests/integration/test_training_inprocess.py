@@ -61,7 +61,7 @@ def dataset_dir(tmp_path_factory):
 
 def make_params(dataset_dir, **over):
     raw = dict(network_choice(), epochs=2, batch_size=4, base_lr=0.001, solver_type="Adam", lr_policy="fixed",
-               loader_workers=1, log_interval=2, seed=5, hflip=True, crop_size=48, mean_subtraction="pixel",
+               loader_workers=2, log_interval=2, seed=5, hflip=True, crop_size=48, mean_subtraction="pixel",
                class_weighting="median")
     raw.update(over)
     return validate_params(raw, None, DatasetInfo.load(dataset_dir))
