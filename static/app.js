@@ -1,4 +1,4 @@
-/* Shared page behaviour: tabs, confirmations, live job status (SSE with polling fallback). */
+/* Shared page behaviour: tabs, confirmations, live job status (batched polling). */
 (function () {
   "use strict";
 
@@ -86,66 +86,42 @@
     }).catch(function () {});
   }
 
-  function poll(id, els) {
-    var timer = setInterval(function () {
-      fetch("/jobs/" + id + "/status.json", {cache: "no-store"}).then(function (r) {
-        if (r.status === 404) { clearInterval(timer); return null; }
-        return r.json();
-      }).then(function (s) {
-        if (!s) return;
-        els.forEach(function (el) { apply(el, s); });
-        refreshLog();
-        if (["done", "error", "aborted"].indexOf(s.state) >= 0) clearInterval(timer);
-      }).catch(function () {});
-    }, 2000);
-  }
-
-  function watch(id, els) {
-    if (!window.EventSource) { poll(id, els); return; }
-    var failures = 0;
-    var source = new EventSource("/jobs/" + id + "/events");
-    source.addEventListener("status", function (e) {
-      failures = 0;
-      var s = JSON.parse(e.data);
-      els.forEach(function (el) { apply(el, s); });
-      refreshLog();
-    });
-    source.addEventListener("end", function () { source.close(); });
-    source.addEventListener("deleted", function () { source.close(); });
-    source.onerror = function () {
-      failures += 1;
-      if (failures > 3) { source.close(); poll(id, els); }
-    };
-  }
-
-  /* Listings (home page rows): one batched poll for every live row. An event stream per
-     row would hold a server thread and one of the browser's six connections per job. */
-  function pollMany(groups) {
-    var ids = Object.keys(groups);
+  /* Live status: one batched poll of /jobs/status.json for every live element of the page.
+     An event stream per job stays open, holding a server thread, and browsers allow only six
+     connections per host: a few open job pages would stop every other page from loading. */
+  var FINISHED = ["done", "error", "aborted"];
+  function watchAll(groups, interval) {
+    var ids = Object.keys(groups), seen = {};
     if (!ids.length) return;
-    var timer = setInterval(function () {
+    function tick() {
       fetch("/jobs/status.json?ids=" + ids.map(encodeURIComponent).join(","), {cache: "no-store"})
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (body) {
-          if (!body) return;
-          ids = ids.filter(function (id) {
-            var s = body.jobs[id];
-            if (!s) return false;
-            groups[id].forEach(function (el) { apply(el, s); });
-            return ["done", "error", "aborted"].indexOf(s.state) < 0;
-          });
-          if (!ids.length) clearInterval(timer);
-        }).catch(function () {});
-    }, 3000);
+          if (body) {
+            ids = ids.filter(function (id) {
+              var s = body.jobs[id];
+              if (!s) return false;
+              var key = JSON.stringify(s);
+              if (key !== seen[id]) {
+                seen[id] = key;
+                groups[id].forEach(function (el) { apply(el, s); });
+                if (groups[id].some(function (el) { return el.classList.contains("job-status"); })) refreshLog();
+              }
+              return FINISHED.indexOf(s.state) < 0;
+            });
+          }
+          if (ids.length) setTimeout(tick, interval);
+        })
+        .catch(function () { setTimeout(tick, 2 * interval); });
+    }
+    setTimeout(tick, interval);
   }
 
-  var panels = {}, rows = {};
+  var live = {}, hasPanel = false;
   document.querySelectorAll("[data-job-live]").forEach(function (el) {
-    var st = el.dataset.state;
-    if (st === "done" || st === "error" || st === "aborted") return;
-    var into = el.classList.contains("job-status") ? panels : rows;
-    (into[el.dataset.jobLive] = into[el.dataset.jobLive] || []).push(el);
+    if (FINISHED.indexOf(el.dataset.state) >= 0) return;
+    hasPanel = hasPanel || el.classList.contains("job-status");
+    (live[el.dataset.jobLive] = live[el.dataset.jobLive] || []).push(el);
   });
-  Object.keys(panels).forEach(function (id) { watch(id, panels[id]); });
-  pollMany(rows);
+  watchAll(live, hasPanel ? 1500 : 3000);
 })();

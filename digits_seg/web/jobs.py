@@ -45,8 +45,8 @@ STATUS_BATCH_MAX = 500
 def status_many():
     """Summaries of several jobs (`?ids=a,b,c`; null for unknown ids) in one request.
 
-    Pages listing many jobs poll this: an event stream per row would hold one server
-    thread and one of the browser's six connections per live job.
+    Every page polls this for its live jobs (static/app.js): an event stream per job would
+    hold one server thread and one of the browser's six connections per host for each.
     """
     ids = [i for i in request.args.get("ids", "").split(",") if i][:STATUS_BATCH_MAX]
     jobs = {}

@@ -182,3 +182,20 @@ def test_home_rows_update_live_with_one_batched_poll(live_server, page):
     assert not [u for u in requests if "/events" in u], "the home page opened an event stream per row"
     polls = [u for u in requests if "/jobs/status.json?ids=" in u]
     assert polls and all(job_id in polls[0] for job_id in live), (live, polls)
+
+
+def test_many_open_job_pages_leave_the_server_and_browser_responsive(live_server, page):
+    """Live job pages must not each hold a connection: browsers allow six per host, waitress 8 threads."""
+    service = _service(live_server)
+    jobs = [service.submit("check", "tab %d" % i, {"steps": 600, "interval_s": 0.2}) for i in range(8)]
+    tabs = []
+    for job in jobs:
+        tab = page.context.new_page()
+        tab.goto(live_server.url + "/jobs/" + job.id, timeout=20_000)
+        tabs.append(tab)
+    page.goto(live_server.url + "/?tab=check", timeout=20_000)
+    expect(page.locator("tr[data-job-id]")).to_have_count(len(jobs))
+    assert _http("GET", live_server.url + "/index.json")[0] == 200
+    # ...and the open pages still follow their job.
+    service.abort(jobs[-1].id)
+    expect(tabs[-1].locator("[data-job-live] [data-role=badge]")).to_have_text("aborted", timeout=30_000)
