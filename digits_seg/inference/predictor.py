@@ -141,8 +141,12 @@ class Predictor:
             raise NotFoundError("%s has no network.prototxt: is it a model job folder?" % model_dir, field="model")
         dev = _check_device(device)
         weights = resolve_snapshot(model_dir, snapshot)
+        preprocess = load_preprocess(model_dir)
+        # The compiler sizes layers from the input shape (a greyscale model has a 1-channel conv1).
+        w, h = preprocess.input_size or (224, 224)
         with open(proto, encoding="utf-8") as f:
-            net = compile_net(f.read(), phase="deploy", include_loss=False, source=proto)
+            net = compile_net(f.read(), phase="deploy", include_loss=False, source=proto,
+                              input_shape=(preprocess.channels, h, w))
         if not getattr(net, "score_blob", None):
             raise ValidationError("%s: cannot tell which blob holds the class scores in the deploy phase (no "
                                   "SoftmaxWithLoss bottom and not exactly one 4-D output); end the net with one "
@@ -152,7 +156,6 @@ class Predictor:
         if missing:
             raise ValidationError("snapshot %s lacks weights for layer(s) %s of %s: the snapshot does not belong to this "
                                   "network" % (weights, ", ".join(missing), proto), field="snapshot")
-        preprocess = load_preprocess(model_dir)
         num_classes = None
         if not os.path.isfile(os.path.join(model_dir, "labels.txt")):
             num_classes = _probe_num_classes(net, preprocess, dev)
