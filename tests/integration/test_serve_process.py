@@ -202,6 +202,30 @@ def test_restart_keeps_every_job_and_state(tmp_path):
         second.stop()
 
 
+def test_event_stream_follows_a_job_to_its_end(server):
+    """`/jobs/<id>/events` (for API clients) through the production server: status events, then end."""
+    import json
+    import urllib.request
+
+    service = _service(server)
+    job = service.submit("check", "streamed", {"steps": 3, "interval_s": 0.4})
+    states, events = [], []
+    with urllib.request.urlopen(server.url + "/jobs/%s/events" % job.id, timeout=60) as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        event = None
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+                events.append(event)
+            elif line.startswith("data: ") and event == "status":
+                states.append(json.loads(line[6:])["state"])
+            if event == "end":
+                break
+    assert events[-1] == "end"
+    assert states[-1] == "done" and set(states) <= {"queued", "running", "done"}
+
+
 def _readme_setting_names():
     with open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8") as f:
         text = f.read()
