@@ -121,7 +121,7 @@
       var s = row.reduce(function (a, b) { return a + b; }, 0);
       return row.map(function (v) { return s ? v / s : null; });
     });
-    return [{z: z, x: names, y: names, type: "heatmap", colorscale: "Blues", zmin: 0, zmax: 1,
+    return [{z: z, x: names, y: names, type: "heatmap", colorscale: [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]], zmin: 0, zmax: 1,
              hovertemplate: "true %{y}<br>predicted %{x}<br>%{z:.3f}<extra></extra>"}];
   }
 
@@ -130,8 +130,14 @@
     var yType = logScale && logScale.checked ? "log" : "linear";
     Plotly.react("chart-loss", lossTraces(m.curves), layout("Loss", yType), PLOT_CONFIG);
     Plotly.react("chart-acc", accTraces(m.curves), layout("Validation accuracy / IoU"), PLOT_CONFIG);
+    var lrLayout = layout("Learning rate", yType);
+    var lrs = m.curves.train.lr.filter(function (v) { return v !== null; });
+    lrLayout.yaxis.exponentformat = "e";
+    if (lrs.length && yType === "linear" && Math.max.apply(null, lrs) === Math.min.apply(null, lrs)) {
+      lrLayout.yaxis.range = [0, 2 * lrs[0] || 1];  /* a constant rate: show it against zero, not ±1 */
+    }
     Plotly.react("chart-lr", [{x: m.curves.train.iteration, y: m.curves.train.lr, mode: "lines", name: "learning rate"}],
-                 layout("Learning rate", yType), PLOT_CONFIG);
+                 lrLayout, PLOT_CONFIG);
     var conf = confusionTrace(m);
     if (conf) {
       Plotly.react("chart-confusion", conf, {margin: {t: 10, r: 10, b: 90, l: 90}, yaxis: {autorange: "reversed", title: "true"},
