@@ -64,6 +64,7 @@ class Collector:
         self.nearest_pixels = 0
         self.bad_pairs = []  # (stem, image_path, label_path, first message)
         self.value_files = {}  # value -> first files holding it
+        self.nearest = {}  # "r,g,b" -> [class index, pixels] mapped through the tolerance
 
     def add(self, r):
         for p in r["problems"]:
@@ -91,9 +92,12 @@ class Collector:
         for n in r["notes"]:
             self.notes.setdefault(n.split(": ", 1)[-1], []).append(n.split(": ", 1)[0])
         self.nearest_pixels += r.get("nearest_pixels", 0)
+        for color, (cls, n) in r.get("nearest_colors", {}).items():
+            entry = self.nearest.setdefault(color, [cls, 0])
+            entry[1] += n
 
-    def finish(self, report, tolerance=0):
-        """Add grouped problems and warnings to `report`."""
+    def finish(self, report, tolerance=0, names=None):
+        """Add grouped problems and warnings to `report` (`names`: class names for messages)."""
         for code, items in self.by_code.items():
             if code == "unknown_colors":
                 continue
@@ -118,8 +122,11 @@ class Collector:
         for note, files in self.notes.items():
             report.add("warning", "note", "%s (%d file(s))" % (note, len(files)), files)
         if self.nearest_pixels:
+            worst = sorted(self.nearest.items(), key=lambda kv: -kv[1][1])[:8]
+            desc = ", ".join("(%s) → %s: %d px" % (c, names[k] if names and k < len(names) else "class %d" % k, n)
+                             for c, (k, n) in worst)
             report.add("warning", "nearest_colour", "%d label pixels were off the colour map and mapped to the nearest "
-                       "colour within tolerance %d" % (self.nearest_pixels, tolerance))
+                       "colour within tolerance %d: %s" % (self.nearest_pixels, tolerance, desc))
 
 
 def task_config(plan, params, build, mean_image=False):
@@ -163,7 +170,7 @@ def check_folders(params, settings=None, workers=2, on_progress=None):
             report.add("error", "bad_values", "label values %s are ≥ the number of classes (%d) and are not 255 "
                        "(ignore): fix the labels or the class list" % (bad, n), files)
         col.by_code.pop("bad_values", None)
-    col.finish(report, plan.rules["tolerance"])
+    col.finish(report, plan.rules["tolerance"], plan.class_names)
     for note in plan.notes:
         report.add("warning", "note", note)
     if plan.pairings[0][1].suggested_suffix:

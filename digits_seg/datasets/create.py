@@ -137,7 +137,7 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
             lab.close()
 
     report = CheckReport()
-    col.finish(report, plan.rules["tolerance"])
+    col.finish(report, plan.rules["tolerance"], plan.class_names)
     if failed:
         _refuse(report, "%d pair(s) have problems" % len(col.bad_pairs))
     if len(channels) > 1:

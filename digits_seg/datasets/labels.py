@@ -44,6 +44,7 @@ class LabelResult:
     unknown_colors: dict = dataclasses.field(default_factory=dict)  # (r, g, b) -> pixel count
     bad_values: dict = dataclasses.field(default_factory=dict)  # value -> pixel count
     nearest_pixels: int = 0  # pixels mapped to a colour-map entry through the tolerance
+    nearest_colors: dict = dataclasses.field(default_factory=dict)  # (r, g, b) -> (class, pixel count)
 
 
 def _counts(values, counts):
@@ -104,6 +105,8 @@ def _rgb(image, rules, res):
         ok = dist[np.arange(len(vals)), nearest] <= rules.tolerance
         lut[vals[ok]] = nearest[ok].astype(np.uint8)
         res.nearest_pixels = int(cnt[ok].sum())
+        for v, k, c in zip(vals[ok], nearest[ok], cnt[ok]):
+            res.nearest_colors[(int(v >> 16) & 255, int(v >> 8) & 255, int(v) & 255)] = (int(k), int(c))
         for v, c in zip(vals[~ok], cnt[~ok]):
             res.unknown_colors[(int(v >> 16) & 255, int(v >> 8) & 255, int(v) & 255)] = int(c)
     return lut[packed]

@@ -95,6 +95,8 @@ def process_pair(task):
         return res
     res["notes"].extend("%s: %s" % (label_path, n) for n in lr.notes)
     res["nearest_pixels"] = lr.nearest_pixels
+    if lr.nearest_colors:
+        res["nearest_colors"] = {"%d,%d,%d" % c: v for c, v in lr.nearest_colors.items()}
     if lr.unknown_colors:
         res["unknown_colors"] = {"%d,%d,%d" % c: n for c, n in lr.unknown_colors.items()}
         res["problems"].append({"code": "unknown_colors", "files": [label_path],
@@ -163,6 +165,7 @@ class _Label:
         self.unknown_colors = result.unknown_colors if result is not None else {}
         self.bad_values = result.bad_values if result is not None else (bad_values or {})
         self.nearest_pixels = result.nearest_pixels if result is not None else 0
+        self.nearest_colors = result.nearest_colors if result is not None else {}
 
     def array(self):
         if self.indices is None:

@@ -90,7 +90,8 @@ def test_unknown_colours_reported_with_counts(tmp_path, settings):
     assert "(0,175,77): 1 px" in r.errors[0]["message"] and "tolerance" in r.errors[0]["message"]
     r = check(settings, tmp_path, colormap_file=str(tmp_path / "cm.csv"), color_tolerance=1)
     assert r.ok and r.summary["classes"][1]["pixels"] == 3 and r.summary["classes"][1]["name"] == "scraper"
-    assert any(w["code"] == "nearest_colour" for w in r.warnings)
+    near = [w["message"] for w in r.warnings if w["code"] == "nearest_colour"]
+    assert near and "(0,175,77) → scraper: 1 px" in near[0]
 
 
 def test_palettes_differ_is_a_warning_and_binary_is_detected(tmp_path, settings):
