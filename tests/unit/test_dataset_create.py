@@ -209,3 +209,20 @@ def test_jpeg_encoding_reencodes_png_images(tmp_path, settings, city):
     img_raw, _ = SegmentationLMDB(str(tmp_path / "job" / "train_db")).raw(0)
     d = decode_datum(img_raw)
     assert d.encoded and Image.open(io.BytesIO(d.data)).format == "JPEG"
+
+
+@pytest.mark.slow
+def test_pool_spawns_when_the_parent_has_threads(tmp_path, settings):
+    """A task with a heartbeat thread (or the web server) must not fork: the spawn path works too."""
+    import threading
+
+    synthcity.generate(str(tmp_path / "big"), 34, size=(16, 16), seed=6)
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        result, _ = run(tmp_path / "job", params_for(settings, tmp_path / "big", val_pct=0), workers=2)
+    finally:
+        stop.set()
+        t.join()
+    assert result["train"] == 34
