@@ -98,8 +98,15 @@ def read_rate(split_dir):
     return {"records": len(ds), "seconds": time.perf_counter() - t}
 
 
+def _cpu_s():
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _isolated_target(q, fn, args):
+    cpu0 = _cpu_s()
     r = fn(*args)
+    r["cpu_s"] = _cpu_s() - cpu0  # pool children are joined by now, so their time is counted
     r["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     r["peak_child_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     q.put(r)
@@ -145,10 +152,16 @@ def main():
                     shutil.rmtree(target)
             base = min(runs_b, key=lambda r: r["seconds"])
             made = min(runs_c, key=lambda r: r["seconds"])
+            base["cpu_s"] = min(r["cpu_s"] for r in runs_b)
+            made["cpu_s"] = min(r["cpu_s"] for r in runs_c)
             out[variant] = {
                 "baseline_pairs_per_s": base["pairs"] / base["seconds"],
                 "create_pairs_per_s": made["pairs"] / made["seconds"],
                 "ratio_to_baseline": (made["pairs"] / made["seconds"]) / (base["pairs"] / base["seconds"]),
+                # CPU seconds per pair (all processes): independent of what else the machine runs
+                "baseline_cpu_ms_per_pair": 1000 * base["cpu_s"] / base["pairs"],
+                "create_cpu_ms_per_pair": 1000 * made["cpu_s"] / made["pairs"],
+                "cpu_ratio_to_baseline": base["cpu_s"] / base["pairs"] / (made["cpu_s"] / made["pairs"]),
                 "create_peak_rss_mb": made["peak_rss_mb"], "create_peak_child_rss_mb": made["peak_child_rss_mb"],
                 "baseline_peak_child_rss_mb": base["peak_child_rss_mb"],
             }

@@ -6,11 +6,13 @@ Unchanged files keep their original bytes: decoding once to validate is the only
 
 import io
 import warnings
+import zlib
 
 import numpy as np
 from PIL import Image
 
 from . import datum, transform
+from ..errors import ValidationError
 from .labels import LabelRules, decode_label
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -35,6 +37,28 @@ def _open(path, data, max_pixels):
     except Exception as e:  # Pillow raises assorted errors on corrupt files
         return None, ("unreadable", "%s cannot be decoded (%s: %s)" % (path, type(e).__name__, e))
     return im, None
+
+
+def _kept(path, data, channels, h, w):
+    """A stand-in for the Datum of an unchanged file: the parent reads the (page-cached) bytes
+    itself instead of receiving them through a pipe, which cost more than the decoding."""
+    return ["file", path, len(data), zlib.crc32(data), channels, h, w]
+
+
+def materialize(value):
+    """Datum bytes for a `process_pair` result value (bytes, or a kept-file stand-in)."""
+    if isinstance(value, (bytes, bytearray)):
+        return value
+    _, path, size, crc, channels, h, w = value
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ValidationError("%s could not be read again while writing the dataset: %s" % (path, e))
+    if len(data) != size or zlib.crc32(data) != crc:
+        raise ValidationError("%s changed while the dataset was being created; run the job again when the "
+                              "files no longer change" % path)
+    return datum.encode_datum(data, channels, h, w, encoded=True)
 
 
 def _read(path):
@@ -129,7 +153,7 @@ def process_pair(task):
     # files go into the Datum as they are, and the mean pixel/image use a sample of images.
     array = np.asarray(work) if (want_array or not keep_image) else None
     if keep_image:
-        img_datum = datum.encode_datum(img_bytes, channels, h, w, encoded=True)
+        img_datum = _kept(image_path, img_bytes, channels, h, w)
     elif encoding == "raw":
         data, c, hh, ww = datum.raw_array(array)
         img_datum = datum.encode_datum(data, c, hh, ww, encoded=False)
@@ -137,7 +161,7 @@ def process_pair(task):
         img_datum = datum.encode_datum(transform.encode_image(work, encoding), channels, h, w, encoded=True)
     keep_label = (not lr.changed and not resize and lb.format == "PNG" and lb.mode in ("P", "L") and encoding != "raw")
     if keep_label:
-        lbl_datum = datum.encode_datum(lbl_bytes, 1, h, w, encoded=True)
+        lbl_datum = _kept(label_path, lbl_bytes, 1, h, w)
     else:
         indices = indices if indices is not None else lr.array()
         if encoding == "raw":
