@@ -17,7 +17,7 @@ from .check import CheckReport, Collector, task_config
 from .palette import IGNORE_LABEL, default_class_names
 from .plan import make_plan
 from .pool import DEFAULT_WORKERS, ordered_map
-from .process import header, materialize, process_pair
+from .process import materialize, process_pair
 from .stats import SplitStats, class_warnings, write_stats
 
 SPLITS = ("train", "val")
@@ -28,18 +28,6 @@ MEAN_IMAGE_SAMPLES = 32
 """Images per split averaged into the mean image (each is shipped from a worker to the parent)."""
 OUTPUTS = ("train_db", "val_db", "labels.txt", "colormap.json", "stats.h5", "dataset.json")
 """What a finished dataset folder holds; `dataset.json` is written last and marks completion."""
-
-
-def _uniform_sizes(pairs):
-    sizes = set()
-    for _, image_path, _ in pairs:
-        h = header(image_path)
-        if h is None:
-            continue
-        sizes.add(h[:2])
-        if len(sizes) > 1:
-            return False
-    return True
 
 
 def _refuse(report, what):
@@ -74,8 +62,7 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
         raise ValidationError("no training pairs: the validation share takes every pair; lower the validation percentage")
     log("pairs: %d train, %d val (label suffix %r)" % (len(plan.splits["train"]), len(plan.splits["val"]),
                                                         plan.pairings[0][1].suffix))
-    mean_image = bool(params.get("resize")) or _uniform_sizes([p for _, p in pairs])
-    cfg = task_config(plan, params, build=True, mean_image=mean_image)
+    cfg = task_config(plan, params, build=True, mean_image=True)  # dropped by SplitStats if sizes differ
 
     partial = os.path.join(job_dir, ".partial-dataset")
     if os.path.exists(partial):

@@ -40,6 +40,8 @@ class SplitStats:
                 self.channel_sum = np.zeros(len(cs))
             self.channel_sum += cs
             self.pixels += w * h
+        if len(self.sizes) > 1:  # a mean image needs one size for the whole split
+            self._mean_ok, self._mean_sum = False, None
         arr = result.get("image_array")
         if self._mean_ok and arr is not None:
             a = arr.reshape(arr.shape[0], arr.shape[1], -1)

@@ -226,3 +226,15 @@ def test_pool_spawns_when_the_parent_has_threads(tmp_path, settings):
         stop.set()
         t.join()
     assert result["train"] == 34
+
+
+def test_variable_sizes_have_no_mean_image(tmp_path, settings):
+    rng = np.random.default_rng(4)
+    for i, (w, h) in enumerate(((8, 6), (8, 6), (10, 7))):
+        make_pair(tmp_path / "v", "v%d" % i, rng.integers(0, 255, (h, w, 3), dtype=np.uint8), np.zeros((h, w), np.uint8))
+    p = validate_params({"images": str(tmp_path / "v" / "images"), "labels": str(tmp_path / "v" / "labels"),
+                         "val_pct": 0}, settings)
+    run(tmp_path / "job", p)
+    info = DatasetInfo.load(str(tmp_path / "job"))
+    assert info.variable_size and info.splits["train"]["size"] is None
+    assert "mean_image" not in read_stats(str(tmp_path / "job" / "stats.h5"))["train"]
