@@ -6,6 +6,7 @@ are returned for the caller to report (with pixel counts and file names).
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def _rgb(image, rules, res):
             res.notes.append("alpha channel ignored")
         image = image.convert("RGB")
         res.changed = True
-    a = np.asarray(image)
+    a = np.asarray(image)  # RGB, not an RGBA uint32 view: Pillow's RGBA export is 3x slower
     if rules.colormap is None:
         if np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]):
             res.notes.append("RGB label with equal channels read as greyscale indices")
@@ -89,27 +90,40 @@ def _rgb(image, rules, res):
         raise ValidationError("RGB colour-coded label needs a colour map: choose `colour map from a text file` "
                               "and give one `R G B` line per class")
     res.changed = True
-    packed = (a[..., 0].astype(np.uint32) << 16) | (a[..., 1].astype(np.uint32) << 8) | a[..., 2]
-    lut = np.full(1 << 24, IGNORE_LABEL, dtype=np.uint8)
-    known = np.zeros(1 << 24, dtype=bool)
+    packed = a[..., 0].astype(np.uint32)
+    packed |= a[..., 1].astype(np.uint32) << 8
+    packed |= a[..., 2].astype(np.uint32) << 16
     cmap = np.asarray(rules.colormap, dtype=np.int32).reshape(-1, 3)
-    keys = (cmap[:, 0] << 16) | (cmap[:, 1] << 8) | cmap[:, 2]
-    lut[keys] = np.arange(len(keys), dtype=np.uint8)
-    known[keys] = True
-    miss = ~known[packed]
+    out = np.take(_color_lut(tuple(map(tuple, cmap.tolist()))), packed)
+    miss = out == _UNKNOWN
     if miss.any():
-        vals, cnt = np.unique(packed[miss], return_counts=True)
-        rgb = np.stack([(vals >> 16) & 255, (vals >> 8) & 255, vals & 255], axis=1).astype(np.int32)
+        vals, inverse, cnt = np.unique(packed[miss], return_inverse=True, return_counts=True)
+        rgb = np.stack([vals & 255, (vals >> 8) & 255, (vals >> 16) & 255], axis=1).astype(np.int32)
         dist = np.abs(rgb[:, None, :] - cmap[None, :, :]).max(axis=2)
         nearest = dist.argmin(axis=1)
         ok = dist[np.arange(len(vals)), nearest] <= rules.tolerance
-        lut[vals[ok]] = nearest[ok].astype(np.uint8)
+        out[miss] = np.where(ok, nearest, IGNORE_LABEL).astype(np.uint8)[inverse.ravel()]
         res.nearest_pixels = int(cnt[ok].sum())
-        for v, k, c in zip(vals[ok], nearest[ok], cnt[ok]):
-            res.nearest_colors[(int(v >> 16) & 255, int(v >> 8) & 255, int(v) & 255)] = (int(k), int(c))
-        for v, c in zip(vals[~ok], cnt[~ok]):
-            res.unknown_colors[(int(v >> 16) & 255, int(v >> 8) & 255, int(v) & 255)] = int(c)
-    return lut[packed]
+        for (r, g, b), k, c, good in zip(rgb.tolist(), nearest, cnt, ok):
+            if good:
+                res.nearest_colors[(r, g, b)] = (int(k), int(c))
+            else:
+                res.unknown_colors[(r, g, b)] = int(c)
+    return out
+
+
+_UNKNOWN = 255  # colour-map lookups never yield 255 (classes are 0..254), so it marks "not in the map"
+
+
+@functools.lru_cache(maxsize=4)
+def _color_lut(colormap):
+    """A 2**24-entry table colour → class (16 MiB), built once per colour map and process: the
+    lookup is then one gather per pixel instead of a search."""
+    lut = np.full(1 << 24, _UNKNOWN, dtype=np.uint8)
+    cm = np.asarray(colormap, dtype=np.int64).reshape(-1, 3)
+    lut[cm[:, 0] | (cm[:, 1] << 8) | (cm[:, 2] << 16)] = np.arange(len(cm), dtype=np.uint8)
+    lut.setflags(write=False)
+    return lut
 
 
 def decode_label(image, rules):

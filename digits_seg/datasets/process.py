@@ -151,7 +151,7 @@ def process_pair(task):
     w, h = work.size
     # Decoded pixels are only materialised when something needs them: the bytes of unchanged
     # files go into the Datum as they are, and the mean pixel/image use a sample of images.
-    array = np.asarray(work) if (want_array or not keep_image) else None
+    array = np.asarray(work) if (want_array == 2 or not keep_image) else None
     if keep_image:
         img_datum = _kept(image_path, img_bytes, channels, h, w)
     elif encoding == "raw":
@@ -171,7 +171,7 @@ def process_pair(task):
 
     res.update(image_datum=img_datum, label_datum=lbl_datum, out_size=[w, h], channels=channels,
                reencoded={"image": not keep_image, "label": not keep_label},
-               channel_sum=_channel_sum(array) if want_array else None)
+               channel_sum=(_channel_sum(array) if array is not None else _histogram_sum(work)) if want_array else None)
     if want_array == 2:
         res["image_array"] = array
     return res
@@ -207,6 +207,12 @@ def _decode_label(image, rules):
             bad = {v: int(counts[v]) for v in range(rules.num_classes, 255) if counts[v]}
         return _Label(image, counts=counts, bad_values=bad)
     return _Label(image, result=decode_label(image, rules))
+
+
+def _histogram_sum(image):
+    """Per-channel pixel sums from Pillow's C histogram (no array copy: 3x cheaper than numpy here)."""
+    hist = np.asarray(image.histogram(), dtype=np.float64).reshape(-1, 256)
+    return hist @ np.arange(256, dtype=np.float64)
 
 
 def _channel_sum(array):
