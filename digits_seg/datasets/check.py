@@ -13,6 +13,7 @@ MAX_FILES_LISTED = 20
 
 ERROR_CODES = ("empty_folder", "missing_label", "missing_image", "duplicate_stem", "unreadable", "truncated",
                "bomb", "size_mismatch", "bad_values", "unknown_colors", "label_mode")
+"""Codes of report errors (the web page and API clients may switch on them)."""
 
 
 class CheckReport:

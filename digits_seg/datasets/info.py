@@ -85,7 +85,7 @@ class DatasetInfo:
 
 def _digits_folder(dataset_dir):
     """Describe a DIGITS-made folder from its LMDBs and whatever class/colour files it has."""
-    from .reader import SegmentationLMDB
+    from .records import SplitReader
 
     splits, size, channels = {}, None, 3
     for split in ("train", "val"):
@@ -93,7 +93,7 @@ def _digits_folder(dataset_dir):
         if not os.path.isdir(os.path.join(d, "features")):
             splits[split] = {"count": 0, "size": None}
             continue
-        ds = SegmentationLMDB(d)
+        ds = SplitReader(d)
         if len(ds):
             img, lbl = ds[0]
             size, channels = [img.shape[1], img.shape[0]], img.shape[2]

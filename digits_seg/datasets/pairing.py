@@ -22,8 +22,8 @@ class Pairing:
     suffix: str  # the label suffix applied ("" for none)
     suggested_suffix: str = None  # a suffix that would pair more files (when not applied)
 
-    def hint_for(self, path):
-        """A suggestion for an unpaired file whose name differs from a partner only by a suffix."""
+    def hint(self):
+        """A suggestion when unpaired names differ from their partners only by a suffix."""
         if self.suggested_suffix:
             return "label names end with %r: set the label suffix to %r" % (self.suggested_suffix, self.suggested_suffix)
         return None

@@ -4,13 +4,11 @@ Shared by the pre-flight check and by creation so both see the same pairs and ru
 """
 
 import dataclasses
-import os
 
 from ..errors import ValidationError
 from . import palette as pal
 from .labels import is_binary_mask
 from .pairing import pair_folders, split_pairs
-from .process import header
 
 BINARY_SAMPLE = 8
 """Labels decoded up front to auto-detect a 0/255 binary mask during creation."""
@@ -38,7 +36,7 @@ def _pairing_problems(pairing, images_dir, labels_dir, problems):
                          ".jpeg, .bmp, .tif, ... recursively)" % images_dir, [images_dir]))
     if not pairing.pairs and not pairing.labels_without_image and not pairing.duplicate_stems:
         problems.append(("error", "empty_folder", "label folder %s contains no label images" % labels_dir, [labels_dir]))
-    hint = pairing.hint_for(None)
+    hint = pairing.hint()
     if pairing.images_without_label:
         problems.append(("error", "missing_label", "%d image(s) in %s have no label with the same name%s"
                          % (len(pairing.images_without_label), images_dir, " (%s)" % hint if hint else ""),
@@ -165,7 +163,3 @@ def make_plan(params, binary_values=None):
         source = "default"
     return Plan(splits=splits, pairings=pairings, label_mode=label_mode, class_names=names, colormap=colormap,
                 colormap_source=source, rules=rules, binary=binary, problems=problems, notes=notes)
-
-
-def stem_of(path):
-    return os.path.splitext(os.path.basename(path))[0]

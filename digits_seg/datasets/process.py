@@ -219,12 +219,3 @@ def _channel_sum(array):
     """Per-channel pixel sums; rows first in uint32 (10x faster than one float reduction)."""
     a = array.reshape(array.shape[0], array.shape[1], -1)
     return a.sum(axis=0, dtype=np.uint32).sum(axis=0, dtype=np.uint64).astype(np.float64)
-
-
-def header(path):
-    """Read an image's header only: (width, height, mode, format) or None when unreadable."""
-    try:
-        with Image.open(path) as im:
-            return im.width, im.height, im.mode, im.format
-    except Exception:
-        return None

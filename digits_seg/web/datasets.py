@@ -163,13 +163,13 @@ def record(job_id, split, index, kind):
     """One explorer picture: the image, the colourised label or the overlay, as PNG."""
     from PIL import Image
 
-    from ..datasets.reader import SegmentationLMDB
+    from ..datasets.records import SplitReader
 
     job = get_job(job_id, kind="dataset")
     info = _info(job)
     if info is None or split not in info.splits or kind not in ("image", "label", "overlay"):
         raise NotFoundError("no such record")
-    ds = SegmentationLMDB(info.split_dir(split))
+    ds = SplitReader(info.split_dir(split))
     if not 0 <= index < len(ds):
         raise NotFoundError("record %d is out of range (0..%d)" % (index, len(ds) - 1))
     image, label = ds[index]

@@ -28,7 +28,7 @@ def test_suffix_detected_and_applied_or_suggested(tmp_path):
     assert auto.suffix == "_L" and len(auto.pairs) == 3
     none = pair_folders(str(tmp_path / "img"), str(tmp_path / "lbl"), "")
     assert not none.pairs and len(none.images_without_label) == 3 and none.suggested_suffix == "_L"
-    assert "_L" in none.hint_for(None)
+    assert "_L" in none.hint()
 
 
 def test_duplicate_stems_and_orphans(tmp_path):
