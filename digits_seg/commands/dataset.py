@@ -7,7 +7,7 @@ import sys
 
 def register(subparsers, common):
     """Add `dataset` and `demo-data` to the `digits-seg` parser."""
-    p = subparsers.add_parser("dataset", parents=[common], help="create a segmentation dataset from image/label folders")
+    p = subparsers.add_parser("dataset", help="create a segmentation dataset from image/label folders")
     sub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
     sub.required = True
     c = sub.add_parser("create", parents=[common], help="pair, check and convert folders into LMDBs (a dataset job)")
