@@ -191,6 +191,11 @@ def validate_params(raw, settings=None, dataset_info=None):
     p["previous_id"] = p["network"]["job_id"] if p["network"]["kind"] == "previous" else None
     p["pretrained_id"] = p["network"]["job_id"] if p["network"]["kind"] == "pretrained" else None
     rec = _network_defaults(p["network"])
+    size = ((getattr(dataset_info, "splits", None) or {}).get("train") or {}).get("size")
+    if rec.get("crop_size") and size and rec["crop_size"] > min(size):
+        # The network's advice assumes larger images: padding small images up to it would
+        # only waste compute on ignored pixels, so train on whole images instead.
+        rec["crop_size"] = None
     for key in ("batch_size", "crop_size", "base_lr", "lr_policy", "solver_type", "epochs", "momentum",
                 "weight_decay", "lr_power", "lr_gamma", "mean_subtraction"):
         if _blank(raw.get(key)) and rec.get(key) is not None:

@@ -69,3 +69,12 @@ def test_sweep_expands_to_every_combination():
     assert len(jobs) == 6
     assert {(j["base_lr"], j["batch_size"]) for j in jobs} == {(lr, b) for lr in (0.1, 0.01, 0.001) for b in (2, 4)}
     assert expand_sweep(validate_params(CUSTOM, None, Info())) == [validate_params(CUSTOM, None, Info())]
+
+
+def test_network_crop_advice_dropped_for_smaller_images():
+    small = validate_params({"network": "unet"}, None, Info())  # unet advises crop 256; images are 64×64
+    assert small["crop_size"] is None and small["solver_type"] == "Adam" and small["batch_size"] == 4
+    big = Info()
+    big.splits["train"]["size"] = [512, 384]
+    assert validate_params({"network": "unet"}, None, big)["crop_size"] == 256
+    assert validate_params({"network": "unet", "crop_size": "48"}, None, Info())["crop_size"] == 48
