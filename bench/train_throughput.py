@@ -4,7 +4,7 @@ Both run in the same process on the same compiled network and the same SynthCity
 (the bare loop holds them in memory as one uint8 tensor, so it pays no decoding). The ratio
 ours / bare is what the training task costs on top of the arithmetic. Prints one JSON object.
 
-    python bench/train_throughput.py                       # CPU, tiny-fcn 64×64
+    python bench/train_throughput.py                       # CPU, unet 64×64, loader 0 and 1 workers
     python bench/train_throughput.py --network fcn-alexnet --size 128 --batch 2
     python bench/train_throughput.py --device cuda --network fcn-8s --size 500 --batch 8 \
         --tflop-per-image 1.09 --peak-tflops 989
@@ -100,7 +100,7 @@ def ours(network, dataset_dir, batch, epochs, device, amp, workers, job_root):
     from digits_seg.training.trainer import train
 
     job = tempfile.mkdtemp(dir=job_root)
-    params = validate_params({"network": network, "epochs": epochs, "batch_size": batch, "base_lr": 1e-4,
+    params = validate_params({"network": network, "epochs": epochs, "crop_size": "", "batch_size": batch, "base_lr": 1e-4,
                               "solver_type": "SGD", "lr_policy": "fixed", "val_interval": 0, "snapshot_interval": 0,
                               "device": "cpu" if device == "cpu" else "gpu", "amp": amp, "loader_workers": workers,
                               "log_interval": 5, "mean_subtraction": "none", "seed": 0},
@@ -118,12 +118,13 @@ def ours(network, dataset_dir, batch, epochs, device, amp, workers, job_root):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--network", default="tiny-fcn")
+    ap.add_argument("--network", default="unet",
+                    help="standard network (tiny-fcn measures PNG decoding more than training)")
     ap.add_argument("--size", type=int, default=64, help="image side in pixels")
-    ap.add_argument("--images", type=int, default=48, help="training images (one epoch)")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--loader-workers", default="1", help="comma-separated: one run of ours per value")
+    ap.add_argument("--images", type=int, default=24, help="training images (one epoch)")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--loader-workers", default="0,1", help="comma-separated: one run of ours per value")
     ap.add_argument("--no-amp", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repetitions; the best of each side counts")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
