@@ -11,6 +11,9 @@
 
 torch is imported inside `train` so that importing this module never initialises CUDA
 (the RQ worker's parent process forks work horses).
+
+TODO: `num_gpus > 1` (single-node DistributedDataParallel) is accepted by the form but
+trains on one GPU for now; the job log says so.
 """
 
 import contextlib
