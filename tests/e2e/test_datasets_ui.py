@@ -17,7 +17,7 @@ def test_check_create_and_explore(live_server, page, artifact_path):
 
     page.goto(live_server.url + "/datasets/new")
     page.fill("#images", root + "/im")
-    page.wait_for_function("document.querySelectorAll('#images-list option').length > 0", timeout=10000)
+    XX
     assert page.eval_on_selector("#images-list option", "o => o.value") == root + "/images/"
     page.fill("#images", root + "/images")
     page.fill("#labels", root + "/labels")
@@ -30,17 +30,18 @@ def test_check_create_and_explore(live_server, page, artifact_path):
     errors = page.text_content("[data-role=errors]")
     assert "orphan.png" in errors and "no label" in errors
     assert page.locator("#check-report table tr").count() == 10  # one row per class with its swatch
+    page.screenshot(path=artifact_path("datasets_new_check.png"), full_page=True)
 
     page.check("#skip_bad")
     page.click("button[data-action=create]")
-    page.wait_for_url("**/datasets/*", timeout=15000)
+    page.wait_for_url("**/datasets/*", timeout=30000)
     page.wait_for_selector("#class-table", timeout=60000)  # the status panel reloads the page when done
     assert page.locator("#class-table tbody tr").count() == 10
     assert "road" in page.text_content("#class-table")
     counts = page.locator("#dataset-summary [data-role=count]").all_text_contents()
     assert counts == ["6 pairs", "2 pairs"]
     page.wait_for_function("[...document.querySelectorAll('.explorer-item img')].every(i => i.complete && i.naturalWidth > 0)",
-                           timeout=20000)
+                           timeout=30000)
     assert page.locator(".explorer-item").count() == 6
     assert "skipped" in page.text_content("[data-role=log]")
     page.screenshot(path=artifact_path("datasets_show.png"), full_page=True)
