@@ -17,7 +17,7 @@ def test_check_create_and_explore(live_server, page, artifact_path):
 
     page.goto(live_server.url + "/datasets/new")
     page.fill("#images", root + "/im")
-    XX
+    page.wait_for_function("document.querySelectorAll('#images-list option').length > 0", timeout=30000)
     assert page.eval_on_selector("#images-list option", "o => o.value") == root + "/images/"
     page.fill("#images", root + "/images")
     page.fill("#labels", root + "/labels")
