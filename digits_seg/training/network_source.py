@@ -80,8 +80,10 @@ def resolve_network(params, num_classes, log, pretrained_dir=None, previous_dir=
                 weights = os.path.join(folder, name)
                 break
         if weights is None:
-            raise NotFoundError("The pretrained model in %s has no weights.h5" % folder)
+            # A network-only store entry (e.g. U-Net): its description is the useful part.
+            log("The pretrained model has no weights: every layer starts from its filler.")
     old_labels = read_labels(folder)
     text, _ = adapt_class_count(text, len(old_labels) if old_labels else None, num_classes, log)
-    log("Starting from the weights of the %s: %s" % (label, weights))
+    if weights:
+        log("Starting from the weights of the %s: %s" % (label, weights))
     return text, weights

@@ -94,7 +94,11 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir):
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    s.net = compile_net(text, phase="train", include_loss=False)
+    # Layers are sized from the input shape: a greyscale dataset gets a 1-channel conv1.
+    size = (info.splits.get("train") or {}).get("size") or [224, 224]
+    crop = params.get("crop_size")
+    in_h, in_w = (int(crop), int(crop)) if crop else (int(size[1]), int(size[0]))
+    s.net = compile_net(text, phase="train", include_loss=False, input_shape=(int(info.channels or 3), in_h, in_w))
     ignore = (s.net.loss_spec or {}).get("ignore_label")
     s.ignore_label = IGNORE_LABEL if ignore is None else int(ignore)
 
