@@ -112,49 +112,13 @@ def _print_check(report):
 
 def _run_now(params, settings, args):
     """Create the job folder and run `create_dataset` in this process, with a tqdm bar."""
-    from tqdm import tqdm
-
     from ..datasets.create import create_dataset
-    from ..errors import DigitsSegError, JobAborted
-    from ..jobs.job import JobState
     from ..jobs.store import JobStore
+    from .inprocess import run_now
 
     store = JobStore(settings.jobs_dir)
     job = store.create("dataset", params["name"], params)
-    store.set_state(job.id, JobState.RUNNING, "running in-process (--now)")
-    bar = tqdm(total=1000, desc=params["name"], file=sys.stderr,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-
-    def on_progress(fraction, message=""):
-        bar.n = int(1000 * max(0.0, min(1.0, fraction)))
-        bar.set_postfix_str(message, refresh=False)
-        bar.refresh()
-
-    def log(text):
-        store.append_log(job.id, text)
-        bar.write(text, file=sys.stderr)
-
-    try:
-        result = create_dataset(store.job_dir(job.id), params, on_progress=on_progress, should_stop=lambda: False,
-                                log=log, settings=settings)
-    except KeyboardInterrupt:
-        store.set_state(job.id, JobState.ABORTED, "interrupted")
-        raise
-    except JobAborted as exc:
-        store.set_state(job.id, JobState.ABORTED, exc.message)
-        return 1
-    except DigitsSegError as exc:
-        store.set_state(job.id, JobState.ERROR, error={"message": exc.message, "detail": ""})
-        log("Error: " + exc.message)
-        raise
-    finally:
-        bar.close()
-
-    def done(j):
-        j.set_state(JobState.DONE)
-        j.result = result
-        j.progress["fraction"] = 1.0
-    store.update(job.id, done)
+    result = run_now(store, job, create_dataset, params, settings=settings)
     print(json.dumps({"id": job.id, "dir": store.job_dir(job.id), **result}) if args.json
           else "dataset %s ready: %d train, %d val pairs, %d classes → %s"
           % (job.id, result["train"], result["val"], result["num_classes"], store.job_dir(job.id)))
@@ -169,7 +133,7 @@ def cmd_demo_data(args, settings):
 
     size = parse_size(args.size, "size")
     with tqdm(total=args.count, desc="SynthCity", unit="img", file=sys.stderr) as bar:
-        info = generate(args.dir, args.count, size=tuple(size), seed=args.seed, image_format=args.format,
+        generate(args.dir, args.count, size=tuple(size), seed=args.seed, image_format=args.format,
                         on_progress=lambda f: bar.update(1))
     print("wrote %d scenes (%dx%d, seed %d) to %s: images/, labels/ (palette PNG), classes.txt"
           % (args.count, size[0], size[1], args.seed, os.path.abspath(args.dir)))

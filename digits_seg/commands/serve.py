@@ -1,7 +1,6 @@
 """`serve`, `worker`, `jobs` and `check` sub-commands."""
 
 import json
-import sys
 import time
 
 from ..config import SETTINGS

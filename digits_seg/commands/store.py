@@ -133,49 +133,13 @@ def cmd_import(args, settings):
 
 def _import_now(name, params, settings, args):
     """Create the job folder and run `import_model` in this process, with a tqdm bar."""
-    from tqdm import tqdm
-
-    from ..errors import DigitsSegError, JobAborted
-    from ..jobs.job import JobState
     from ..jobs.store import JobStore
     from ..store.importer import import_model
+    from .inprocess import run_now
 
     store = JobStore(settings.jobs_dir)
     job = store.create("pretrained", name, params)
-    store.set_state(job.id, JobState.RUNNING, "running in-process (--now)")
-    bar = tqdm(total=1000, desc=name, file=sys.stderr,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-
-    def on_progress(fraction, message=""):
-        bar.n = int(1000 * max(0.0, min(1.0, fraction)))
-        bar.set_postfix_str(message, refresh=False)
-        bar.refresh()
-
-    def log(text):
-        store.append_log(job.id, text)
-        bar.write(text, file=sys.stderr)
-
-    try:
-        result = import_model(store.job_dir(job.id), params, on_progress=on_progress, should_stop=lambda: False,
-                              log=log, settings=settings)
-    except KeyboardInterrupt:
-        store.set_state(job.id, JobState.ABORTED, "interrupted")
-        raise
-    except JobAborted as exc:
-        store.set_state(job.id, JobState.ABORTED, exc.message)
-        return 1
-    except DigitsSegError as exc:
-        store.set_state(job.id, JobState.ERROR, error={"message": exc.message, "detail": ""})
-        log("Error: " + exc.message)
-        raise
-    finally:
-        bar.close()
-
-    def done(j):
-        j.set_state(JobState.DONE)
-        j.result = result
-        j.progress["fraction"] = 1.0
-    store.update(job.id, done)
+    result = run_now(store, job, import_model, params, settings=settings)
     print(json.dumps({"id": job.id, "dir": store.job_dir(job.id), **result}) if args.json
           else "pretrained model %s ready: %s, %d classes%s → %s" % (
               job.id, result["name"], result["num_classes"], "" if result["has_weights"] else " (no weights)",

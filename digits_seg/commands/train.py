@@ -1,7 +1,6 @@
 """`digits-seg train`: create model jobs (queued, or `--now` in this process with a progress bar)."""
 
 import json
-import sys
 
 
 def register(subparsers, common):
@@ -143,50 +142,13 @@ def _folders(store, params):
 
 def _run_now(store, name, params, settings, job=None, resume=False):
     """Run `train` in this process on a new (or, resuming, existing) job folder; Ctrl-C aborts cleanly."""
-    from tqdm import tqdm
-
-    from ..errors import DigitsSegError, JobAborted
-    from ..jobs.job import JobState
     from ..training.trainer import train
+    from .inprocess import run_now
 
     if job is None:
         job = store.create("model", name, params)
-    store.set_state(job.id, JobState.RUNNING, "running in-process (--now)")
-    bar = tqdm(total=1000, desc=name, file=sys.stderr,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-    interrupted = [False]
-
-    def on_progress(fraction, message=""):
-        bar.n = int(1000 * max(0.0, min(1.0, fraction)))
-        bar.set_postfix_str(message, refresh=False)
-        bar.refresh()
-
-    def log(text):
-        store.append_log(job.id, text)
-        bar.write(text, file=sys.stderr)
-
-    try:
-        try:
-            result = train(store.job_dir(job.id), params, on_progress=on_progress,
-                           should_stop=lambda: interrupted[0], log=log, resume=resume, **_folders(store, params))
-        except KeyboardInterrupt:
-            store.set_state(job.id, JobState.ABORTED, "interrupted (Ctrl-C); resume with --resume %s" % job.id)
-            raise
-    except JobAborted as exc:
-        store.set_state(job.id, JobState.ABORTED, exc.message)
-        raise
-    except DigitsSegError as exc:
-        store.set_state(job.id, JobState.ERROR, error={"message": exc.message, "detail": ""})
-        log("Error: " + exc.message)
-        raise
-    finally:
-        bar.close()
-
-    def done(j):
-        j.set_state(JobState.DONE)
-        j.result = result
-        j.progress["fraction"] = 1.0
-    store.update(job.id, done)
+    result = run_now(store, job, train, params, interrupt_hint="; resume with --resume %s" % job.id,
+                     resume=resume, **_folders(store, params))
     return {"id": job.id, "name": name, "dir": store.job_dir(job.id), **result}
 
 

@@ -10,7 +10,6 @@ def segmentation_loss(scores, target, *, ignore_label=255, weight=None, dice_wei
         weight: C float32 class weights on the same device, or None.
         dice_weight: adds `dice_weight * (1 - mean soft Dice over classes present in the batch)`.
     """
-    import torch
     import torch.nn.functional as F
 
     scores = scores.float()

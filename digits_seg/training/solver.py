@@ -62,7 +62,7 @@ def _q(s):
 def solver_prototxt(params, total_iters, iters_per_epoch, net_path="network.prototxt"):
     """Caffe solver text for this job (what Caffe would need to run it; cosine is our extension)."""
     sched = resolve_policy(params, total_iters)
-    lines = ["# written by digits-seg; iterations derived from epochs and %% of training" % ()]
+    lines = ["# written by digits-seg; iterations derived from epochs and % of training"]
     lines.append("net: %s" % _q(net_path))
     lines.append("type: %s" % _q(params.get("solver_type", "SGD")))
     lines.append("base_lr: %r" % float(params.get("base_lr", 0.01)))
