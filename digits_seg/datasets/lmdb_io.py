@@ -1,6 +1,7 @@
 """LMDB writing and reading with zero-padded keys (`%09d`, as DIGITS wrote them)."""
 
 import os
+import threading
 
 import lmdb
 
@@ -83,37 +84,42 @@ class ReaderEnvs:
     def __init__(self):
         self.pid = os.getpid()
         self.envs = {}
+        self.lock = threading.Lock()  # web server threads open the same split at the same moment
 
     def get(self, path):
         key = os.path.realpath(path)
-        env = self.envs.get(key)
-        if env is None:
-            env = self.envs[key] = open_readonly(key)
-        return env
+        with self.lock:
+            env = self.envs.get(key)
+            if env is None:
+                env = self.envs[key] = open_readonly(key)
+            return env
 
     def forget(self, folder):
         """Close the handles under `folder` (before deleting or replacing it)."""
         root = os.path.realpath(folder).rstrip(os.sep) + os.sep
-        for key in [k for k in self.envs if (k + os.sep).startswith(root)]:
-            self.envs.pop(key).close()
+        with self.lock:
+            for key in [k for k in self.envs if (k + os.sep).startswith(root)]:
+                self.envs.pop(key).close()
 
 
 _PROCESS_ENVS = [None]  # the per-process ReaderEnvs; a list so no `global` statement is needed
+_PROCESS_ENVS_LOCK = threading.Lock()
 
 
 def shared_readonly(path):
-    """This process's shared read-only handle on the LMDB at `path`."""
-    envs = _PROCESS_ENVS[0]
-    if envs is None or envs.pid != os.getpid():
-        if envs is not None:
-            # Forked from a process that had these open (a DataLoader worker): py-lmdb's
-            # registry still lists them, so close the inherited handles before reopening.
-            for env in envs.envs.values():
-                try:
-                    env.close()
-                except lmdb.Error:
-                    pass
-        envs = _PROCESS_ENVS[0] = ReaderEnvs()
+    """This process's shared read-only handle on the LMDB at `path` (thread-safe)."""
+    with _PROCESS_ENVS_LOCK:
+        envs = _PROCESS_ENVS[0]
+        if envs is None or envs.pid != os.getpid():
+            if envs is not None:
+                # Forked from a process that had these open (a DataLoader worker): py-lmdb's
+                # registry still lists them, so close the inherited handles before reopening.
+                for env in envs.envs.values():
+                    try:
+                        env.close()
+                    except lmdb.Error:
+                        pass
+            envs = _PROCESS_ENVS[0] = ReaderEnvs()
     return envs.get(path)
 
 

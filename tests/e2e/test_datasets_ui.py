@@ -40,6 +40,7 @@ def test_check_create_and_explore(live_server, page, artifact_path):
     assert "road" in page.text_content("#class-table")
     counts = page.locator("#dataset-summary [data-role=count]").all_text_contents()
     assert counts == ["6 pairs", "2 pairs"]
+    page.locator("#explorer").scroll_into_view_if_needed()
     page.wait_for_function("[...document.querySelectorAll('.explorer-item img')].every(i => i.complete && i.naturalWidth > 0)",
                            timeout=30000)
     assert page.locator(".explorer-item").count() == 6

@@ -47,3 +47,29 @@ def test_lmdb_writer_grows_map(tmp_path):
     keys = lmdb_io.read_keys(env)
     assert len(keys) == 40 and keys[0] == b"000000000" and keys[-1] == b"000000039"
     env.close()
+
+
+def test_shared_readers_survive_concurrent_first_opens(tmp_path):
+    """Web server threads may open the same split at the same moment (py-lmdb refuses a second open)."""
+    import threading
+
+    path = str(tmp_path / "db")
+    w = lmdb_io.LMDBWriter(path)
+    w.put(lmdb_io.key_for(0), b"x")
+    w.close()
+    envs, errors = [], []
+    barrier = threading.Barrier(8)
+
+    def open_it():
+        barrier.wait()
+        try:
+            envs.append(lmdb_io.shared_readonly(path))
+        except Exception as e:  # noqa: BLE001 - the assertion below reports it
+            errors.append(e)
+    threads = [threading.Thread(target=open_it) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len({id(e) for e in envs}) == 1
+    lmdb_io.forget_readers(str(tmp_path))
