@@ -164,9 +164,19 @@ def main():
                 "cpu_ratio_to_baseline": base["cpu_s"] / base["pairs"] / (made["cpu_s"] / made["pairs"]),
                 "create_peak_rss_mb": made["peak_rss_mb"], "create_peak_child_rss_mb": made["peak_child_rss_mb"],
                 "baseline_peak_child_rss_mb": base["peak_child_rss_mb"],
+                "_full": made,
             }
-        made = isolated(create, half, os.path.join(root, "out_half"))
-        out["jpeg_palette"]["half_count_peak_rss_mb"] = made["peak_rss_mb"]
+        half_run = isolated(create, half, os.path.join(root, "out_half"))
+        jp = out["jpeg_palette"]
+        jp["half_count_peak_rss_mb"] = half_run["peak_rss_mb"]
+        # marginal cost per pair (full minus half run): excludes fixed start-up costs (imports, pool
+        # start, stats.h5) that a 500-pair run still feels but large datasets do not
+        full = jp.pop("_full")
+        dn = full["pairs"] - half_run["pairs"]
+        jp["marginal_create_pairs_per_s"] = dn / max(1e-9, full["seconds"] - half_run["seconds"])
+        jp["marginal_ratio_to_baseline"] = jp["marginal_create_pairs_per_s"] / jp["baseline_pairs_per_s"]
+        jp["marginal_create_cpu_ms_per_pair"] = 1000 * (full["cpu_s"] - half_run["cpu_s"]) / dn
+        out["png_rgb"].pop("_full")
         rr = isolated(read_rate, os.path.join(root, "out_jpeg_palette_1", "train_db"))
         out["reader_records_per_s"] = rr["records"] / rr["seconds"]
         rr = isolated(read_rate, os.path.join(root, "out_png_rgb_1", "train_db"))
