@@ -11,8 +11,8 @@ KEY_FORMAT = "%09d"
 DEFAULT_MAP_SIZE = 1 << 30
 """Initial LMDB map size in bytes; doubled whenever it fills up."""
 
-COMMIT_BYTES = 32 << 20
-"""Commit a write transaction after roughly this many bytes."""
+COMMIT_BYTES = 8 << 20
+"""Commit a write transaction after roughly this many bytes (bounds the memory of pending records)."""
 
 
 def key_for(index):
