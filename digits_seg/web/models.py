@@ -100,6 +100,24 @@ def new():
     return render("models/new.html", _form_choices() | {"values": values})
 
 
+def _refuse_broken_network(text, info, crop_size):
+    """Compile a custom prototxt before queueing it: a typo is reported under the text box at once,
+    with its line, instead of as a failed job minutes later (the Validate button runs the same check)."""
+    from ..networks.shapes import check_network
+
+    train_size = info and (info.splits.get("train") or {}).get("size")
+    size = int(crop_size or (min(train_size) if train_size else 224))
+    channels = info.channels if info else 3
+    try:
+        problems = check_network(text, input_shape=(channels, size, size), source="custom network")
+    except ValidationError as exc:
+        raise ValidationError(exc.message, field="custom_network")
+    errors = [p for p in problems if not p.startswith("warning:")]
+    if errors:
+        raise ValidationError("The network does not compile: %s (use Validate for the layer table)" % errors[0],
+                              field="custom_network")
+
+
 @bp.route("/models", methods=["POST"])
 @bp.route("/models.json", methods=["POST"], endpoint="create_json")
 def create():
@@ -112,6 +130,8 @@ def create():
             raise ValidationError("Choose a dataset", field="dataset_id")
         dataset, info = _dataset_info(dataset_id)
         params = validate_params(raw, state().settings, info)
+        if params["network"]["kind"] == "custom":
+            _refuse_broken_network(params["network"]["prototxt"], info, params.get("crop_size"))
         runs = expand_sweep(params)
         service = state().service
         queue = queue_for_device(params["device"], service.conn)
