@@ -18,7 +18,9 @@ def register(subparsers, common):
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser("worker", parents=[common], help="run one worker (joins REDIS_URL or a local serve)")
-    p.add_argument("--gpu", type=int, default=None, help="physical GPU index to pin (CUDA_VISIBLE_DEVICES); omit for CPU")
+    p.add_argument("--gpu", type=_gpu_arg, default=None,
+                   help="physical GPU index to pin (CUDA_VISIBLE_DEVICES); 'all': no pin, serve multi-GPU "
+                        "(gpus:N) jobs only; omit for CPU")
     p.add_argument("--name", default=None, help="worker name (default host.gpuN.pid)")
     p.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     p.set_defaults(func=cmd_worker)
@@ -35,6 +37,18 @@ def register(subparsers, common):
     p.set_defaults(func=cmd_check)
 
 
+def _gpu_arg(text):
+    """--gpu value: a GPU index, or 'all' (a worker for multi-GPU DistributedDataParallel jobs)."""
+    import argparse
+
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--gpu takes a GPU index or 'all', got %r" % text)
+
+
 def cmd_serve(args, settings):
     from ..server import Server
 
@@ -46,7 +60,7 @@ def cmd_worker(args, settings):
     from ..jobs.worker import run_worker
 
     url = resolve_redis_url(settings)
-    print("digits-seg worker: Redis %s, %s" % (url, "GPU %d" % args.gpu if args.gpu is not None else "CPU"),
+    print("digits-seg worker: Redis %s, %s" % (url, "GPU %s" % args.gpu if args.gpu is not None else "CPU"),
           flush=True)
     run_worker(url, gpu=args.gpu, name=args.name, burst=args.burst)
     return 0

@@ -3,6 +3,12 @@
 Queues: `default` (any worker: datasets, imports, inference), `cpu` (CPU workers), `gpu`
 (any GPU worker) and `gpu.<host>.<N>` (one GPU of one machine). A GPU worker listens on
 its own queue, then `gpu`, then `default`; a CPU worker on `cpu`, then `default`.
+
+Multi-GPU (DistributedDataParallel) jobs need every GPU of a machine, which a pinned worker
+cannot see: they go to `gpu.<host>.all` (device `gpus:N@host`) or `gpu.all` (`gpus:N`),
+served only by a worker started with `digits-seg worker --gpu all` (not pinned; it takes
+no single-GPU work, so it never competes with the pinned workers for one GPU). Run such a
+worker on a machine whose GPUs are not also given to pinned workers.
 """
 
 import json
@@ -39,10 +45,13 @@ def get_queue(conn, name="default"):
 
 
 def queue_for_device(device, conn=None):
-    """Map a job's device choice (auto | cpu | gpu | gpu:N@host | gpu:N) to a queue name."""
+    """Map a job's device choice (auto | cpu | cpus:N | gpu | gpu:K[@host] | gpus:N[@host]) to a queue name."""
     device = (device or "auto").strip()
-    if device == "cpu":
+    if device == "cpu" or device.startswith("cpus:"):
         return "cpu"
+    if device.startswith("gpus:"):
+        host = device.partition("@")[2]
+        return "gpu.%s.all" % host if host else "gpu.all"
     if device == "gpu":
         return "gpu"
     if device.startswith("gpu:"):
@@ -50,7 +59,7 @@ def queue_for_device(device, conn=None):
         index, _, host = spec.partition("@")
         return "gpu.%s.%s" % (host or socket.gethostname(), index)
     if device == "auto":
-        if conn is not None and any(w.get("gpu") is not None for w in list_workers(conn)):
+        if conn is not None and any(isinstance(w.get("gpu"), int) for w in list_workers(conn)):
             return "gpu"
         return "cpu"
     return "default"

@@ -1,4 +1,4 @@
-"""Run an RQ worker for digits-seg: pinned to one GPU (or CPU), advertising itself in Redis."""
+"""Run an RQ worker for digits-seg: pinned to one GPU (or CPU, or all GPUs), advertising itself in Redis."""
 
 import os
 import socket
@@ -11,6 +11,9 @@ def worker_queues(gpu):
     """Queue names a worker listens on, most specific first."""
     if gpu is None:
         return ["cpu", "default"]
+    if gpu == "all":
+        # Multi-GPU (DistributedDataParallel) jobs only: see queue.py's docstring.
+        return ["gpu.%s.all" % socket.gethostname(), "gpu.all"]
     return ["gpu.%s.%s" % (socket.gethostname(), gpu), "gpu", "default"]
 
 
@@ -18,10 +21,16 @@ def run_worker(redis_url, gpu=None, name=None, burst=False, logging_level="WARNI
     """Work jobs until stopped (SIGTERM: finish the current job; a second one: stop now).
 
     `gpu` is a physical GPU index; it is pinned with CUDA_VISIBLE_DEVICES before anything
-    can import torch, so tasks see it as cuda:0.
+    can import torch, so tasks see it as cuda:0. `gpu="all"` pins nothing (the inherited
+    CUDA_VISIBLE_DEVICES, if any, still limits it) and serves multi-GPU jobs only.
     """
     gpu_info = None
-    if gpu is not None:
+    if gpu == "all":
+        visible = list_gpus()
+        gpu_info = {"name": ", ".join(sorted({g["name"] for g in visible})) or "no GPU visible",
+                    "memory_mb": min((g["memory_mb"] for g in visible), default=None), "count": len(visible)}
+        os.environ.pop("DIGITS_SEG_WORKER_GPU", None)
+    elif gpu is not None:
         matches = [g for g in list_gpus() if g["index"] == int(gpu)]
         gpu_info = matches[0] if matches else {"index": int(gpu), "name": "GPU %s" % gpu, "memory_mb": None}
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -47,7 +56,8 @@ def run_worker(redis_url, gpu=None, name=None, burst=False, logging_level="WARNI
             except Exception:
                 current = None
             info = {"name": self.name, "host": host, "pid": os.getpid(),
-                    "gpu": None if gpu is None else int(gpu),
+                    "gpu": None if gpu is None else gpu if gpu == "all" else int(gpu),
+                    "gpu_count": gpu_info.get("count", 1) if gpu_info else 0,
                     "gpu_name": gpu_info["name"] if gpu_info else None,
                     "memory_mb": gpu_info["memory_mb"] if gpu_info else None,
                     "busy_job": current.decode() if isinstance(current, bytes) else current}

@@ -12,25 +12,39 @@ from ..errors import ValidationError
 
 
 class EpochSampler:
-    """Yields `(epoch, index)` for one epoch, shuffled by (seed, epoch) when `shuffle`; call `set_epoch` first."""
+    """Yields `(epoch, index)` for one epoch, shuffled by (seed, epoch) when `shuffle`; call `set_epoch` first.
 
-    def __init__(self, n, shuffle, seed):
+    With `world_size` > 1 it yields only rank `rank`'s share of the epoch's order, as
+    torch's DistributedSampler does (every rank shuffles identically, then takes every
+    world_size-th key); `pad` repeats keys so all ranks get as many (see distributed.shard).
+    """
+
+    def __init__(self, n, shuffle, seed, rank=0, world_size=1, pad=True):
         self.n = n
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
+        self.rank, self.world_size, self.pad = rank, world_size, pad
 
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
 
     def __len__(self):
-        return self.n
+        if self.world_size == 1:
+            return self.n
+        if self.pad:
+            return -(-self.n // self.world_size)
+        return len(range(self.rank, self.n, self.world_size))
 
     def __iter__(self):
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
         else:
             order = np.arange(self.n)
+        if self.world_size > 1:
+            from .distributed import shard
+
+            order = shard(order, self.rank, self.world_size, self.pad)
         return iter([(self.epoch, int(i)) for i in order])
 
 
@@ -79,11 +93,15 @@ def open_split(dataset_dir, split):
     return SegmentationLMDB(split_dir)
 
 
-def make_loader(base, *, batch_size, shuffle, transform, seed, workers, pin_memory, prefetch=4):
-    """Return (DataLoader, EpochSampler) over `base` (a `SegmentationLMDB` or any (image, label) dataset)."""
+def make_loader(base, *, batch_size, shuffle, transform, seed, workers, pin_memory, prefetch=4, rank=0,
+                world_size=1, pad=True):
+    """Return (DataLoader, EpochSampler) over `base` (a `SegmentationLMDB` or any (image, label) dataset).
+
+    `rank`/`world_size` give this process its share of the data (DistributedDataParallel).
+    """
     import torch
 
-    sampler = EpochSampler(len(base), shuffle, seed)
+    sampler = EpochSampler(len(base), shuffle, seed, rank, world_size, pad)
     kwargs = {}
     if workers > 0:
         kwargs = {"persistent_workers": True, "prefetch_factor": prefetch}

@@ -231,8 +231,7 @@ def validate_params(raw, settings=None, dataset_info=None):
     p["class_weighting"] = _choice(raw, "class_weighting", CLASS_WEIGHTINGS)
     p["dice_weight"] = _number(raw, "dice_weight", float, 0, 100)
 
-    p["device"] = _device(raw.get("device"))
-    p["num_gpus"] = _number(raw, "num_gpus", int, 1, 64)
+    p["device"], p["num_gpus"] = _device_and_gpus(raw)
     p["amp"] = _bool(raw, "amp")
     p["loader_workers"] = _number(raw, "loader_workers", int, 0, 64)
     p["log_interval"] = _number(raw, "log_interval", int, 1)
@@ -254,8 +253,6 @@ def validate_params(raw, settings=None, dataset_info=None):
             raise ValidationError("The dataset has no training images", field="dataset")
         if p["class_weighting"] != "none" and not hasattr(dataset_info, "class_pixel_counts"):
             raise ValidationError("The dataset has no class statistics for class weighting", field="class_weighting")
-    if p["num_gpus"] > 1 and p["device"] == "cpu":
-        raise ValidationError("num_gpus > 1 needs a GPU device, not cpu", field="num_gpus")
     return p
 
 
@@ -283,7 +280,13 @@ def _scale_range(v):
 
 
 def _device(v):
-    """The jobs layer's device names: 'auto' (a GPU if a worker has one, else CPU), 'cpu', 'gpu' (any GPU), 'gpu:N[@host]'."""
+    """The jobs layer's device names.
+
+    'auto' (a GPU if a worker has one, else CPU), 'cpu', 'gpu' (any GPU), 'gpu:K[@host]'
+    (one GPU), 'gpus:N[@host]' (N GPUs of one machine, N processes with DistributedDataParallel
+    over NCCL) and 'cpus:N' (N CPU processes with DistributedDataParallel over gloo: the same
+    code path as 'gpus:N', for machines without GPUs and for testing it without one).
+    """
     if _blank(v):
         return "auto"
     s = str(v).strip().lower()
@@ -293,12 +296,41 @@ def _device(v):
         return "cpu"
     if s in ("cuda", "gpu", "any gpu"):
         return "gpu"
-    for prefix in ("cuda:", "gpu:"):
+    host = str(v).strip().partition("@")[2]
+    for prefix, canonical in (("cuda:", "gpu"), ("gpu:", "gpu"), ("gpus:", "gpus"), ("cpus:", "cpus")):
         if s.startswith(prefix):
-            index, _, host = s[len(prefix):].partition("@")
-            if index.isdigit():
-                return "gpu:%d" % int(index) + ("@" + str(v).strip().partition("@")[2] if host else "")
-    raise ValidationError("Unknown device %r. Use auto, cpu, gpu or gpu:N" % (v,), field="device")
+            number, _, has_host = s[len(prefix):].partition("@")
+            if not number.isdigit():
+                break
+            if canonical != "gpu" and not 1 <= int(number) <= 64:
+                raise ValidationError("%s needs a process count from 1 to 64, got %r" % (prefix[:-1], v),
+                                      field="device")
+            if canonical == "cpus" and has_host:
+                raise ValidationError("cpus:N runs on any CPU worker; it takes no @host (got %r)" % (v,),
+                                      field="device")
+            return "%s:%d" % (canonical, int(number)) + ("@" + host if has_host else "")
+    raise ValidationError("Unknown device %r. Use auto, cpu, gpu, gpu:K[@host], gpus:N[@host] (N GPUs of one "
+                          "machine) or cpus:N" % (v,), field="device")
+
+
+def _device_and_gpus(raw):
+    """(device, num_gpus): the form's 'GPUs' count folds into the device ('gpu' + 3 GPUs → 'gpus:3')."""
+    device = _device(raw.get("device"))
+    count = _number(raw, "num_gpus", int, 1, 64)
+    kind, _, rest = device.partition(":")
+    if kind == "gpus":
+        n = int(rest.partition("@")[0])
+        if not _blank(raw.get("num_gpus")) and count not in (1, n):
+            raise ValidationError("device %s asks for %d GPUs but num_gpus is %d: give one of them" % (
+                device, n, count), field="num_gpus")
+        return device, n
+    if count > 1:
+        if device == "cpu" or kind == "cpus":
+            raise ValidationError("num_gpus > 1 needs a GPU device, not %s (use cpus:N for several CPU "
+                                  "processes)" % device, field="num_gpus")
+        host = rest.partition("@")[2] if kind == "gpu" else ""
+        return "gpus:%d" % count + ("@" + host if host else ""), count
+    return device, 1
 
 
 def expand_sweep(params):

@@ -12,8 +12,9 @@
 torch is imported inside `train` so that importing this module never initialises CUDA
 (the RQ worker's parent process forks work horses).
 
-TODO: `num_gpus > 1` (single-node DistributedDataParallel) is accepted by the form but
-trains on one GPU for now; the job log says so.
+Devices `gpus:N` / `cpus:N` run this same function in N spawned processes wrapped in
+DistributedDataParallel (see distributed.py); `ddp` is then the process's `Rank`, and only
+rank 0 writes files, logs and progress.
 """
 
 import contextlib
@@ -73,8 +74,10 @@ class _Setup:
     """Everything `train` builds before the loop, kept together so the loop reads linearly."""
 
 
-def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir):
+def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir, ddp):
     import torch
+
+    main = ddp is None or ddp.main  # only rank 0 writes the job's files
 
     from ..datasets.info import DatasetInfo
     from ..networks.compiler import compile_net
@@ -83,9 +86,10 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir):
     s.info = info = DatasetInfo.load(dataset_dir)
     s.num_classes = info.num_classes
     text, s.init_weights = resolve_network(params, s.num_classes, log, pretrained_dir, previous_dir)
-    write_bytes_atomic(os.path.join(job_dir, "network.prototxt"), text.encode("utf-8"))
-    _copy_dataset_files(dataset_dir, job_dir)
-    s.device = pick_device(params)
+    if main:
+        write_bytes_atomic(os.path.join(job_dir, "network.prototxt"), text.encode("utf-8"))
+        _copy_dataset_files(dataset_dir, job_dir)
+    s.device = ddp.device() if ddp is not None else pick_device(params)
     s.cuda = s.device.type == "cuda"
     seed = params.get("seed")
     s.seed = int(seed) if seed is not None else int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
@@ -110,14 +114,15 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir):
     if info.variable_size and not crop and bs > 1:
         raise ValidationError("Images differ in size: use batch size 1 or a crop size", field="batch_size")
     workers = int(params.get("loader_workers", 2))
+    shard = {"rank": ddp.rank, "world_size": ddp.world_size} if ddp is not None else {}
     transform = JointTransform(crop, bool(params.get("hflip")), params.get("random_scale"), s.ignore_label)
     s.train_loader, s.train_sampler = make_loader(train_db, batch_size=bs, shuffle=True, transform=transform,
-                                                  seed=s.seed, workers=workers, pin_memory=s.cuda)
+                                                  seed=s.seed, workers=workers, pin_memory=s.cuda, **shard)
     s.val_loader = None
     if val_db is not None:
         val_bs = 1 if info.variable_size else bs
         s.val_loader, _ = make_loader(val_db, batch_size=val_bs, shuffle=False, transform=None, seed=s.seed,
-                                      workers=min(workers, 1), pin_memory=s.cuda)
+                                      workers=min(workers, 1), pin_memory=s.cuda, pad=False, **shard)
     if workers > 0:
         # Loader workers are forked and open their own LMDB handles; py-lmdb refuses to open
         # an environment that the parent still holds open ("already open in this process"),
@@ -127,19 +132,20 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir):
         forget_readers(dataset_dir)
     s.batch_size = bs
     s.iter_size = int(params.get("iter_size", 1))
-    s.batches_per_epoch = math.ceil(len(train_db) / bs)
+    s.batches_per_epoch = math.ceil(len(s.train_sampler) / bs)
     s.iters_per_epoch = math.ceil(s.batches_per_epoch / s.iter_size)
     s.total_iters = s.iters_per_epoch * int(params["epochs"])
     s.schedule = resolve_policy(params, s.total_iters)
-    write_bytes_atomic(os.path.join(job_dir, "solver.prototxt"),
-                       solver_prototxt(params, s.total_iters, s.iters_per_epoch).encode("utf-8"))
     mean_mode = params.get("mean_subtraction", "pixel")
     mean_pixel = getattr(info, "mean_pixel", None)
-    write_json_atomic(os.path.join(job_dir, "preprocess.json"), {
-        "channels": int(info.channels), "channel_order": "RGB", "mean_subtraction": mean_mode,
-        "mean_pixel": None if mean_mode == "none" or mean_pixel is None else [float(v) for v in mean_pixel],
-        "scale": 1.0, "input_size": [crop, crop] if crop else (info.splits["train"].get("size")),
-    })
+    if main:
+        write_bytes_atomic(os.path.join(job_dir, "solver.prototxt"),
+                           solver_prototxt(params, s.total_iters, s.iters_per_epoch).encode("utf-8"))
+        write_json_atomic(os.path.join(job_dir, "preprocess.json"), {
+            "channels": int(info.channels), "channel_order": "RGB", "mean_subtraction": mean_mode,
+            "mean_pixel": None if mean_mode == "none" or mean_pixel is None else [float(v) for v in mean_pixel],
+            "scale": 1.0, "input_size": [crop, crop] if crop else (info.splits["train"].get("size")),
+        })
     s.mean = mean_tensor(mean_mode, info, int(info.channels), s.device)
     weights = None
     if params.get("class_weighting", "none") != "none":
@@ -183,15 +189,21 @@ def _check_scores(scores, labels):
 
 
 def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume=False, pretrained_dir=None,
-          previous_dir=None, **_extra):
+          previous_dir=None, ddp=None, **_extra):
     """Train the job's network; return a summary {iterations, epochs, best_val_mean_iou, last_snapshot}."""
     import torch
 
     if not dataset_dir or not os.path.isdir(dataset_dir):
         raise ValidationError("The dataset of this model (%s) no longer exists" % dataset_dir, field="dataset")
-    if int(params.get("num_gpus", 1)) > 1:
-        log("Note: multi-GPU (DistributedDataParallel) training is not implemented yet; using one GPU.")
-    s = _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir)
+    from . import distributed
+
+    multi = distributed.parse_device(params.get("device"))
+    if ddp is None and multi is not None:
+        return distributed.launch(job_dir, params, on_progress=on_progress, should_stop=should_stop, log=log,
+                                  backend=multi[0], world_size=multi[1], dataset_dir=dataset_dir, resume=resume,
+                                  pretrained_dir=pretrained_dir, previous_dir=previous_dir)
+    main = ddp is None or ddp.main
+    s = _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir, ddp)
     log("Network compiled: %d classes, %d parameters, device %s%s" % (
         s.num_classes, sum(p.numel() for p in s.net.parameters()), s.device, ", bf16 autocast" if s.amp else ""))
     log("%d iterations (%d per epoch, batch %d x iter_size %d)" % (s.total_iters, s.iters_per_epoch, s.batch_size,
@@ -206,15 +218,15 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
         iteration, start_epoch = int(attrs["iteration"]), int(attrs["epoch"])
         best = attrs.get("best_miou")
         best = None if best is None or (isinstance(best, float) and math.isnan(best)) else float(best)
-        kept = truncate_metrics(job_dir, iteration)
+        kept = truncate_metrics(job_dir, iteration) if main else 0
         log("Resumed from %s (iteration %d, epoch %d; %d metric points kept)" % (
             os.path.basename(path), iteration, start_epoch, kept))
     else:
         if resume:
             log("Resume requested but no snapshot exists yet: starting from the beginning")
-        if os.path.exists(metrics_path(job_dir)):
+        if main and os.path.exists(metrics_path(job_dir)):
             os.unlink(metrics_path(job_dir))
-        for p in snaps.list_snapshots(job_dir, include_best=True):
+        for p in snaps.list_snapshots(job_dir, include_best=True) if main else []:
             os.unlink(p["path"])
         if s.init_weights:
             report = load_weights(s.net, s.init_weights, reinit="all-mismatched")
@@ -222,6 +234,9 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
                 log(line)
     if s.channels_last:
         s.net.to(memory_format=torch.channels_last)
+    # DDP broadcasts rank 0's weights here, after any resume / initial weights were loaded.
+    model = ddp.wrap(s.net) if ddp is not None else s.net
+    world = ddp.world_size if ddp is not None else 1
 
     loss_fn = _loss_fn(s, params)
     autocast = _autocast(s)
@@ -240,6 +255,8 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
     state = {"best": best, "since_best": 0}
 
     def snapshot(epoch):
+        if not main:
+            return
         path = os.path.join(job_dir, snaps.snapshot_name(iteration))
         snaps.save_snapshot(s.net, s.optimizer, path, {
             "iteration": iteration, "epoch": epoch, "best_miou": state["best"] if state["best"] is not None else
@@ -249,24 +266,29 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
     def validate(epoch_float):
         res, previews = run_validation(s.net, s.val_loader, device=s.device, num_classes=s.num_classes,
                                        ignore_label=s.ignore_label, loss_fn=loss_fn, prepare=prepare,
-                                       autocast=autocast, preview_count=int(params.get("val_previews", 4)))
+                                       autocast=autocast, preview_count=int(params.get("val_previews", 4)),
+                                       preview_ids=_preview_ids(ddp, s.val_loader, int(params.get("val_previews", 4))),
+                                       reduce=ddp.sum_ if ddp is not None else None)
         label = ("%g" % epoch_float).replace(".", "_")
-        write_previews(job_dir, label, previews, colormap)
+        if main:
+            write_previews(job_dir, label, previews, colormap)
         rec = {"type": "val", "iteration": iteration, "epoch": round(epoch_float, 4), "time": time.time(),
                "preview_dir": "val_previews/epoch_%s" % label}
         rec.update({k: res[k] for k in ("loss", "pixel_acc", "mean_acc", "mean_iou", "fw_iou", "per_class_iou",
                                         "per_class_acc", "confusion")})
         if rec["loss"] is not None and not math.isfinite(rec["loss"]):
             _nan_error(params, "validation")
-        append_metrics(job_dir, rec)
+        if main:
+            append_metrics(job_dir, rec)
         log("Validation at epoch %g: loss %.4f, pixel acc %.4f, mIoU %.4f" % (
             epoch_float, rec["loss"] or 0, rec["pixel_acc"] or 0, rec["mean_iou"] or 0))
         miou = rec["mean_iou"]
         if miou is not None and (state["best"] is None or miou > state["best"]):
             state["best"] = miou
             state["since_best"] = 0
-            snaps.save_snapshot(s.net, None, os.path.join(job_dir, snaps.BEST_FILE), {
-                "iteration": iteration, "epoch": round(epoch_float, 4), "best_miou": miou})
+            if main:
+                snaps.save_snapshot(s.net, None, os.path.join(job_dir, snaps.BEST_FILE), {
+                    "iteration": iteration, "epoch": round(epoch_float, 4), "best_miou": miou})
         else:
             state["since_best"] += 1
 
@@ -279,20 +301,23 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
             s.net.train()
             batches = 0
             for images, labels, _ in s.train_loader:
-                if should_stop():
+                if ddp.any_stop(s.device) if ddp is not None else should_stop():
                     raise JobAborted()
                 if batches % s.iter_size == 0:
                     set_lr(s.optimizer, lr_at(s.schedule, iteration) / s.schedule["base_lr"])
                     s.optimizer.zero_grad(set_to_none=True)
                 images = images.to(s.device, non_blocking=True)
                 labels = labels.to(s.device, non_blocking=True)
-                with autocast():
-                    out = s.net(prepare(images))
-                scores = out[s.net.score_blob]
-                if iteration == 0 and batches == 0:
-                    _check_scores(scores, labels)
-                loss = loss_fn(scores, labels)
-                (loss / s.iter_size).backward()
+                # Gradients are averaged across processes only on the step's last micro-batch.
+                sync = (batches + 1) % s.iter_size == 0 or batches + 1 >= s.batches_per_epoch
+                with contextlib.nullcontext() if ddp is None or sync else model.no_sync():
+                    with autocast():
+                        out = model(prepare(images))
+                    scores = out[s.net.score_blob]
+                    if iteration == 0 and batches == 0:
+                        _check_scores(scores, labels)
+                    loss = loss_fn(scores, labels)
+                    (loss / s.iter_size).backward()
                 loss_acc += loss.detach()
                 n_acc += 1
                 images_acc += images.shape[0]
@@ -303,13 +328,17 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
                 iteration += 1
                 epoch_float = epoch + batches / float(s.batches_per_epoch)
                 if iteration % log_every == 0 or batches == s.batches_per_epoch:
-                    mean_loss = float(loss_acc.item()) / max(1, n_acc)
+                    if ddp is not None:
+                        ddp.sum_(loss_acc)  # every rank sees the same mean, so all stop on a NaN
+                    mean_loss = float(loss_acc.item()) / max(1, n_acc * world)
                     if not math.isfinite(mean_loss):
                         _nan_error(params, "training")
                     now = time.time()
-                    append_metrics(job_dir, {"type": "train", "iteration": iteration, "epoch": round(epoch_float, 4),
-                                             "loss": mean_loss, "lr": lr_at(s.schedule, iteration - 1),
-                                             "images_per_s": images_acc / max(1e-9, now - t_last), "time": now})
+                    if main:
+                        append_metrics(job_dir, {
+                            "type": "train", "iteration": iteration, "epoch": round(epoch_float, 4),
+                            "loss": mean_loss, "lr": lr_at(s.schedule, iteration - 1), "time": now,
+                            "images_per_s": images_acc * world / max(1e-9, now - t_last)})
                     loss_acc.zero_()
                     n_acc, images_acc, t_last = 0, 0, now
                     on_progress(iteration / float(s.total_iters),
@@ -340,6 +369,15 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
     last = snaps.list_snapshots(job_dir)
     return {"iterations": iteration, "epochs": epochs, "best_val_mean_iou": state["best"],
             "last_snapshot": last[-1]["name"] if last else None, "stopped_early": stopped_early}
+
+
+def _preview_ids(ddp, loader, count):
+    """Rank 0 previews the first `count` samples of its own share; other ranks keep none."""
+    if ddp is None or loader is None:
+        return None
+    if not ddp.main:
+        return ()
+    return [i for _, i in list(iter(loader.sampler))[:count]]
 
 
 def _shutdown_loaders(s):

@@ -13,13 +13,18 @@ PREVIEW_MAX_SIDE = 192
 """Longest side of a validation preview PNG, in pixels (they are thumbnails for a strip)."""
 
 
-def run_validation(net, loader, *, device, num_classes, ignore_label, loss_fn, prepare, autocast, preview_count=0):
+def run_validation(net, loader, *, device, num_classes, ignore_label, loss_fn, prepare, autocast, preview_count=0,
+                   preview_ids=None, reduce=None):
     """Evaluate `net` over `loader`; return (scores dict with loss and confusion, previews list).
 
     Args:
         prepare: callable(images_u8_on_device) → network input.
         autocast: a context manager factory for mixed precision (or a null context).
         preview_count: keep (image, label, prediction) of the first N samples (by index).
+        preview_ids: the sample indices to keep instead (a DistributedDataParallel rank sees
+            only its share of the samples).
+        reduce: in-place sum over processes (DistributedDataParallel), applied to the
+            confusion matrix, loss sum and pixel count before the scores are computed.
     """
     import torch
 
@@ -28,6 +33,7 @@ def run_validation(net, loader, *, device, num_classes, ignore_label, loss_fn, p
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     pixels = torch.zeros((), dtype=torch.float64, device=device)
     previews = []
+    keep = set(range(preview_count)) if preview_ids is None else set(preview_ids)
     with torch.no_grad():
         for images, labels, indices in loader:
             images = images.to(device, non_blocking=True)
@@ -42,9 +48,12 @@ def run_validation(net, loader, *, device, num_classes, ignore_label, loss_fn, p
             pred = scores.argmax(dim=1)
             conf += confusion_matrix(pred, target, num_classes, ignore_label)
             for j, idx in enumerate(indices.tolist()):
-                if idx < preview_count:
+                if idx in keep:
                     previews.append((idx, images[j].cpu().numpy(), labels[j].cpu().numpy(), pred[j].cpu().numpy()))
     net.train()
+    if reduce is not None:
+        for t in (conf, loss_sum, pixels):
+            reduce(t)
     conf = conf.cpu().numpy()
     result = scores_from_confusion(conf)
     px = float(pixels.item())

@@ -1,0 +1,147 @@
+"""DistributedDataParallel training without a GPU: device `cpus:2` runs the `gpus:N` code path with gloo.
+
+Two spawned processes train tiny-fcn on SynthCity (40 images, 64×64); the checks are the
+ones a multi-GPU job must pass: curves and snapshots written once (by rank 0), validation
+summed over ranks so that it equals a single-process evaluation of the same weights,
+abort within an iteration, and resume from the last snapshot.
+"""
+
+import contextlib
+import os
+
+import numpy as np
+import pytest
+
+from digits_seg.config import load_settings
+from digits_seg.datasets import synthcity
+from digits_seg.datasets.create import create_dataset
+from digits_seg.datasets.info import DatasetInfo
+from digits_seg.datasets.params import validate_params as dataset_params
+from digits_seg.errors import JobAborted, ValidationError
+from digits_seg.jobs.queue import queue_for_device
+from digits_seg.training.distributed import parse_device, shard
+from digits_seg.training.metrics_log import read_metrics
+from digits_seg.training.params import validate_params
+from digits_seg.training.snapshots import list_snapshots, read_solver_attrs
+from digits_seg.training.trainer import train
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("synthcity_ddp"))
+    synthcity.generate(os.path.join(root, "src"), 40, size=(64, 64), seed=3)
+    settings = load_settings({"jobs_dir": root, "data_roots": [root]}, environ={})
+    params = dataset_params({"images": os.path.join(root, "src", "images"), "labels": os.path.join(root, "src", "labels"),
+                             "classes_file": os.path.join(root, "src", "classes.txt"), "val_pct": 20}, settings)
+    out = os.path.join(root, "dataset")
+    os.makedirs(out)
+    create_dataset(out, params, settings=settings, log=lambda text: None, workers=1)
+    return out
+
+
+def make_params(dataset_dir, **over):
+    raw = dict(network="tiny-fcn", network_kind="standard", device="cpus:2", epochs=2, batch_size=4, base_lr=0.001,
+               solver_type="Adam", lr_policy="fixed", loader_workers=1, log_interval=2, seed=5, hflip=True,
+               crop_size=48, mean_subtraction="none", val_previews=2)
+    raw.update(over)
+    return validate_params(raw, None, DatasetInfo.load(dataset_dir))
+
+
+def run(job_dir, params, dataset_dir, should_stop=lambda: False, resume=False):
+    logs, progress = [], []
+    result = train(job_dir, params, on_progress=lambda f, m: progress.append(f), should_stop=should_stop,
+                   log=logs.append, dataset_dir=dataset_dir, resume=resume)
+    return result, logs, progress
+
+
+def single_process_confusion(job_dir, dataset_dir, snapshot):
+    """The validation confusion matrix of `snapshot`'s weights, computed in this process over the whole split."""
+    import torch
+
+    from digits_seg.networks.compiler import compile_net
+    from digits_seg.networks.weights import load_weights
+    from digits_seg.training.augment import to_input
+    from digits_seg.training.loader import make_loader, open_split
+    from digits_seg.training.loss import segmentation_loss
+    from digits_seg.training.validation import run_validation
+
+    with open(os.path.join(job_dir, "network.prototxt")) as f:
+        net = compile_net(f.read(), phase="train", include_loss=False, input_shape=(3, 64, 64))
+    load_weights(net, snapshot)
+    loader, _ = make_loader(open_split(dataset_dir, "val"), batch_size=4, shuffle=False, transform=None, seed=0,
+                            workers=0, pin_memory=False)
+    res, _ = run_validation(net, loader, device=torch.device("cpu"), num_classes=10, ignore_label=255,
+                            loss_fn=lambda s, t: segmentation_loss(s, t, ignore_label=255),
+                            prepare=lambda im: to_input(im, None), autocast=contextlib.nullcontext)
+    return np.array(res["confusion"])
+
+
+def counted_val_pixels(dataset_dir, num_classes=10):
+    from digits_seg.training.loader import open_split
+
+    db = open_split(dataset_dir, "val")
+    return sum(int(((np.asarray(db[i][1]) != 255) & (np.asarray(db[i][1]) < num_classes)).sum())
+               for i in range(len(db)))
+
+
+def test_device_grammar_queue_and_sharding():
+    assert validate_params({"network": "tiny-fcn", "device": "gpu", "num_gpus": 4})["device"] == "gpus:4"
+    p = validate_params({"network": "tiny-fcn", "device": "gpus:8@node3"})
+    assert (p["device"], p["num_gpus"]) == ("gpus:8@node3", 8)
+    assert validate_params({"network": "tiny-fcn", "device": "gpu:1@h"})["device"] == "gpu:1@h"
+    with pytest.raises(ValidationError):
+        validate_params({"network": "tiny-fcn", "device": "cpu", "num_gpus": 2})
+    with pytest.raises(ValidationError):
+        validate_params({"network": "tiny-fcn", "device": "gpus:2", "num_gpus": 3})
+    assert parse_device("gpus:4@h") == ("nccl", 4) and parse_device("cpus:2") == ("gloo", 2)
+    assert parse_device("gpu:0") is None
+    assert queue_for_device("gpus:4@h") == "gpu.h.all" and queue_for_device("gpus:2") == "gpu.all"
+    assert queue_for_device("cpus:2") == "cpu" and queue_for_device("gpu:1@h") == "gpu.h.1"
+    # Validation shards cover every index once; training shards are padded to equal length.
+    parts = [shard(range(7), r, 3, pad=False) for r in range(3)]
+    assert sorted(sum(parts, [])) == list(range(7))
+    padded = [shard(range(7), r, 3, pad=True) for r in range(3)]
+    assert [len(p) for p in padded] == [3, 3, 3] and set(sum(padded, [])) == set(range(7))
+
+
+def test_two_processes_train_validate_snapshot(dataset_dir, tmp_path):
+    job = str(tmp_path)
+    result, logs, progress = run(job, make_params(dataset_dir), dataset_dir)
+    # 32 train images over 2 ranks, batch 4 per rank → 4 iterations per epoch.
+    assert result["iterations"] == 8 and progress[-1] == 1.0
+    assert any("DistributedDataParallel: 2 processes, backend gloo" in line for line in logs)
+    assert sum("Network compiled" in line for line in logs) == 1  # rank 0 alone logs
+    train_pts, val_pts = read_metrics(job, "train"), read_metrics(job, "val")
+    assert [r["iteration"] for r in train_pts] == [2, 4, 6, 8]  # written once, not once per rank
+    assert [r["iteration"] for r in val_pts] == [4, 8]
+    snaps = list_snapshots(job)
+    assert [s["iteration"] for s in snaps] == [4, 8] and [s["epoch"] for s in snaps] == [1, 2]
+    assert os.path.exists(os.path.join(job, "best.h5"))
+    assert sorted(os.listdir(os.path.join(job, "val_previews", "epoch_2"))) == ["0.png", "2.png"]
+    assert not [n for n in os.listdir(job) if n.startswith(".ddp_rendezvous")]
+    # Each validation pixel counted exactly once over both ranks...
+    conf = np.array(val_pts[-1]["confusion"])
+    assert conf.sum() == counted_val_pixels(dataset_dir) == 8 * 64 * 64
+    # ...and the summed matrix is what one process computes with the same weights. CPU
+    # convolutions over different batch groupings may round differently, so a pixel whose
+    # two best scores tie could flip: allow 0.1% of the pixels, not more.
+    single = single_process_confusion(job, dataset_dir, snaps[-1]["path"])
+    assert single.sum() == conf.sum()
+    assert np.abs(single - conf).sum() <= 2 * 0.001 * conf.sum()
+
+
+def test_abort_then_resume(dataset_dir, tmp_path):
+    job = str(tmp_path)
+    params = make_params(dataset_dir, epochs=40, hflip=False, val_interval=0, loader_workers=0)
+    first = os.path.join(job, "snapshot_iter_4.h5")
+    with pytest.raises(JobAborted):
+        run(job, params, dataset_dir, should_stop=lambda: os.path.exists(first))
+    kept = list_snapshots(job)
+    assert kept and kept[0]["iteration"] == 4 and kept[-1]["iteration"] < 160  # stopped long before the end
+    last_epoch = int(read_solver_attrs(kept[-1]["path"])["epoch"])
+    # Resume, training one more epoch than the last snapshot: the iteration count continues.
+    result, logs, _ = run(job, dict(params, epochs=last_epoch + 1), dataset_dir, resume=True)
+    assert result["iterations"] == 4 * (last_epoch + 1)
+    assert any("Resumed from %s" % kept[-1]["name"] in line for line in logs)
+    its = [r["iteration"] for r in read_metrics(job, "train")]
+    assert its == sorted(set(its)) and its[-1] == 4 * (last_epoch + 1)
