@@ -39,7 +39,7 @@ def register(subparsers, common):
     p.add_argument("--scale", dest="random_scale", default=None, help="random scale range, e.g. 0.5-2.0")
     p.add_argument("--class-weighting", choices=["none", "inverse", "median"], default=None)
     p.add_argument("--dice", dest="dice_weight", type=float, default=None, help="weight of an extra Dice loss term")
-    p.add_argument("--device", default=None, help="auto, cpu, gpu or gpu:N")
+    p.add_argument("--device", default=None, help="auto, cpu, gpu, gpu:K[@host], gpus:N[@host] (N GPUs, DDP) or cpus:N")
     p.add_argument("--no-amp", action="store_true", help="train in float32 on CUDA (default: bf16 autocast)")
     p.add_argument("--workers", dest="loader_workers", type=int, default=None, help="data loader processes")
     p.add_argument("--resume", metavar="JOB", default=None, help="resume a stopped model job from its last snapshot")

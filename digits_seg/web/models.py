@@ -50,7 +50,9 @@ def _form_choices():
         workers = list_workers(state().service.conn)
     except Exception:  # no Redis reachable: the form still works, it just lists no GPUs
         workers = []
-    gpus = [w for w in workers if w.get("gpu") is not None]
+    gpus = [w for w in workers if isinstance(w.get("gpu"), int)]
+    # Workers started with `--gpu all` serve multi-GPU (DistributedDataParallel) jobs on their machine.
+    machines = [w for w in workers if w.get("gpu") == "all" and int(w.get("gpu_count") or 0) > 1]
     store = state().store
     return {
         "datasets": [{"id": j.id, "name": j.name, "state": j.state.value} for j in _datasets()],
@@ -62,7 +64,10 @@ def _form_choices():
         "gpus": [{"value": "gpu:%s@%s" % (w["gpu"], w.get("host", "")), "name": w.get("gpu_name") or "GPU",
                   "index": w["gpu"], "host": w.get("host", ""), "memory_mb": w.get("memory_mb"),
                   "busy": bool(w.get("busy_job"))} for w in gpus],
-        "cpu_workers": len(workers) - len(gpus),
+        "gpu_machines": [{"value": "gpus:%d@%s" % (int(w["gpu_count"]), w.get("host", "")),
+                          "count": int(w["gpu_count"]), "host": w.get("host", ""), "name": w.get("gpu_name") or "GPU",
+                          "busy": bool(w.get("busy_job"))} for w in machines],
+        "cpu_workers": len([w for w in workers if w.get("gpu") is None]),
         "solver_types": SOLVER_TYPES, "policies": POLICIES, "mean_modes": MEAN_MODES,
         "class_weightings": CLASS_WEIGHTINGS, "defaults": DEFAULTS,
     }

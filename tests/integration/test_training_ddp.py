@@ -8,6 +8,7 @@ abort within an iteration, and resume from the last snapshot.
 
 import contextlib
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -145,3 +146,28 @@ def test_abort_then_resume(dataset_dir, tmp_path):
     assert any("Resumed from %s" % kept[-1]["name"] in line for line in logs)
     its = [r["iteration"] for r in read_metrics(job, "train")]
     assert its == sorted(set(its)) and its[-1] == 4 * (last_epoch + 1)
+
+
+def test_form_lists_a_machine_of_an_all_gpus_worker_and_queues_its_job(settings, client, dataset_dir):
+    from digits_seg.jobs.job import JobState
+    from digits_seg.jobs.queue import advertise_worker, connect
+    from digits_seg.jobs.store import JobStore
+
+    # What `digits-seg worker --gpu all` advertises on a 4-GPU machine (jobs/worker.py).
+    advertise_worker(connect(settings.redis_url), "node7.gpuall.1", {
+        "name": "node7.gpuall.1", "host": "node7", "pid": 1, "gpu": "all", "gpu_count": 4,
+        "gpu_name": "NVIDIA H100", "memory_mb": 81559, "busy_job": None})
+    store = JobStore(settings.jobs_dir)
+    ds = store.create("dataset", "synth", {})
+    store.set_state(ds.id, JobState.RUNNING)
+    shutil.copytree(dataset_dir, store.job_dir(ds.id), dirs_exist_ok=True)
+    store.set_state(ds.id, JobState.DONE)
+    html = client.get("/models/new?dataset=%s" % ds.id).get_data(as_text=True)
+    assert 'value="gpus:4@node7"' in html and "all 4 GPUs of node7" in html
+    assert "gpu:all" not in html  # not listed as a single GPU
+    r = client.post("/models.json", json={"dataset_id": ds.id, "network": "tiny-fcn", "epochs": 1,
+                                          "device": "gpus:4@node7"})
+    assert r.status_code == 201, r.get_json()
+    job = client.get(r.get_json()["url"] + ".json").get_json()
+    assert job["params"]["device"] == "gpus:4@node7" and job["params"]["num_gpus"] == 4
+    assert job["queue"] == "gpu.node7.all"
