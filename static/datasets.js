@@ -28,6 +28,14 @@
     });
   });
 
+  // A server-side error under a field describes the value that was submitted; once the user edits
+  // that field (or re-checks the folders) the message is stale and would contradict a clean report.
+  form.querySelectorAll("input, select").forEach(function (input) {
+    input.addEventListener("input", function () {
+      form.querySelectorAll('[data-field-error="' + input.name + '"], [data-role="form-error"]').forEach(function (p) { p.remove(); });
+    });
+  });
+
   function formBody() {
     var body = {};
     new FormData(form).forEach(function (value, key) {
@@ -50,6 +58,10 @@
         (s.binary_mask ? " · 0/255 binary masks → classes 0/1" : "") +
         (s.label_suffix ? " · label suffix " + s.label_suffix : ""), "muted small"));
       var table = el("table", undefined, "compact");
+      var hr = document.createElement("tr");
+      ["#", "colour", "class", "pixels", "images with it"].forEach(function (h) { hr.appendChild(el("th", h)); });
+      table.appendChild(el("thead")).appendChild(hr);
+      var tbody = table.appendChild(el("tbody"));
       s.classes.forEach(function (c) {
         var tr = document.createElement("tr");
         var sw = el("span", undefined, "swatch");
@@ -57,7 +69,7 @@
         var td = document.createElement("td"); td.appendChild(sw);
         tr.appendChild(el("td", String(c.index))); tr.appendChild(td); tr.appendChild(el("td", c.name));
         tr.appendChild(el("td", c.pixels + " px")); tr.appendChild(el("td", c.images + " images"));
-        table.appendChild(tr);
+        tbody.appendChild(tr);
       });
       box.appendChild(table);
     }
@@ -80,6 +92,7 @@
   var status = document.getElementById("check-status");
   button.addEventListener("click", function () {
     button.disabled = true;
+    form.querySelectorAll("[data-field-error], [data-role='form-error']").forEach(function (p) { p.remove(); });
     status.textContent = "checking every pair…";
     digitsSeg.fetchJSON(button.dataset.url, {method: "POST", body: JSON.stringify(formBody()),
                                             headers: {"Content-Type": "application/json"}})

@@ -29,7 +29,7 @@ def test_check_create_and_explore(live_server, page, artifact_path):
     assert "problem" in page.text_content("[data-role=check-result]")
     errors = page.text_content("[data-role=errors]")
     assert "orphan.png" in errors and "no label" in errors
-    assert page.locator("#check-report table tr").count() == 10  # one row per class with its swatch
+    assert page.locator("#check-report table tbody tr").count() == 10  # one row per class with its swatch
     page.screenshot(path=artifact_path("datasets_new_check.png"), full_page=True)
 
     page.check("#skip_bad")
