@@ -3,7 +3,7 @@
 Two spawned processes train tiny-fcn on SynthCity (40 images, 64×64); the checks are the
 ones a multi-GPU job must pass: curves and snapshots written once (by rank 0), validation
 summed over ranks so that it equals a single-process evaluation of the same weights,
-abort within an iteration, and resume from the last snapshot.
+abort of every rank, and resume from the last snapshot, through a real RQ worker.
 """
 
 import contextlib
@@ -18,13 +18,16 @@ from digits_seg.datasets import synthcity
 from digits_seg.datasets.create import create_dataset
 from digits_seg.datasets.info import DatasetInfo
 from digits_seg.datasets.params import validate_params as dataset_params
-from digits_seg.errors import JobAborted, ValidationError
-from digits_seg.jobs.queue import queue_for_device
+from digits_seg.errors import ValidationError
+from digits_seg.jobs.job import JobState
+from digits_seg.jobs.queue import advertise_worker, connect, queue_for_device
+from digits_seg.jobs.store import JobStore
 from digits_seg.training.distributed import parse_device, shard
 from digits_seg.training.metrics_log import read_metrics
 from digits_seg.training.params import validate_params
-from digits_seg.training.snapshots import list_snapshots, read_solver_attrs
+from digits_seg.training.snapshots import list_snapshots
 from digits_seg.training.trainer import train
+from tests.conftest import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -131,41 +134,58 @@ def test_two_processes_train_validate_snapshot(dataset_dir, tmp_path):
     assert np.abs(single - conf).sum() <= 2 * 0.001 * conf.sum()
 
 
-def test_abort_then_resume(dataset_dir, tmp_path):
-    job = str(tmp_path)
-    params = make_params(dataset_dir, epochs=40, hflip=False, val_interval=0, loader_workers=0)
-    first = os.path.join(job, "snapshot_iter_4.h5")
-    with pytest.raises(JobAborted):
-        run(job, params, dataset_dir, should_stop=lambda: os.path.exists(first))
-    kept = list_snapshots(job)
-    assert kept and kept[0]["iteration"] == 4 and kept[-1]["iteration"] < 160  # stopped long before the end
-    last_epoch = int(read_solver_attrs(kept[-1]["path"])["epoch"])
-    # Resume, training one more epoch than the last snapshot: the iteration count continues.
-    result, logs, _ = run(job, dict(params, epochs=last_epoch + 1), dataset_dir, resume=True)
-    assert result["iterations"] == 4 * (last_epoch + 1)
-    assert any("Resumed from %s" % kept[-1]["name"] in line for line in logs)
-    its = [r["iteration"] for r in read_metrics(job, "train")]
-    assert its == sorted(set(its)) and its[-1] == 4 * (last_epoch + 1)
-
-
-def test_form_lists_a_machine_of_an_all_gpus_worker_and_queues_its_job(settings, client, dataset_dir):
-    from digits_seg.jobs.job import JobState
-    from digits_seg.jobs.queue import advertise_worker, connect
-    from digits_seg.jobs.store import JobStore
-
-    # What `digits-seg worker --gpu all` advertises on a 4-GPU machine (jobs/worker.py).
-    advertise_worker(connect(settings.redis_url), "node7.gpuall.1", {
-        "name": "node7.gpuall.1", "host": "node7", "pid": 1, "gpu": "all", "gpu_count": 4,
-        "gpu_name": "NVIDIA H100", "memory_mb": 81559, "busy_job": None})
+def finished_dataset(settings, dataset_dir):
+    """The module's dataset as a finished dataset job of `settings`' job store."""
     store = JobStore(settings.jobs_dir)
     ds = store.create("dataset", "synth", {})
     store.set_state(ds.id, JobState.RUNNING)
     shutil.copytree(dataset_dir, store.job_dir(ds.id), dirs_exist_ok=True)
     store.set_state(ds.id, JobState.DONE)
-    html = client.get("/models/new?dataset=%s" % ds.id).get_data(as_text=True)
+    return ds.id
+
+
+def test_real_worker_relays_progress_aborts_all_ranks_and_resumes(settings, client, start_worker, dataset_dir):
+    """Through RQ: the work horse spawns the ranks, relays rank 0's log/progress, and abort reaches every rank."""
+    r = client.post("/models.json", json={"dataset_id": finished_dataset(settings, dataset_dir), "network": "tiny-fcn",
+                                          "epochs": 100, "batch_size": 4, "crop_size": 48, "device": "cpus:2",
+                                          "loader_workers": 0, "seed": 1, "log_interval": 2, "val_previews": 0})
+    assert r.status_code == 201, r.get_json()
+    job_id = r.get_json()["id"]
+    store = JobStore(settings.jobs_dir)
+    job_dir = store.job_dir(job_id)
+    assert store.get(job_id).queue == "cpu"
+    start_worker()
+    wait_for(lambda: list_snapshots(job_dir), 120, message="a first snapshot")
+    assert store.get(job_id).progress["fraction"] > 0  # rank 0's progress reached job.json
+    client.post("/jobs/%s/abort.json" % job_id, json={})
+    wait_for(lambda: store.get(job_id).state == JobState.ABORTED, 60, message="the abort")
+    log = store.read_log(job_id)[0]
+    assert "DistributedDataParallel: 2 processes, backend gloo" in log and log.count("Network compiled") == 1
+    kept = list_snapshots(job_dir)
+    assert kept and kept[-1]["iteration"] < 400  # stopped long before the end, snapshots kept
+    before = kept[-1]["iteration"]
+
+    assert client.post("/jobs/%s/resume.json" % job_id, json={}).status_code == 200
+    wait_for(lambda: max(s["iteration"] for s in list_snapshots(job_dir)) > before, 120,
+             message="a snapshot after the resume")
+    client.post("/jobs/%s/abort.json" % job_id, json={})
+    wait_for(lambda: store.get(job_id).state == JobState.ABORTED, 60, message="the second abort")
+    assert "Resumed from snapshot_iter_%d.h5" % before in store.read_log(job_id)[0]
+    its = [p["iteration"] for p in read_metrics(job_dir, "train")]
+    assert its == sorted(set(its)) and its[-1] > before, "iterations restarted or repeated after resume"
+    assert not [n for n in os.listdir(job_dir) if n.startswith(".ddp_rendezvous")]
+
+
+def test_form_lists_a_machine_of_an_all_gpus_worker_and_queues_its_job(settings, client, dataset_dir):
+    # What `digits-seg worker --gpu all` advertises on a 4-GPU machine (jobs/worker.py).
+    advertise_worker(connect(settings.redis_url), "node7.gpuall.1", {
+        "name": "node7.gpuall.1", "host": "node7", "pid": 1, "gpu": "all", "gpu_count": 4,
+        "gpu_name": "NVIDIA H100", "memory_mb": 81559, "busy_job": None})
+    ds = finished_dataset(settings, dataset_dir)
+    html = client.get("/models/new?dataset=%s" % ds).get_data(as_text=True)
     assert 'value="gpus:4@node7"' in html and "all 4 GPUs of node7" in html
     assert "gpu:all" not in html  # not listed as a single GPU
-    r = client.post("/models.json", json={"dataset_id": ds.id, "network": "tiny-fcn", "epochs": 1,
+    r = client.post("/models.json", json={"dataset_id": ds, "network": "tiny-fcn", "epochs": 1,
                                           "device": "gpus:4@node7"})
     assert r.status_code == 201, r.get_json()
     job = client.get(r.get_json()["url"] + ".json").get_json()
