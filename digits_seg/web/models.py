@@ -105,6 +105,15 @@ def new():
     return render("models/new.html", _form_choices() | {"values": values})
 
 
+def _only_chosen_source(raw):
+    """The form posts both the previous-model and the pretrained-model selects; keep only the one the
+    network-kind radio chose (otherwise 'Train from it' on a pretrained model silently trained from
+    whatever model the hidden previous-model select showed)."""
+    kind = raw.get("network_kind")
+    drop = {"pretrained": "previous_job", "previous": "pretrained_job"}.get(kind)
+    return {k: v for k, v in raw.items() if k != drop} if drop else raw
+
+
 def _refuse_broken_network(text, info, crop_size):
     """Compile a custom prototxt before queueing it: a typo is reported under the text box at once,
     with its line, instead of as a failed job minutes later (the Validate button runs the same check)."""
@@ -134,7 +143,7 @@ def create():
         if not dataset_id:
             raise ValidationError("Choose a dataset", field="dataset_id")
         dataset, info = _dataset_info(dataset_id)
-        params = validate_params(raw, state().settings, info)
+        params = validate_params(_only_chosen_source(raw), state().settings, info)
         if params["network"]["kind"] == "custom":
             _refuse_broken_network(params["network"]["prototxt"], info, params.get("crop_size"))
         runs = expand_sweep(params)

@@ -70,6 +70,24 @@ def test_form_create_sweep_preview_and_validate(settings, client):
     assert err["message"] and err["field"] == "custom_network"
 
 
+    # Submitting the same broken text is refused under the text box, not queued as a job that fails later.
+    queued_before = len(client.get("/index.json").get_json()["models"])
+    refused = client.post("/models.json", json={"dataset_id": ds, "network_kind": "custom", "epochs": 1,
+                                                "custom_network": "layer {\n name: 'a'\n type: 'Convolution'\n"})
+    assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "custom_network"
+    assert "line" in refused.get_json()["error"]["message"]
+    assert len(client.get("/index.json").get_json()["models"]) == queued_before
+
+    # The form posts both model selects; with "pretrained" chosen the previous-model select must not win.
+    fake_pretrained = body["jobs"][0]["id"]
+    chose = client.post("/models.json", json={"dataset_id": ds, "network_kind": "pretrained", "epochs": 1,
+                                              "previous_job": body["jobs"][1]["id"],
+                                              "pretrained_job": fake_pretrained, "device": "cpu"})
+    assert chose.status_code == 201, chose.get_json()
+    params = client.get(chose.get_json()["url"] + ".json").get_json()["params"]
+    assert params["network"] == {"kind": "pretrained", "job_id": fake_pretrained}
+
+
 @pytest.mark.slow
 def test_worker_trains_survives_sigkill_resumes_and_aborts(settings, client, start_worker):
     ds = make_dataset(settings)
