@@ -29,7 +29,7 @@ def run_worker(redis_url, gpu=None, name=None, burst=False, logging_level="WARNI
         visible = list_gpus()
         gpu_info = {"name": ", ".join(sorted({g["name"] for g in visible})) or "no GPU visible",
                     "memory_mb": min((g["memory_mb"] for g in visible), default=None), "count": len(visible)}
-        os.environ.pop("DIGITS_SEG_WORKER_GPU", None)
+        os.environ["DIGITS_SEG_WORKER_GPU"] = "all"  # job.json records the job ran on all GPUs
     elif gpu is not None:
         matches = [g for g in list_gpus() if g["index"] == int(gpu)]
         gpu_info = matches[0] if matches else {"index": int(gpu), "name": "GPU %s" % gpu, "memory_mb": None}

@@ -60,6 +60,14 @@ class Rank:
         ids = [self.rank] if self.backend == "nccl" else None
         return DistributedDataParallel(net, device_ids=ids)
 
+    def sync_buffers(self, net):
+        """Give every rank rank 0's buffers (BatchNorm running statistics drift apart between the
+        forward passes' broadcasts), so all ranks validate the very weights rank 0 snapshots."""
+        import torch.distributed as dist
+
+        for buf in net.buffers():
+            dist.broadcast(buf, 0)
+
     def sum_(self, tensor):
         """Sum `tensor` over ranks in place (and return it)."""
         import torch.distributed as dist

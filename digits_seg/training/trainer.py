@@ -264,6 +264,8 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
         log("Snapshot %s" % os.path.basename(path))
 
     def validate(epoch_float):
+        if ddp is not None:
+            ddp.sync_buffers(s.net)
         res, previews = run_validation(s.net, s.val_loader, device=s.device, num_classes=s.num_classes,
                                        ignore_label=s.ignore_label, loss_fn=loss_fn, prepare=prepare,
                                        autocast=autocast, preview_count=int(params.get("val_previews", 4)),
