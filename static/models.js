@@ -135,6 +135,9 @@
     lrLayout.yaxis.exponentformat = "e";
     if (lrs.length && yType === "linear" && Math.max.apply(null, lrs) === Math.min.apply(null, lrs)) {
       lrLayout.yaxis.range = [0, 2 * lrs[0] || 1];  /* a constant rate: show it against zero, not ±1 */
+      lrLayout.yaxis.autorange = false;
+      /* the chart was first drawn empty (autoranged to 0..4 live); a new revision lets this range replace that one */
+      lrLayout.uirevision = "Learning rate " + lrs[0];
     }
     Plotly.react("chart-lr", [{x: m.curves.train.iteration, y: m.curves.train.lr, mode: "lines", name: "learning rate"}],
                  lrLayout, PLOT_CONFIG);
