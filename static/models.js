@@ -60,6 +60,19 @@
     });
     preview();
 
+    /* Switching to Custom with an empty box starts from the chosen standard network's prototxt. */
+    form.querySelectorAll('input[name="network_kind"]').forEach(function (r) {
+      r.addEventListener("change", function () {
+        var box = form.elements.custom_network, net = form.elements.network;
+        if (r.value !== "custom" || !r.checked || !box || box.value.trim() || !net || !net.value) return;
+        fetch("/models/standard/" + encodeURIComponent(net.value) + ".prototxt?dataset_id=" +
+              encodeURIComponent(form.elements.dataset_id.value || ""))
+          .then(function (resp) { return resp.ok ? resp.text() : ""; })
+          .then(function (text) { if (text && !box.value.trim()) box.value = text; })
+          .catch(function () {});
+      });
+    });
+
     var vbtn = document.getElementById("validate-network");
     if (vbtn) vbtn.addEventListener("click", function () {
       var errBox = document.getElementById("validate-error");

@@ -186,6 +186,21 @@ def lr_preview():
                     "policy": prev["policy"]})
 
 
+@bp.route("/models/standard/<name>.prototxt")
+def standard_network(name):
+    """A shipped network's prototxt, sized for `?dataset_id=`'s classes: the form pre-fills the Custom
+    text box with it, so a user can start from (and validate) a standard network instead of a blank box."""
+    from ..networks.standard import STANDARD_NETWORKS, standard_prototxt
+
+    if name not in STANDARD_NETWORKS:
+        raise NotFoundError("Unknown standard network %r. Available: %s" % (name, ", ".join(sorted(STANDARD_NETWORKS))))
+    num_classes = 2
+    if request.args.get("dataset_id"):
+        _, info = _dataset_info(request.args["dataset_id"])
+        num_classes = info.num_classes if info else num_classes
+    return standard_prototxt(name, num_classes), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
 @bp.route("/models/validate-network.json", methods=["POST"])
 def validate_network():
     """Compile a custom prototxt: layer table (shapes, parameters) or the error with its line."""

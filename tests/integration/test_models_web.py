@@ -64,6 +64,9 @@ def test_form_create_sweep_preview_and_validate(settings, client):
                                                             "dataset_id": ds}).get_json()
     assert ok["ok"] and ok["input_shape"] == [3, 32, 32] and ok["total_params"] > 0
     assert [r["name"] for r in ok["layers"]][:2] == ["data", "label"]
+    shipped = client.get("/models/standard/tiny-fcn.prototxt?dataset_id=%s" % ds)
+    assert shipped.status_code == 200 and shipped.get_data(as_text=True) == standard_prototxt("tiny-fcn", 10)
+    assert client.get("/models/standard/no-such-net.prototxt").status_code == 404
     broken = client.post("/models/validate-network.json",
                          json={"prototxt": "layer {\n name: 'a'\n type: 'Convolution'\n bottom: 'data'\n top: 'a' \n"})
     err = broken.get_json()["error"]
