@@ -48,9 +48,13 @@
         if (!q.get("lr_gamma") && s.gamma) q.set("lr_gamma", s.gamma);
       }
       window.digitsSeg.fetchJSON("/models/lr-preview.json?" + q.toString()).then(function (d) {
+        var yaxis = {exponentformat: "e", rangemode: "tozero"};
+        var top = Math.max.apply(null, d.lr);
+        /* a constant rate: show it against zero instead of plotly's ±1 around a flat line */
+        if (d.lr.length && top === Math.min.apply(null, d.lr)) { yaxis.range = [0, 2 * top || 1]; yaxis.autorange = false; }
         Plotly.react(previewBox, [{x: d.epoch, y: d.lr, mode: "lines", name: "learning rate"}],
           {title: {text: "Learning rate (" + d.policy + ")", font: {size: 13}}, margin: {t: 30, r: 10, b: 40, l: 60},
-           xaxis: {title: "epoch"}, yaxis: {exponentformat: "e"}}, PLOT_CONFIG);
+           xaxis: {title: "epoch"}, yaxis: yaxis, uirevision: d.policy + top}, PLOT_CONFIG);
       }).catch(function (err) { previewBox.textContent = err.message; });
     };
     ["epochs", "base_lr", "lr_policy", "lr_step_size", "lr_stepvalues", "lr_gamma", "lr_power"].forEach(function (f) {

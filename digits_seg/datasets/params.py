@@ -11,6 +11,15 @@ BINARY_OPTIONS = ("auto", "yes", "no")
 MAX_AUTOCOMPLETE = 50
 """Suggestions returned by `complete_path`."""
 
+FIELD_LABELS = {"images": "the image folder", "labels": "the label folder", "val_images": "the validation image folder",
+                "val_labels": "the validation label folder", "classes_file": "the class-names file",
+                "colormap_file": "the colour-map file"}
+"""How messages name path fields (the form's words, not the parameter names)."""
+
+
+def _label(field):
+    return FIELD_LABELS.get(field, field.replace("_", " "))
+
 
 def resolve_data_path(path, settings, field, kind="dir"):
     """Return the real path of `path` if it lies under a configured data root, else ValidationError.
@@ -18,7 +27,7 @@ def resolve_data_path(path, settings, field, kind="dir"):
     Symlinks are resolved before the check, so neither `..` nor a link can escape a root.
     """
     if not path or not str(path).strip():
-        raise ValidationError("%s is required" % field.replace("_", " "), field=field)
+        raise ValidationError("Give %s (a path under the data folders)." % _label(field), field=field)
     roots = settings.resolved_data_roots
     raw = os.path.expanduser(str(path).strip())
     if not os.path.isabs(raw):
@@ -26,11 +35,12 @@ def resolve_data_path(path, settings, field, kind="dir"):
     real = os.path.realpath(raw)
     if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
         raise ValidationError("%s %s is outside the allowed data folders (%s); put the data there or add its folder "
-                              "to DIGITS_SEG_DATA_ROOTS" % (field.replace("_", " "), path, ", ".join(roots)), field=field)
+                              "to DIGITS_SEG_DATA_ROOTS" % (_label(field).capitalize(), path, ", ".join(roots)),
+                              field=field)
     if kind == "dir" and not os.path.isdir(real):
-        raise ValidationError("%s %s is not a folder" % (field.replace("_", " "), path), field=field)
+        raise ValidationError("%s %s is not a folder" % (_label(field).capitalize(), path), field=field)
     if kind == "file" and not os.path.isfile(real):
-        raise ValidationError("%s %s is not a file" % (field.replace("_", " "), path), field=field)
+        raise ValidationError("%s %s is not a file" % (_label(field).capitalize(), path), field=field)
     return real
 
 

@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import socket
 import urllib.error
 import urllib.request
 
@@ -44,7 +45,12 @@ def _open_http(url, offset, timeout):
     except StoreError as e:
         raise DownloadError(e.message)
     except (urllib.error.URLError, OSError, ValueError) as e:
-        raise DownloadError("%s: %s" % (url, getattr(e, "reason", None) or e))
+        reason = getattr(e, "reason", None) or e
+        if isinstance(reason, socket.gaierror):
+            raise DownloadError("%s: the host cannot be found (%s). This file needs internet access from the "
+                                "server; download it elsewhere and upload it as a pretrained model instead."
+                                % (url, reason))
+        raise DownloadError("%s: %s" % (url, reason))
     resumed = bool(offset) and resp.status == 206 and (
         resp.headers.get("Content-Range", "").startswith("bytes %d-" % offset))
     length = resp.headers.get("Content-Length")

@@ -59,3 +59,10 @@ def test_abort_keeps_nothing(tmp_path, blob):
 def test_missing_source(tmp_path):
     with pytest.raises(DownloadError, match="does not exist"):
         download(str(tmp_path / "nope"), str(tmp_path / "out"), max_bytes=10)
+
+
+def test_unknown_host_says_internet_is_needed():
+    from digits_seg.store.download import DownloadError, _open_http
+
+    with pytest.raises(DownloadError, match="needs internet access"):
+        _open_http("http://no-such-host.invalid/weights.caffemodel", 0, 5)
