@@ -3,8 +3,8 @@
 Rows of the confusion matrix are the true class, columns the predicted class; pixels
 labelled 255 (ignore) or with a true id beyond the model's classes are left out. A class
 absent from the ground truth has no IoU (None, not 0: the net was never asked about it).
-The formulas match the trainer's validation metrics so "test many" on the validation
-split reproduces the numbers on the model page.
+The scores come from the trainer's metric code, so "test many" on the validation split
+reproduces the numbers on the model page.
 """
 
 import numpy as np
@@ -22,30 +22,16 @@ def confusion(pred, gt, num_classes, ignore_label=IGNORE_LABEL):
 
 
 def scores(conf):
-    """Return pixel_acc, mean_acc, mean_iou, fw_iou, per_class_iou/acc (None where undefined)."""
-    conf = np.asarray(conf, dtype=np.float64)
-    total = conf.sum()
-    tp = np.diag(conf)
-    gt = conf.sum(axis=1)
-    union = gt + conf.sum(axis=0) - tp
-    present = gt > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(present, tp / np.where(union > 0, union, 1), np.nan)
-        acc = np.where(present, tp / np.where(gt > 0, gt, 1), np.nan)
+    """Return pixel_acc, mean_acc, mean_iou, fw_iou, per_class_iou/acc (None where undefined), labelled_pixels.
 
-    def opt(x):
-        return None if np.isnan(x) else float(x)
+    The formulas are the trainer's (one implementation), so "test many" on the validation
+    split reproduces the model page's numbers.
+    """
+    from ..training.metrics import scores_from_confusion
 
-    any_present = bool(present.any())
-    return {
-        "pixel_acc": float(tp.sum() / total) if total > 0 else None,
-        "mean_acc": opt(np.nanmean(acc)) if any_present else None,
-        "mean_iou": opt(np.nanmean(iou)) if any_present else None,
-        "fw_iou": float(np.nansum((gt / total) * np.nan_to_num(iou))) if any_present else None,
-        "per_class_iou": [opt(v) for v in iou],
-        "per_class_acc": [opt(v) for v in acc],
-        "labelled_pixels": int(total),
-    }
+    out = scores_from_confusion(conf)
+    out["labelled_pixels"] = int(np.asarray(conf).sum())
+    return out
 
 
 def image_scores(pred, gt, num_classes, ignore_label=IGNORE_LABEL):

@@ -66,17 +66,9 @@ def _color(value):
 
 def default_colormap(n):
     """PASCAL VOC's bit-interleaved palette for `n` classes (class 0 black)."""
-    colors = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colors.append([r, g, b])
-    return colors
+    from ..datasets.palette import voc_palette
+
+    return voc_palette(n)
 
 
 def _classes(value, warnings):
