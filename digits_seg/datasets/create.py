@@ -17,7 +17,7 @@ from .check import CheckReport, Collector, task_config
 from .palette import IGNORE_LABEL, default_class_names
 from .plan import make_plan
 from .pool import DEFAULT_WORKERS, ordered_map
-from .process import materialize, process_pair
+from .process import materialize, materialize_with_array, process_pair
 from .stats import SplitStats, class_warnings, write_stats
 
 SPLITS = ("train", "val")
@@ -111,7 +111,11 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
                     channels.add(r["channels"])
                     feat, lab = writers[split]
                     key = lmdb_io.key_for(feat.count)
-                    feat.put(key, materialize(r["image_datum"]))
+                    if r.get("array_from_datum"):
+                        img_datum, r["image_array"] = materialize_with_array(r["image_datum"])
+                    else:
+                        img_datum = materialize(r["image_datum"])
+                    feat.put(key, img_datum)
                     lab.put(key, materialize(r["label_datum"]))
                     stats[split].add(r)
                     reencoded["image"] += r["reencoded"]["image"]

@@ -50,6 +50,25 @@ def materialize(value):
     if isinstance(value, (bytes, bytearray)):
         return value
     _, path, size, crc, channels, h, w = value
+    return datum.encode_datum(_reread(path, size, crc), channels, h, w, encoded=True)
+
+
+def materialize_with_array(value):
+    """(Datum bytes, decoded pixel array) for a kept-file stand-in sampled for the mean image.
+
+    The parent decodes the bytes it re-reads anyway: shipping a 512×512 RGB array through the
+    pool's pipe cost ~4.5 ms of wall time per sample, decoding the JPEG here ~1.5 ms. The array
+    equals the worker's, since a kept image is stored in its decoded mode unchanged.
+    """
+    _, path, size, crc, channels, h, w = value
+    data = _reread(path, size, crc)
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        array = np.asarray(im)
+    return datum.encode_datum(data, channels, h, w, encoded=True), array
+
+
+def _reread(path, size, crc):
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -58,7 +77,7 @@ def materialize(value):
     if len(data) != size or zlib.crc32(data) != crc:
         raise ValidationError("%s changed while the dataset was being created; run the job again when the "
                               "files no longer change" % path)
-    return datum.encode_datum(data, channels, h, w, encoded=True)
+    return data
 
 
 def _read(path):
@@ -151,7 +170,7 @@ def process_pair(task):
     w, h = work.size
     # Decoded pixels are only materialised when something needs them: the bytes of unchanged
     # files go into the Datum as they are, and the mean pixel/image use a sample of images.
-    array = np.asarray(work) if (want_array == 2 or not keep_image) else None
+    array = np.asarray(work) if not keep_image else None
     if keep_image:
         img_datum = _kept(image_path, img_bytes, channels, h, w)
     elif encoding == "raw":
@@ -173,7 +192,10 @@ def process_pair(task):
                reencoded={"image": not keep_image, "label": not keep_label},
                channel_sum=(_channel_sum(array) if array is not None else _histogram_sum(work)) if want_array else None)
     if want_array == 2:
-        res["image_array"] = array
+        if keep_image:  # the parent decodes the kept bytes it re-reads (see `materialize_with_array`)
+            res["array_from_datum"] = True
+        else:
+            res["image_array"] = array
     return res
 
 
