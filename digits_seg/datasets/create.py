@@ -97,6 +97,9 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
     failed = False
     try:
         with ordered_map(process_pair, tasks, workers) as results:
+            # h5py's import (~70 ms) runs while the workers decode the first pairs rather than
+            # after the last one, when nothing else could use the time
+            import h5py  # noqa: F401
             for n, r in enumerate(results, 1):
                 if should_stop():
                     raise JobAborted()
