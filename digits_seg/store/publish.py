@@ -125,13 +125,7 @@ def publish(model_dir, to_dir, snapshot="best", name=None, *, entry_id=None, des
         old = read_json(os.path.join(model_dir, "manifest.json"))
     name = name or job.get("name") or old.get("name") or os.path.basename(model_dir)
     entry_id = entry_id or slugify(name)
-    if not mf.safe_file_name(entry_id):
-        raise ValidationError("entry id %r must be a plain folder name (letters, digits, . _ + -)" % entry_id,
-                              field="entry_id")
-    os.makedirs(to_dir, exist_ok=True)
-    final = os.path.join(to_dir, entry_id)
-    if os.path.exists(final) and not overwrite:
-        raise ConflictError("%s already exists in %s; choose another name or pass overwrite" % (entry_id, to_dir))
+    _entry_target(to_dir, entry_id, overwrite)  # fail before copying the weights
     weights_src = _weights_source(model_dir, snapshot)
     classes = _classes(model_dir)
     network = (job.get("params") or {}).get("network") or {}
@@ -156,6 +150,18 @@ def publish(model_dir, to_dir, snapshot="best", name=None, *, entry_id=None, des
             os.unlink(weights_tmp)
 
 
+def _entry_target(to_dir, entry_id, overwrite):
+    """Check `entry_id` and return the entry's folder path in `to_dir` (created if missing)."""
+    if not mf.safe_file_name(entry_id):
+        raise ValidationError("entry id %r must be a plain folder name (letters, digits, . _ + -)" % entry_id,
+                              field="entry_id")
+    os.makedirs(to_dir, exist_ok=True)
+    final = os.path.join(to_dir, entry_id)
+    if os.path.exists(final) and not overwrite:
+        raise ConflictError("%s already exists in %s; choose another name or pass overwrite" % (entry_id, to_dir))
+    return final
+
+
 def add_entry(to_dir, entry_id, meta, files, remote_files=(), overwrite=False):
     """Write entry folder `entry_id` in store `to_dir` and list it in master.json; return its manifest.
 
@@ -167,13 +173,7 @@ def add_entry(to_dir, entry_id, meta, files, remote_files=(), overwrite=False):
         remote_files: manifest `files[]` items for weights hosted elsewhere
             ({role, name, url, size, sha256 | sha1 | md5, note}); marked "needs internet".
     """
-    if not mf.safe_file_name(entry_id):
-        raise ValidationError("entry id %r must be a plain folder name (letters, digits, . _ + -)" % entry_id,
-                              field="entry_id")
-    os.makedirs(to_dir, exist_ok=True)
-    final = os.path.join(to_dir, entry_id)
-    if os.path.exists(final) and not overwrite:
-        raise ConflictError("%s already exists in %s; choose another name or pass overwrite" % (entry_id, to_dir))
+    final = _entry_target(to_dir, entry_id, overwrite)
     classes = mf.normalize_classes(meta.get("classes"))
     tmp = temp_path_for(final)
     shutil.rmtree(tmp, ignore_errors=True)

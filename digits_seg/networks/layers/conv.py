@@ -65,13 +65,19 @@ def _check_4d(spec):
     return spec.in_shapes[0]
 
 
-@register("Convolution")
-def build_convolution(spec):
+def _checked_geometry(spec):
+    """Input shape and convolution geometry of a (de)convolution, with the group rule checked."""
     n, c, h, w = _check_4d(spec)
     p, g = _conv_geometry(spec)
     if c % g["group"] or g["num_output"] % g["group"]:
         raise spec.error("input channels (%d) and num_output (%d) must be divisible by group %d"
                          % (c, g["num_output"], g["group"]))
+    return n, c, h, w, p, g
+
+
+@register("Convolution")
+def build_convolution(spec):
+    n, c, h, w, p, g = _checked_geometry(spec)
     out = []
     for size, k, s, pad, d in zip((h, w), g["kernel"], g["stride"], g["pad"], g["dilation"]):
         ext = d * (k - 1) + 1
@@ -86,11 +92,7 @@ def build_convolution(spec):
 
 @register("Deconvolution")
 def build_deconvolution(spec):
-    n, c, h, w = _check_4d(spec)
-    p, g = _conv_geometry(spec)
-    if c % g["group"] or g["num_output"] % g["group"]:
-        raise spec.error("input channels (%d) and num_output (%d) must be divisible by group %d"
-                         % (c, g["num_output"], g["group"]))
+    n, c, h, w, p, g = _checked_geometry(spec)
     out = []
     for size, k, s, pad, d in zip((h, w), g["kernel"], g["stride"], g["pad"], g["dilation"]):
         o = s * (size - 1) + d * (k - 1) + 1 - 2 * pad
