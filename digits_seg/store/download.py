@@ -131,19 +131,24 @@ def _copy_local(path, tmp, max_bytes, on_progress, should_stop):
     h = _Hasher()
     done = 0
     with open(path, "rb") as src, open(tmp, "wb") as out:
-        while True:
-            if should_stop is not None and should_stop():
-                raise JobAborted()
-            chunk = src.read(CHUNK)
-            if not chunk:
-                break
-            done += len(chunk)
-            _check_size(done, max_bytes, path)
-            h.update(chunk)
-            out.write(chunk)
-            if on_progress:
-                on_progress(done, total)
+        done = _copy_stream(src, out, h, done, total, max_bytes, path, on_progress, should_stop)
     return dict(h.digests(), size=done, resumed=0)
+
+
+def _copy_stream(src, out, h, done, total, max_bytes, name, on_progress, should_stop):
+    """Copy `src` to `out` in chunks, hashing and enforcing the size limit; return the byte count."""
+    while True:
+        if should_stop is not None and should_stop():
+            raise JobAborted()
+        chunk = src.read(CHUNK)
+        if not chunk:
+            return done
+        done += len(chunk)
+        _check_size(done, max_bytes, name)
+        h.update(chunk)
+        out.write(chunk)
+        if on_progress:
+            on_progress(done, total)
 
 
 def _download_http(url, tmp, max_bytes, size, on_progress, should_stop, timeout, retries, log):
@@ -172,22 +177,12 @@ def _download_http(url, tmp, max_bytes, size, on_progress, should_stop, timeout,
                 _check_size(total, max_bytes, url)
             try:
                 with resp:
-                    while True:
-                        if should_stop is not None and should_stop():
-                            raise JobAborted()
-                        chunk = resp.read(CHUNK)
-                        if not chunk:
-                            break
-                        done += len(chunk)
-                        _check_size(done, max_bytes, url)
-                        h.update(chunk)
-                        out.write(chunk)
-                        if on_progress:
-                            on_progress(done, total)
+                    done = _copy_stream(resp, out, h, done, total, max_bytes, url, on_progress, should_stop)
                 if total is not None and done < total:
                     raise ConnectionError("connection closed after %d of %d bytes" % (done, total))
                 return dict(h.digests(), size=done, resumed=resumed)
             except (OSError, http.client.HTTPException) as e:
+                done = out.tell()  # bytes written (and hashed) before the connection broke
                 attempt += 1
                 if attempt > retries:
                     raise DownloadError("%s: connection failed after %d retries (%s); try the import again"
