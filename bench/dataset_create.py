@@ -132,8 +132,18 @@ def main():
     root = args.workdir or tempfile.mkdtemp(prefix="bench-dataset-")
     try:
         t = time.perf_counter()
-        a, b = make_data(root, args.count, args.size)
+        marker = os.path.join(root, "generated.json")
+        made = {"count": args.count, "size": args.size}
+        if os.path.exists(marker) and json.load(open(marker)) == made:  # --workdir kept from an earlier run
+            a, b = os.path.join(root, "jpeg_palette"), os.path.join(root, "png_rgb")
+        else:
+            a, b = make_data(root, args.count, args.size)
+            with open(marker, "w") as f:
+                json.dump(made, f)
         out = {"count": args.count, "size": args.size, "cpus": os.cpu_count(), "generate_s": time.perf_counter() - t}
+        for name in os.listdir(root):  # outputs of an earlier run with the same --workdir
+            if name == "half" or name.startswith("out_"):
+                shutil.rmtree(os.path.join(root, name))
         half = os.path.join(root, "half")
         os.makedirs(os.path.join(half, "images"))
         os.makedirs(os.path.join(half, "labels"))

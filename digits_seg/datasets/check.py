@@ -60,11 +60,12 @@ class Collector:
         self.image_modes = collections.Counter()
         self.values = np.zeros(256, dtype=np.int64)
         self.value_images = np.zeros(256, dtype=np.int64)
-        self.palettes = collections.OrderedDict()  # palette bytes -> first file
+        self.palettes = collections.OrderedDict()  # palette checksum -> first file
         self.notes = collections.OrderedDict()
         self.nearest_pixels = 0
         self.bad_pairs = []  # (stem, image_path, label_path, first message)
         self.value_files = {}  # value -> first files holding it
+        self._listed = np.zeros(256, dtype=np.int64)  # len(value_files[v]), to skip full lists fast
         self.nearest = {}  # "r,g,b" -> [class index, pixels] mapped through the tolerance
 
     def add(self, r):
@@ -84,10 +85,9 @@ class Collector:
         if "label_counts" in r:
             self.values += r["label_counts"]
             self.value_images += r["label_counts"] > 0
-            for v in np.nonzero(r["label_counts"])[0]:
-                files = self.value_files.setdefault(int(v), [])
-                if len(files) < MAX_FILES_LISTED:
-                    files.append(r["label_path"])
+            for v in np.flatnonzero((r["label_counts"] > 0) & (self._listed < MAX_FILES_LISTED)):
+                self.value_files.setdefault(int(v), []).append(r["label_path"])
+                self._listed[v] += 1
         if "palette" in r and len(self.palettes) < 10:
             self.palettes.setdefault(r["palette"], r["label_path"])
         for n in r["notes"]:
@@ -147,8 +147,8 @@ def check_folders(params, settings=None, workers=2, on_progress=None):
     raw_cfg = task_config(raw_plan, params, build=False)
     raw_cfg["rules"] = dict(raw_cfg["rules"], num_classes=None)
     col = Collector()
-    tasks = [(i, p[0], p[1], p[2], raw_cfg) for i, (_, p) in enumerate(pairs)]
-    with ordered_map(process_pair, tasks, workers) as results:
+    tasks = [(i, p[0], p[1], p[2]) for i, (_, p) in enumerate(pairs)]
+    with ordered_map(process_pair, tasks, workers, shared=raw_cfg) as results:
         for n, r in enumerate(results, 1):
             col.add(r)
             if on_progress:

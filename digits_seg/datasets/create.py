@@ -5,6 +5,8 @@ end (`dataset.json` last), so an aborted or failed job never leaves a dataset th
 complete.
 """
 
+import concurrent.futures
+import functools
 import os
 import shutil
 
@@ -17,15 +19,16 @@ from .check import CheckReport, Collector, task_config
 from .palette import IGNORE_LABEL, default_class_names
 from .plan import make_plan
 from .pool import DEFAULT_WORKERS, ordered_map
-from .process import materialize, materialize_with_array, process_pair
-from .stats import SplitStats, class_warnings, write_stats
+from .process import process_pair
+from .stats import SampleSums, SplitStats, class_warnings, write_stats
 
 SPLITS = ("train", "val")
-MEAN_PIXEL_SAMPLES = 100
-"""The mean pixel averages about this many evenly spread images per split: materialising pixel
-arrays costs as much as validating, and 100 images pin the mean well."""
-MEAN_IMAGE_SAMPLES = 32
-"""Images per split averaged into the mean image (each is shipped from a worker to the parent)."""
+MEAN_SAMPLES = 32
+"""Images per split, evenly spread, averaged into the mean pixel and the mean image: every
+image's pixels would cost a third of creation's time, and 32 images (8 M pixels at 512×512)
+pin the mean pixel to well under one grey level."""
+FLUSH_EVERY = 64
+"""Pairs between background flushes of the databases to disk while they are written."""
 OUTPUTS = ("train_db", "val_db", "labels.txt", "colormap.json", "stats.h5", "dataset.json")
 """What a finished dataset folder holds; `dataset.json` is written last and marks completion."""
 
@@ -78,57 +81,101 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
     return result
 
 
+def sample_positions(n, k):
+    """Positions of `k` evenly spread items among `n` (all of them when n <= k)."""
+    return set(range(n)) if n <= k else {(j * n) // k for j in range(k)}
+
+
+class RecordSink:
+    """What a creation worker keeps: its own handles on the four LMDBs, and its image samples.
+
+    Workers write their Datums themselves: the alternative, sending each record (or a note to
+    re-read the file) to the parent, cost the parent more CPU than the workers spent
+    validating, on machines with as many cores as workers. LMDB serialises the workers'
+    transactions; records go under their position in the split (`renumber` closes the gaps
+    skipped pairs leave). Handles are opened lazily, in the process that uses them.
+    """
+
+    def __init__(self, partial):
+        self.partial = partial
+        self.samples = SampleSums()
+        self._writers = {}
+
+    def write(self, split, position, result):
+        key = lmdb_io.key_for(position)
+        for part, field in (("features", "image_datum"), ("labels", "label_datum")):
+            w = self._writers.get((split, part))
+            if w is None:
+                w = self._writers[(split, part)] = lmdb_io.LMDBWriter(os.path.join(self.partial, split + "_db", part))
+            w.put(key, result.pop(field))
+
+    def finish(self):
+        """Commit and close this worker's handles; return what the parent merges (the samples)."""
+        self.close()
+        return self.samples
+
+    def close(self):
+        for w in self._writers.values():
+            w.close(sync=False)  # the parent syncs each database once, after every worker is done
+        self._writers = {}
+
+
+def build_pair(task, cfg, sink):
+    """Validate and convert one pair and write its records; returns the result without Datum bytes.
+
+    `task` is `process_pair`'s task plus (split, position in split).
+    """
+    r = process_pair(task, cfg, sink.samples)
+    if not r["problems"]:
+        sink.write(task[5], task[6], r)
+    return r
+
+
 def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers):
-    writers = {s: (lmdb_io.LMDBWriter(os.path.join(partial, s + "_db", "features")),
-                   lmdb_io.LMDBWriter(os.path.join(partial, s + "_db", "labels"))) for s in SPLITS}
+    for s in SPLITS:  # every database exists, even an empty validation split; workers only add records
+        for part in ("features", "labels"):
+            lmdb_io.LMDBWriter(os.path.join(partial, s + "_db", part)).close()
     stats = {s: SplitStats(mean_image=cfg["mean_image"]) for s in SPLITS}
     col = Collector()
     channels = set()
     reencoded = {"image": 0, "label": 0}
-    sizes = {s: len(plan.splits[s]) for s in SPLITS}
-    step_p = {s: max(1, sizes[s] // MEAN_PIXEL_SAMPLES) for s in SPLITS}
-    step_m = {s: max(1, sizes[s] // MEAN_IMAGE_SAMPLES) for s in SPLITS}
-    tasks, seen_in_split = [], {s: 0 for s in SPLITS}
-    for i, (split, p) in enumerate(pairs):
-        k = seen_in_split[split]
-        want = 2 if cfg["mean_image"] and k % step_m[split] == 0 else (1 if k % step_p[split] == 0 else 0)
-        seen_in_split[split] += 1
-        tasks.append((i, p[0], p[1], p[2], cfg, want))
+    skipped = {s: 0 for s in SPLITS}
+    sampled = {s: sample_positions(len(plan.splits[s]), MEAN_SAMPLES) for s in SPLITS}
+    tasks = [(i, p[0], p[1], p[2], split if k in sampled[split] else None, split, k)
+             for i, (split, k, p) in enumerate((s, k, p) for s in SPLITS for k, p in enumerate(plan.splits[s]))]
     failed = False
-    try:
-        with ordered_map(process_pair, tasks, workers) as results:
-            # h5py's import (~70 ms) runs while the workers decode the first pairs rather than
-            # after the last one, when nothing else could use the time
-            import h5py  # noqa: F401
-            for n, r in enumerate(results, 1):
-                if should_stop():
-                    raise JobAborted()
-                split = pairs[r["index"]][0]
-                col.add(r)
-                if r["problems"]:
-                    if skip_bad:
-                        log("skipped pair %s: %s" % (r["stem"], r["problems"][0]["message"]))
-                    else:
-                        failed = True
-                elif not failed:
-                    channels.add(r["channels"])
-                    feat, lab = writers[split]
-                    key = lmdb_io.key_for(feat.count)
-                    if r.get("array_from_datum"):
-                        img_datum, r["image_array"] = materialize_with_array(r["image_datum"])
-                    else:
-                        img_datum = materialize(r["image_datum"])
-                    feat.put(key, img_datum)
-                    lab.put(key, materialize(r["label_datum"]))
-                    stats[split].add(r)
-                    reencoded["image"] += r["reencoded"]["image"]
-                    reencoded["label"] += r["reencoded"]["label"]
-                if n % 8 == 0 or n == len(tasks):
-                    on_progress(0.98 * n / len(tasks), "%d of %d pairs" % (n, len(tasks)))
-    finally:
-        for feat, lab in writers.values():
-            feat.close()
-            lab.close()
+    # Workers close the databases unsynced (two would each flush the same file). A thread (fsync
+    # releases the GIL) flushes them now and then while they grow, so that the final flush
+    # before `dataset.json` has little left to write.
+    flusher, flushing = concurrent.futures.ThreadPoolExecutor(1), None
+    with ordered_map(build_pair, tasks, workers, shared=cfg,
+                     make_accumulator=functools.partial(RecordSink, partial)) as results:
+        # h5py's import (~70 ms) runs while the workers decode the first pairs rather than
+        # after the last one, when nothing else could use the time
+        import h5py  # noqa: F401
+        for n, r in enumerate(results, 1):
+            if should_stop():
+                raise JobAborted()
+            split = pairs[r["index"]][0]
+            col.add(r)
+            if r["problems"]:
+                skipped[split] += 1
+                if skip_bad:
+                    log("skipped pair %s: %s" % (r["stem"], r["problems"][0]["message"]))
+                else:
+                    failed = True  # keep going: the report lists every bad pair, not just the first
+            else:
+                channels.add(r["channels"])
+                stats[split].add(r)
+                reencoded["image"] += r["reencoded"]["image"]
+                reencoded["label"] += r["reencoded"]["label"]
+            if n % 8 == 0 or n == len(tasks):
+                on_progress(0.98 * n / len(tasks), "%d of %d pairs" % (n, len(tasks)))
+            if n % FLUSH_EVERY == 0 and (flushing is None or flushing.done()):
+                flushing = flusher.submit(_fsync_all, partial)
+        samples = SampleSums.merged(results.finals)
+    for s in SPLITS:
+        stats[s].samples = (samples, s)
 
     report = CheckReport()
     col.finish(report, plan.rules["tolerance"], plan.class_names)
@@ -140,6 +187,12 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
     total = stats["train"].count + stats["val"].count
     if total == 0:
         raise ValidationError("every pair was skipped as bad; nothing to build (see the log)")
+    for s in SPLITS:
+        if skipped[s]:
+            for part in ("features", "labels"):
+                lmdb_io.renumber(os.path.join(partial, s + "_db", part))
+    flushed = flusher.submit(_fsync_all, partial)  # the last records, while the statistics are written
+    flusher.shutdown(wait=False)
 
     seen = np.nonzero(stats["train"].class_pixels + stats["val"].class_pixels)[0]
     seen = [int(v) for v in seen if v != IGNORE_LABEL]
@@ -172,9 +225,16 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
         "warnings": warnings,
         "reencoded": reencoded,
     }
+    flushed.result()  # the databases are on disk before anything marks the dataset complete
     fsutil.write_json_atomic(os.path.join(partial, "dataset.json"), info)
     return {"train": summaries["train"]["count"], "val": summaries["val"]["count"], "num_classes": len(names),
             "skipped": len(col.bad_pairs), "variable_size": info["variable_size"]}
+
+
+def _fsync_all(partial):
+    for s in SPLITS:
+        for part in ("features", "labels"):
+            lmdb_io.fsync_database(os.path.join(partial, s + "_db", part))
 
 
 def _publish(partial, job_dir):

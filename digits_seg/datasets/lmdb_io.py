@@ -20,13 +20,19 @@ def key_for(index):
 
 
 class LMDBWriter:
-    """Append records to a new LMDB, committing in batches and growing the map when full."""
+    """Add records to an LMDB, committing in batches and growing the map when full.
+
+    Several processes may write one database at once (dataset workers do): LMDB serialises
+    their transactions, and a map grown by one is adopted by the others.
+    """
 
     def __init__(self, path, map_size=DEFAULT_MAP_SIZE):
         os.makedirs(path, exist_ok=True)
         self.path = path
+        # no fsync per commit: a database being built is renamed into place only after `close`,
+        # which syncs once; a crash before that leaves a folder nobody reads
         self.env = lmdb.open(path, map_size=map_size, subdir=True, lock=True, readahead=False,
-                             meminit=False, map_async=True)
+                             meminit=False, sync=False)
         self._pending = []
         self._pending_bytes = 0
         self.count = 0
@@ -49,12 +55,17 @@ class LMDBWriter:
                 break
             except lmdb.MapFullError:
                 self.env.set_mapsize(self.env.info()["map_size"] * 2)
+            except lmdb.MapResizedError:  # another process grew the map: adopt its size
+                self.env.set_mapsize(0)
         self._pending = []
         self._pending_bytes = 0
 
-    def close(self):
+    def close(self, sync=True):
+        """Commit what is pending and close; `sync=False` leaves flushing to disk to the caller
+        (`fsync_database`), e.g. when several processes wrote the same database."""
         self.flush()
-        self.env.sync(True)
+        if sync:
+            self.env.sync(True)
         self.env.close()
 
     def __enter__(self):
@@ -65,6 +76,37 @@ class LMDBWriter:
             self.close()
         else:
             self.env.close()
+
+
+def fsync_database(path):
+    """Force an LMDB's data file to disk (after writers closed it with `sync=False`)."""
+    fd = os.open(os.path.join(path, "data.mdb"), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def renumber(path):
+    """Rewrite the LMDB at `path` with keys 0, 1, 2, ... in the order of its current keys.
+
+    Dataset workers write each record under its position in the split; skipped bad pairs
+    leave gaps that readers (and DIGITS) would not expect.
+    """
+    tmp = path + ".renumber"
+    src = lmdb.open(path, readonly=True, lock=False, subdir=True)
+    try:
+        with LMDBWriter(tmp) as dst, src.begin() as txn:
+            for n, (_, value) in enumerate(txn.cursor()):
+                dst.put(key_for(n), value)
+    finally:
+        src.close()
+    old = path + ".old"
+    os.replace(path, old)
+    os.replace(tmp, path)
+    for name in os.listdir(old):
+        os.unlink(os.path.join(old, name))
+    os.rmdir(old)
 
 
 def open_readonly(path):

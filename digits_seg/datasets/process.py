@@ -1,7 +1,8 @@
 """Decode, validate and convert one image/label pair: the unit of work of checks and creation.
 
-Runs in a small process pool; takes and returns plain data (paths, dicts, bytes, arrays).
+Runs in a small process pool; takes and returns plain data (paths, dicts, bytes).
 Unchanged files keep their original bytes: decoding once to validate is the only cost.
+Datum bytes never travel to the parent: creation writes them from the worker (`create.RecordSink`).
 """
 
 import io
@@ -12,7 +13,6 @@ import numpy as np
 from PIL import Image
 
 from . import datum, transform
-from ..errors import ValidationError
 from .labels import LabelRules, decode_label
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -39,47 +39,6 @@ def _open(path, data, max_pixels):
     return im, None
 
 
-def _kept(path, data, channels, h, w):
-    """A stand-in for the Datum of an unchanged file: the parent reads the (page-cached) bytes
-    itself instead of receiving them through a pipe, which cost more than the decoding."""
-    return ["file", path, len(data), zlib.crc32(data), channels, h, w]
-
-
-def materialize(value):
-    """Datum bytes for a `process_pair` result value (bytes, or a kept-file stand-in)."""
-    if isinstance(value, (bytes, bytearray)):
-        return value
-    _, path, size, crc, channels, h, w = value
-    return datum.encode_datum(_reread(path, size, crc), channels, h, w, encoded=True)
-
-
-def materialize_with_array(value):
-    """(Datum bytes, decoded pixel array) for a kept-file stand-in sampled for the mean image.
-
-    The parent decodes the bytes it re-reads anyway: shipping a 512×512 RGB array through the
-    pool's pipe cost ~4.5 ms of wall time per sample, decoding the JPEG here ~1.5 ms. The array
-    equals the worker's, since a kept image is stored in its decoded mode unchanged.
-    """
-    _, path, size, crc, channels, h, w = value
-    data = _reread(path, size, crc)
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        array = np.asarray(im)
-    return datum.encode_datum(data, channels, h, w, encoded=True), array
-
-
-def _reread(path, size, crc):
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ValidationError("%s could not be read again while writing the dataset: %s" % (path, e))
-    if len(data) != size or zlib.crc32(data) != crc:
-        raise ValidationError("%s changed while the dataset was being created; run the job again when the "
-                              "files no longer change" % path)
-    return data
-
-
 def _read(path):
     try:
         with open(path, "rb") as f:
@@ -88,16 +47,16 @@ def _read(path):
         return None, ("unreadable", "%s cannot be read: %s" % (path, e))
 
 
-def process_pair(task):
-    """Process one pair; `task` is (index, stem, image_path, label_path, cfg[, want_array]). Returns a dict.
+def process_pair(task, cfg, samples=None):
+    """Process one pair; `task` is (index, stem, image_path, label_path[, sample_split]). Returns a dict.
 
     cfg keys: rules (LabelRules fields as a dict), channels, encoding, resize ([w, h] or None),
-    resize_mode, max_pixels, build (produce Datum bytes). `want_array`: 1 = return per-channel
-    pixel sums (mean pixel), 2 = also the final image array (mean image); both are sampled,
-    since arrays cost time to make and more to ship to the parent.
+    resize_mode, max_pixels, build (produce Datum bytes). `sample_split`: this image is one of
+    the split's mean-image samples; its final pixels are added to `samples` (a
+    `stats.SampleSums` that lives where the pixels are, so no array crosses a pipe).
     """
-    index, stem, image_path, label_path, cfg = task[:5]
-    want_array = len(task) > 5 and task[5]
+    index, stem, image_path, label_path = task[:4]
+    sample_split = task[4] if len(task) > 4 else None
     res = {"index": index, "stem": stem, "image_path": image_path, "label_path": label_path,
            "problems": [], "notes": []}
     max_pixels = cfg.get("max_pixels", DEFAULT_MAX_PIXELS)
@@ -123,8 +82,8 @@ def process_pair(task):
                                 "message": "image %s is %d×%d but its label %s is %d×%d"
                                 % (image_path, im.width, im.height, label_path, lb.width, lb.height)})
         return res
-    if lb.mode == "P":
-        res["palette"] = bytes((lb.getpalette() or [])[:768])
+    if lb.mode == "P":  # a checksum is enough to tell palettes apart, and 3 KB less to pickle
+        res["palette"] = zlib.crc32(bytes((lb.getpalette() or [])[:768]))
     if lb.format == "JPEG":
         res["notes"].append("label %s is JPEG: lossy compression alters class values at edges; "
                             "prefer PNG labels" % label_path)
@@ -170,9 +129,9 @@ def process_pair(task):
     w, h = work.size
     # Decoded pixels are only materialised when something needs them: the bytes of unchanged
     # files go into the Datum as they are, and the mean pixel/image use a sample of images.
-    array = np.asarray(work) if not keep_image else None
+    array = np.asarray(work) if encoding == "raw" or (sample_split and samples is not None) else None
     if keep_image:
-        img_datum = _kept(image_path, img_bytes, channels, h, w)
+        img_datum = datum.encode_datum(img_bytes, channels, h, w, encoded=True)
     elif encoding == "raw":
         data, c, hh, ww = datum.raw_array(array)
         img_datum = datum.encode_datum(data, c, hh, ww, encoded=False)
@@ -180,22 +139,17 @@ def process_pair(task):
         img_datum = datum.encode_datum(transform.encode_image(work, encoding), channels, h, w, encoded=True)
     keep_label = (not lr.changed and not resize and lb.format == "PNG" and lb.mode in ("P", "L") and encoding != "raw")
     if keep_label:
-        lbl_datum = _kept(label_path, lbl_bytes, 1, h, w)
+        lbl_datum = datum.encode_datum(lbl_bytes, 1, h, w, encoded=True)
     else:
         indices = indices if indices is not None else lr.array()
         if encoding == "raw":
             lbl_datum = datum.encode_datum(indices.tobytes(), 1, h, w, encoded=False)
         else:
             lbl_datum = datum.encode_datum(transform.encode_label(indices), 1, h, w, encoded=True)
-
+    if array is not None and sample_split and samples is not None:
+        samples.add(sample_split, array)
     res.update(image_datum=img_datum, label_datum=lbl_datum, out_size=[w, h], channels=channels,
-               reencoded={"image": not keep_image, "label": not keep_label},
-               channel_sum=(_channel_sum(array) if array is not None else _histogram_sum(work)) if want_array else None)
-    if want_array == 2:
-        if keep_image:  # the parent decodes the kept bytes it re-reads (see `materialize_with_array`)
-            res["array_from_datum"] = True
-        else:
-            res["image_array"] = array
+               reencoded={"image": not keep_image, "label": not keep_label})
     return res
 
 
@@ -229,15 +183,3 @@ def _decode_label(image, rules):
             bad = {v: int(counts[v]) for v in range(rules.num_classes, 255) if counts[v]}
         return _Label(image, counts=counts, bad_values=bad)
     return _Label(image, result=decode_label(image, rules))
-
-
-def _histogram_sum(image):
-    """Per-channel pixel sums from Pillow's C histogram (no array copy: 3x cheaper than numpy here)."""
-    hist = np.asarray(image.histogram(), dtype=np.float64).reshape(-1, 256)
-    return hist @ np.arange(256, dtype=np.float64)
-
-
-def _channel_sum(array):
-    """Per-channel pixel sums; rows first in uint32 (10x faster than one float reduction)."""
-    a = array.reshape(array.shape[0], array.shape[1], -1)
-    return a.sum(axis=0, dtype=np.uint32).sum(axis=0, dtype=np.uint64).astype(np.float64)

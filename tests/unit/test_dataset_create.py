@@ -158,6 +158,10 @@ def test_skip_bad_logs_each_skipped_pair(tmp_path, settings):
                          "classes_file": str(tmp_path / "two.txt"), "skip_bad": "on", "binary": "no"}, settings)
     result, lines = run(tmp_path / "job", p)
     assert result["train"] == 3 and result["skipped"] == 3
+    for part in ("features", "labels"):  # skipped pairs leave no gaps in the keys
+        env = lmdb_io.open_readonly(str(tmp_path / "job" / "train_db" / part))
+        assert lmdb_io.read_keys(env) == [lmdb_io.key_for(i) for i in range(3)]
+        env.close()
     skipped = [ln for ln in lines if ln.startswith("skipped pair")]
     assert len(skipped) == 3 and any("badvalue" in ln for ln in skipped)
 
@@ -173,14 +177,45 @@ def test_abort_leaves_no_complete_looking_dataset(tmp_path, settings, city):
     assert os.listdir(tmp_path / "job") == []
 
 
-def test_pool_path_gives_the_same_records(tmp_path, settings):
-    synthcity.generate(str(tmp_path / "big"), 40, size=(16, 16), seed=2)
-    p = params_for(settings, tmp_path / "big", val_pct=0)
+def test_pool_path_gives_the_same_records_and_statistics(tmp_path, settings):
+    """Workers write the records and sum the sampled images themselves: the result must not
+    depend on how the pairs were shared out (70 pairs: more than MEAN_SAMPLES per split)."""
+    synthcity.generate(str(tmp_path / "big"), 90, size=(16, 16), seed=2)
+    p = params_for(settings, tmp_path / "big", val_pct=20)
+    run(tmp_path / "a", p, workers=2)
+    run(tmp_path / "b", p, workers=1)
+    for split, n in (("train", 72), ("val", 18)):
+        a = SegmentationLMDB(str(tmp_path / "a" / (split + "_db")))
+        b = SegmentationLMDB(str(tmp_path / "b" / (split + "_db")))
+        assert len(a) == len(b) == n
+        assert all(a.raw(i) == b.raw(i) for i in range(n))
+    sa, sb = read_stats(str(tmp_path / "a" / "stats.h5")), read_stats(str(tmp_path / "b" / "stats.h5"))
+    for split in ("train", "val"):
+        for key in ("class_pixels", "class_images", "mean_pixel", "mean_image"):
+            assert np.array_equal(sa[split][key], sb[split][key]), (split, key)
+    # the mean image is the mean of the sampled images, as read back from the dataset
+    from digits_seg.datasets.create import MEAN_SAMPLES, sample_positions
+    train = SegmentationLMDB(str(tmp_path / "a" / "train_db"))
+    picked = sorted(sample_positions(72, MEAN_SAMPLES))
+    expected = np.mean([train[i][0].astype(np.float64) for i in picked], axis=0)
+    assert np.allclose(sa["train"]["mean_image"], expected, atol=1e-4)
+    assert np.allclose(sa["train"]["mean_pixel"], expected.mean(axis=(0, 1)), atol=1e-6)
+
+
+def test_skipped_pairs_in_the_pool_leave_contiguous_keys(tmp_path, settings):
+    f = broken_folder(tmp_path)
+    rng = np.random.default_rng(7)
+    for i in range(40):
+        make_pair(f, "more%02d" % i, rng.integers(0, 255, (8, 8, 3), dtype=np.uint8), np.ones((8, 8), np.uint8))
+    p = validate_params({"images": str(f / "images"), "labels": str(f / "labels"), "val_pct": 0,
+                         "classes_file": str(tmp_path / "two.txt"), "skip_bad": "on", "binary": "no"}, settings)
     run(tmp_path / "a", p, workers=2)
     run(tmp_path / "b", p, workers=1)
     a, b = SegmentationLMDB(str(tmp_path / "a" / "train_db")), SegmentationLMDB(str(tmp_path / "b" / "train_db"))
-    assert len(a) == len(b) == 40
-    assert all(a.raw(i) == b.raw(i) for i in range(40))
+    assert len(a) == len(b) == 43
+    assert all(a.raw(i) == b.raw(i) for i in range(43))
+    env = lmdb_io.shared_readonly(str(tmp_path / "a" / "train_db" / "labels"))  # the reader above holds it
+    assert lmdb_io.read_keys(env) == [lmdb_io.key_for(i) for i in range(43)]
 
 
 def test_reads_a_digits_style_raw_folder(tmp_path):
