@@ -14,6 +14,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import resource
 import shutil
 import sys
@@ -118,7 +119,13 @@ def isolated(fn, *args):
     q = ctx.Queue()
     p = ctx.Process(target=_isolated_target, args=(q, fn, args))
     p.start()
-    r = q.get()
+    while True:
+        try:
+            r = q.get(timeout=1)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise SystemExit("%s failed in its process (exit code %s); see above" % (fn.__name__, p.exitcode))
     p.join()
     return r
 

@@ -23,12 +23,15 @@ from .errors import DigitsSegError
 from .jobs.gpus import list_gpus
 from .jobs.procs import die_with_parent
 from .jobs.queue import connect, escalate_aborts, recover
+from .jobs.uploads import prune_stages
 from .jobs.redis_server import EmbeddedRedis
 from .jobs.service import SERVE_INFO
 from .jobs.store import JobStore
 
 MONITOR_INTERVAL_S = 2.0
 """Seconds between monitor passes (crash recovery, abort escalation, worker restarts)."""
+UPLOAD_PRUNE_INTERVAL_S = 3600
+"""Seconds between passes removing abandoned upload stages (`jobs.uploads`)."""
 
 
 RQ_DUPLICATE_SIGNAL_S = 1.0
@@ -118,6 +121,7 @@ class Server:
             fixed = recover(conn, store, heartbeat_s=self.settings.heartbeat_s, startup=True)
             if fixed:
                 self.say("recovered %d job(s) left by a previous run" % len(fixed))
+            self._prune_uploads(store)
             settings = self.settings.replace(redis_url=redis_url)
             for gpu in self.worker_plan():
                 self.workers.append([self.start_worker(redis_url, gpu), gpu, time.time()])
@@ -159,13 +163,25 @@ class Server:
             if self._lock_file:
                 self._lock_file.close()
 
+    def _prune_uploads(self, store):
+        removed = prune_stages(store)
+        if removed:
+            self.say("removed %d abandoned upload folder(s) from %s" % (len(removed), os.path.dirname(removed[0])))
+
     def _monitor(self, conn, store, redis_url):
+        pruned = time.time()
         while not self.stopping.wait(MONITOR_INTERVAL_S):
             try:
                 recover(conn, store, heartbeat_s=self.settings.heartbeat_s)
                 escalate_aborts(conn, store)
             except Exception as exc:  # keep monitoring; Redis may be restarting
                 self.say("monitor: %s" % exc)
+            if time.time() - pruned > UPLOAD_PRUNE_INTERVAL_S:
+                pruned = time.time()
+                try:
+                    self._prune_uploads(store)
+                except OSError as exc:
+                    self.say("monitor: pruning uploads: %s" % exc)
             for entry in self.workers:
                 proc, gpu, last_start = entry
                 # Restart crashed workers, at most once per WORKER_RESTART_DELAY_S each.

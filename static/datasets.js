@@ -88,19 +88,60 @@
     });
   }
 
+  // The check runs in the background on the server (a big folder takes minutes): start it, poll
+  // its progress into the bar, show the report when it is done.
   var button = document.getElementById("check-folders");
   var status = document.getElementById("check-status");
+  var bar = document.getElementById("check-progress");
+  var current = null, currentUrl = null;
+
+  function showProgress(check) {
+    bar.hidden = false;
+    bar.querySelector(".bar").style.width = (100 * (check.progress || 0)).toFixed(1) + "%";
+    status.textContent = (check.message || "checking every pair…") + (check.eta ? " · ETA " + check.eta : "");
+  }
+
+  function finish() {
+    bar.hidden = true;
+    status.textContent = "";
+    button.disabled = false;
+    current = null;
+  }
+
+  function fail(err) {
+    finish();
+    showReport({ok: false, errors: [{message: err.message, files: [], count: 0}], warnings: [], summary: null});
+  }
+
+  function poll(check) {
+    if (current !== check.id) return;
+    digitsSeg.fetchJSON(check.url).then(function (s) {
+      if (current !== check.id) return;
+      if (s.state === "running") {
+        showProgress(s);
+        setTimeout(function () { poll(check); }, 400);
+      } else if (s.state === "done") {
+        finish();
+        showReport(s.report);
+      } else {
+        fail(new Error((s.error && s.error.message) || "the check was cancelled"));
+      }
+    }).catch(function (err) { if (current === check.id) fail(err); });
+  }
+
   button.addEventListener("click", function () {
     button.disabled = true;
     form.querySelectorAll("[data-field-error], [data-role='form-error']").forEach(function (p) { p.remove(); });
-    status.textContent = "checking every pair…";
+    document.getElementById("check-report").hidden = true;
+    showProgress({progress: 0, message: "listing the folders…"});
     digitsSeg.fetchJSON(button.dataset.url, {method: "POST", body: JSON.stringify(formBody()),
                                             headers: {"Content-Type": "application/json"}})
-      .then(function (report) { status.textContent = ""; showReport(report); })
-      .catch(function (err) {
-        status.textContent = "";
-        showReport({ok: false, errors: [{message: err.message, files: [], count: 0}], warnings: [], summary: null});
-      })
-      .then(function () { button.disabled = false; });
+      .then(function (check) { current = check.id; currentUrl = check.url; poll(check); })
+      .catch(fail);
+  });
+
+  // Leaving the page cancels a running check (the server also stops checks nobody polls).
+  window.addEventListener("pagehide", function () {
+    if (current) fetch(currentUrl, {method: "DELETE", keepalive: true, headers: {"X-CSRF-Token": digitsSeg.csrfToken()}});
   });
 })();

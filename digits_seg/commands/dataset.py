@@ -85,8 +85,10 @@ def cmd_create(args, settings):
         return 0 if report.ok else 1
     if args.now:
         return _run_now(params, settings, args)
+    from ..datasets.create import preflight
     from ..jobs.service import JobService
 
+    preflight(params)  # missing labels, empty folders...: refused now rather than by the job
     job = JobService(settings).submit("dataset", params["name"], params)
     print(json.dumps({"id": job.id, "state": job.state.value}) if args.json
           else "queued dataset job %s (%s); follow it with `digits-seg jobs show %s`" % (job.id, params["name"], job.id))

@@ -4,6 +4,7 @@ import collections
 
 import numpy as np
 
+from ..errors import JobAborted
 from . import plan as plan_mod
 from .pool import ordered_map
 from .process import DEFAULT_MAX_PIXELS, process_pair
@@ -137,8 +138,11 @@ def task_config(plan, params, build, mean_image=False):
             "max_pixels": params.get("max_pixels", DEFAULT_MAX_PIXELS), "build": build, "mean_image": mean_image}
 
 
-def check_folders(params, settings=None, workers=2, on_progress=None):
-    """Decode every pair and report all problems and what was found; writes nothing."""
+def check_folders(params, settings=None, workers=2, on_progress=None, should_stop=None):
+    """Decode every pair and report all problems and what was found; writes nothing.
+
+    `should_stop()` returning True raises `JobAborted` between pairs (the workers are stopped).
+    """
     report = CheckReport()
     raw_plan = plan_mod.make_plan(dict(params, binary="no"))
     for sev, code, msg, files in raw_plan.problems:
@@ -150,6 +154,8 @@ def check_folders(params, settings=None, workers=2, on_progress=None):
     tasks = [(i, p[0], p[1], p[2]) for i, (_, p) in enumerate(pairs)]
     with ordered_map(process_pair, tasks, workers, shared=raw_cfg) as results:
         for n, r in enumerate(results, 1):
+            if should_stop and should_stop():
+                raise JobAborted()
             col.add(r)
             if on_progress:
                 on_progress(n / max(1, len(tasks)), "checked %d of %d pairs" % (n, len(tasks)))

@@ -40,6 +40,26 @@ def _refuse(report, what):
                           % (what, "\n".join(shown)), detail=report.to_dict())
 
 
+def preflight(params, log=None):
+    """Pair the folders (no decoding) and refuse, with the report, what creation would refuse.
+
+    Cheap (file listing only), so the form, the API and the CLI call it before queuing a job:
+    a missing label is an answer to the request, not a failed job a minute later.
+    """
+    plan = make_plan(params)
+    skip_bad = bool(params.get("skip_bad"))
+    report = CheckReport()
+    for sev, code, msg, files in plan.problems:
+        fatal = code in ("empty_folder",) or not skip_bad
+        report.add("error" if fatal else "warning", code, msg, files)
+        if not fatal and log:
+            for f in files:
+                log("skipped %s: %s" % (f, code.replace("_", " ")))
+    if not report.ok:
+        _refuse(report, "the folders have problems")
+    return plan
+
+
 def _noop(*a, **k):
     return False
 
@@ -47,17 +67,9 @@ def _noop(*a, **k):
 def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log=print, settings=None,
                    workers=DEFAULT_WORKERS, **extra):
     """Create train/val LMDBs, labels.txt, colormap.json, stats.h5 and dataset.json in `job_dir`."""
-    plan = make_plan(params)
+    params = adopt_upload(job_dir, params)
+    plan = preflight(params, log)
     skip_bad = bool(params.get("skip_bad"))
-    report = CheckReport()
-    for sev, code, msg, files in plan.problems:
-        fatal = code in ("empty_folder",) or not skip_bad
-        report.add("error" if fatal else "warning", code, msg, files)
-        if not fatal:
-            for f in files:
-                log("skipped %s: %s" % (f, code.replace("_", " ")))
-    if not report.ok:
-        _refuse(report, "the folders have problems")
     for note in plan.notes:
         log(note)
     pairs = [(s, p) for s in SPLITS for p in plan.splits[s]]
@@ -77,8 +89,41 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
     finally:
         if os.path.exists(partial):
             shutil.rmtree(partial, ignore_errors=True)
+    if params.get("upload_dir"):  # the databases hold every pair now; a failed job keeps them to resume
+        shutil.rmtree(os.path.join(job_dir, UPLOAD_DIR), ignore_errors=True)
+        log("removed the uploaded files: the dataset holds them")
     on_progress(1.0, "done")
     return result
+
+
+UPLOAD_DIR = "upload"
+"""Where a dataset job keeps the extracted zip it was created from, until creation succeeds."""
+
+PATH_PARAMS = ("images", "labels", "val_images", "val_labels", "classes_file", "colormap_file")
+
+
+def adopt_upload(job_dir, params):
+    """Move an uploaded zip's extracted files from the web's stage folder into the job folder.
+
+    The stage (`<jobs>/.uploads/...`) would otherwise outlive the job; inside the job folder
+    the files go with the job when it is deleted. Returns params with paths pointing there;
+    a resumed job finds the files already moved.
+    """
+    stage = params.get("upload_dir")
+    if not stage:
+        return params
+    dst = os.path.join(job_dir, UPLOAD_DIR)
+    if os.path.isdir(stage) and not os.path.exists(dst):
+        os.replace(stage, dst)
+    if not os.path.isdir(dst):
+        raise ValidationError("the uploaded files of this dataset are gone (they are removed once a dataset is "
+                              "built); upload the archive again in a new dataset", field="archive")
+    out = dict(params)
+    for key in PATH_PARAMS:
+        v = out.get(key)
+        if v and (v == stage or v.startswith(stage.rstrip(os.sep) + os.sep)):
+            out[key] = dst + v[len(stage.rstrip(os.sep)):]
+    return out
 
 
 def sample_positions(n, k):

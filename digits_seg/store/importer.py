@@ -18,6 +18,7 @@ import os
 import shutil
 
 from ..errors import JobAborted, NotFoundError, ValidationError
+from ..jobs.uploads import STAGES
 from ..safe_extract import extract_archive
 from . import index
 from . import manifest as mf
@@ -61,7 +62,7 @@ def new_upload_stage(settings):
     """
     import secrets
 
-    folder = os.path.join(settings.jobs_dir, ".uploads", secrets.token_hex(8))
+    folder = os.path.join(settings.jobs_dir, STAGES, secrets.token_hex(8))
     os.makedirs(folder)
     return folder
 
@@ -121,7 +122,7 @@ def validate_params(raw, settings):
         clean[role] = str(rel)
     out = {"source": "upload", "files": clean, "name": _name(raw)}
     if raw.get("upload_dir"):
-        stages = os.path.realpath(os.path.join(settings.jobs_dir, ".uploads"))
+        stages = os.path.realpath(os.path.join(settings.jobs_dir, STAGES))
         stage = os.path.realpath(str(raw["upload_dir"]))
         if os.path.dirname(stage) != stages:
             raise ValidationError("upload_dir must be a stage folder made by new_upload_stage", field="upload_dir")

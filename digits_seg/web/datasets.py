@@ -1,8 +1,9 @@
 """Dataset pages: the new-dataset form (check folders, path completion, zip upload), the dataset
 page (counts, class table, warnings, log) and the explorer; each with a JSON twin.
 
-Views stay thin: the check runs `datasets.check.check_folders` (reads files, writes nothing);
-creation is a queued job; explorer images are decoded from the LMDB on request.
+Views stay thin: the check runs `datasets.check.check_folders` (reads files, writes nothing),
+in the request for API clients or in the background with progress for the form
+(`folder_checks`); creation is a queued job; explorer images are decoded from the LMDB on request.
 """
 
 import io
@@ -13,11 +14,14 @@ import numpy as np
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
 from ..datasets.check import check_folders
+from ..datasets.create import preflight
 from ..datasets.info import DatasetInfo
 from ..datasets.labels import colorize
 from ..datasets.params import complete_path, validate_params
 from ..errors import NotFoundError, ValidationError
-from .helpers import get_job, render, request_data, state, wants_json
+from ..jobs.uploads import STAGES
+from .folder_checks import FolderChecks
+from .helpers import format_eta, get_job, render, request_data, state, wants_json
 from .jobs import job_data
 
 bp = Blueprint("datasets", __name__)
@@ -53,7 +57,7 @@ def _upload(settings):
     from ..safe_extract import extract_archive
     import secrets
 
-    stage = os.path.join(settings.jobs_dir, ".uploads", "dataset-" + secrets.token_hex(8))
+    stage = os.path.join(settings.jobs_dir, STAGES, "dataset-" + secrets.token_hex(8))
     os.makedirs(stage)
     path = os.path.join(stage, "archive.zip")
     f.save(path)
@@ -82,6 +86,7 @@ def create():
     try:
         stage, uploaded = _upload(settings)
         params = validate_params(values, settings, uploaded_dir=uploaded)
+        preflight(params)
         if stage:
             params["upload_dir"] = stage
         job = state().service.submit("dataset", params["name"], params)
@@ -105,6 +110,30 @@ def check():
     settings = state().settings
     params = validate_params(request_data(), settings)
     return jsonify(check_folders(params, settings).to_dict())
+
+
+@bp.route("/datasets/checks.json", methods=["POST"])
+def start_check():
+    """Start a folder check in the background (202); poll `url` for progress, ETA and the report."""
+    settings = state().settings
+    params = validate_params(request_data(), settings)
+    check = _checks().start(params, settings)
+    return jsonify(dict(check.to_dict(), url=url_for("datasets.check_status", check_id=check.id))), 202
+
+
+@bp.route("/datasets/checks/<check_id>.json", methods=["GET", "DELETE"])
+def check_status(check_id):
+    """A background check's state; DELETE cancels it."""
+    check = _checks().cancel(check_id) if request.method == "DELETE" else _checks().get(check_id)
+    return jsonify(dict(check.to_dict(), eta=format_eta(check.eta_s())))
+
+
+def _checks():
+    return state().extras["folder_checks"]
+
+
+def init_app(app):
+    app.extensions["digits_seg"].extras["folder_checks"] = FolderChecks()
 
 
 @bp.route("/datasets/complete.json")

@@ -21,6 +21,7 @@ from ..inference.cache import PredictorCache
 from ..inference.predictor import list_snapshot_files
 from ..inference.scoring import sort_key_worst_first
 from ..inference.sources import read_image, under_roots
+from ..jobs.uploads import STAGES
 from .helpers import get_job, render, request_data, state, wants_json
 
 bp = Blueprint("inference", __name__)
@@ -203,7 +204,7 @@ def new():
 
 def _stage_uploads(files):
     """Save uploaded files (images, or one zip) in a staging folder the job moves in when it starts."""
-    staging_root = os.path.join(state().settings.jobs_dir, ".uploads")
+    staging_root = os.path.join(state().settings.jobs_dir, STAGES)
     os.makedirs(staging_root, exist_ok=True)
     staged = tempfile.mkdtemp(prefix="infer-", dir=staging_root)
     count = 0

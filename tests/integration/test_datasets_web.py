@@ -72,6 +72,10 @@ def test_zip_upload_is_extracted_safely(client, settings, start_worker):
              message="zip dataset to finish")
     data = client.get("/datasets/%s.json" % job_id).get_json()
     assert data["state"] == "done" and data["dataset"]["splits"]["train"]["count"] == 3
+    # the extracted upload moved into the job and went once the databases held it: nothing piles up
+    assert os.listdir(os.path.join(settings.jobs_dir, ".uploads")) == []
+    assert not os.path.exists(os.path.join(settings.jobs_dir, job_id, "upload"))
+    assert "removed the uploaded files" in client.get("/jobs/%s/log.txt" % job_id).data.decode()
     bad = io.BytesIO()
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("../evil.png", b"x")
@@ -79,3 +83,65 @@ def test_zip_upload_is_extracted_safely(client, settings, start_worker):
     r = client.post("/datasets", data={"archive": (bad, "evil.zip")}, headers={"X-Requested-With": "digits-seg"},
                     content_type="multipart/form-data")
     assert r.status_code == 400 and b"field-error" in r.data
+    assert os.listdir(os.path.join(settings.jobs_dir, ".uploads")) == []
+
+
+def test_background_check_reports_progress_then_the_same_report(client, settings):
+    root = make_city(settings, count=40)  # ≥ the pool's minimum: the check's decoding runs in worker processes
+    body = {"images": root + "/images", "labels": root + "/labels", "classes_file": root + "/classes.txt"}
+    r = client.post("/datasets/checks.json", json=body)
+    assert r.status_code == 202
+    started = r.get_json()
+    assert started["state"] == "running" and started["url"].endswith(started["id"] + ".json")
+    seen = []
+
+    def finished():
+        s = client.get(started["url"]).get_json()
+        seen.append(s)
+        return s["state"] != "running"
+    wait_for(finished, 60, interval=0.05, message="the background check to finish")
+    final = seen[-1]
+    assert final["state"] == "done" and final["progress"] == 1.0 and final["error"] is None
+    sync = client.post("/datasets/check.json", json=body).get_json()
+    assert final["report"]["summary"] == sync["summary"] and final["report"]["ok"] and sync["ok"]
+    assert all(0.0 <= s["progress"] <= 1.0 for s in seen)
+    # bad input is refused up front, with the field, like the form
+    r = client.post("/datasets/checks.json", json=dict(body, images="/etc"))
+    assert r.status_code == 400 and r.get_json()["error"]["field"] == "images"
+    assert client.get("/datasets/checks/nosuchcheck.json").status_code == 404
+
+
+def test_background_check_can_be_cancelled_and_stops_when_abandoned(client, settings):
+    from digits_seg.datasets.params import validate_params
+    from digits_seg.web.folder_checks import FolderChecks
+
+    root = make_city(settings, count=300)
+    body = {"images": root + "/images", "labels": root + "/labels"}
+    started = client.post("/datasets/checks.json", json=body).get_json()
+    r = client.delete(started["url"], headers={"X-Requested-With": "digits-seg"})
+    assert r.status_code == 200
+    wait_for(lambda: client.get(started["url"]).get_json()["state"] != "running", 60, message="cancel")
+    s = client.get(started["url"]).get_json()
+    assert s["state"] == "cancelled" and s["report"] is None
+
+    checks = FolderChecks(abandoned_s=0.0)  # nobody polls: stopped at the first pair
+    check = checks.start(validate_params(body, settings), settings)
+    check.thread.join(60)
+    assert check.state == "cancelled" and check.report is None
+
+
+def test_create_refuses_unpaired_folders_before_queuing_a_job(client, settings):
+    root = make_city(settings, count=4)
+    lonely = sorted(os.listdir(os.path.join(root, "labels")))[0]
+    os.unlink(os.path.join(root, "labels", lonely))
+    body = {"images": root + "/images", "labels": root + "/labels", "name": "unpaired"}
+    before = client.get("/index.json").get_json()
+    r = client.post("/datasets.json", json=body)
+    assert r.status_code == 400
+    message = r.get_json()["error"]["message"]
+    assert "have no label" in message and "skip bad pairs" in message
+    assert client.get("/index.json").get_json() == before  # no job was created
+    r = client.post("/datasets", data=body, headers={"X-Requested-With": "digits-seg"})
+    assert r.status_code == 400 and b"have no label" in r.data
+    r = client.post("/datasets.json", json=dict(body, skip_bad="on"))  # the user chose to leave it out
+    assert r.status_code == 201
