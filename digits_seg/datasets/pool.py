@@ -15,6 +15,7 @@ its own pipe; at the end it sends its accumulator, which the parent collects in 
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import signal
 import threading
 import traceback
 
@@ -111,15 +112,13 @@ class OrderedMap:
                 else:
                     proc = live[obj]
                     proc.join(1)
-                    raise WorkerFailed("a dataset worker process stopped unexpectedly (exit code %s); "
-                                       "was it killed for lack of memory?" % proc.exitcode)
+                    raise WorkerFailed(_died(proc))
                 return
         for s in ready:  # a process ended but its pipe had nothing more to say
             r, p = sentinels[s]
             if r in live and not r.poll():
                 p.join(1)
-                raise WorkerFailed("a dataset worker process stopped unexpectedly (exit code %s); "
-                                   "was it killed for lack of memory?" % p.exitcode)
+                raise WorkerFailed(_died(p))
 
     def close(self):
         for p in self._procs:
@@ -128,6 +127,17 @@ class OrderedMap:
         for p in self._procs:
             p.join()
         self._procs = []
+
+
+def _died(proc):
+    """Why a worker ended without a word: killed by a signal (SIGKILL: usually out of memory) or crashed."""
+    code = proc.exitcode
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals.__members__.values() else str(-code)
+        hint = ": the system probably ran out of memory" if -code == signal.SIGKILL else ""
+        return "a dataset worker process was killed by %s%s" % (name, hint)
+    return ("a dataset worker process stopped unexpectedly (exit code %s) before it could report an error; "
+            "its output is in the worker's log" % code)
 
 
 def _no_accumulator():

@@ -1,6 +1,7 @@
 """The ordered worker pool creation runs on: order, per-worker accumulators, failures, back-pressure."""
 
 import os
+import signal
 import time
 
 import pytest
@@ -36,6 +37,12 @@ def die_at_40(task, shared, acc):
     return task
 
 
+def killed_at_40(task, shared, acc):
+    if task == 40:
+        os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's out-of-memory killer does
+    return task
+
+
 def log_and_return(task, shared, acc):
     with open(shared, "a") as f:
         f.write("%d\n" % task)
@@ -67,6 +74,12 @@ def test_an_exception_in_a_worker_names_itself():
 def test_a_worker_that_dies_is_an_error_not_a_hang():
     with pytest.raises(WorkerFailed, match="stopped unexpectedly"):
         with ordered_map(die_at_40, list(range(100)), workers=2) as m:
+            list(m)
+
+
+def test_a_killed_worker_says_so():
+    with pytest.raises(WorkerFailed, match="killed by SIGKILL: the system probably ran out of memory"):
+        with ordered_map(killed_at_40, list(range(100)), workers=2) as m:
             list(m)
 
 
