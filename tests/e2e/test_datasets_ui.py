@@ -30,8 +30,13 @@ def test_check_create_and_explore(live_server, page, artifact_path):
     errors = page.text_content("[data-role=errors]")
     assert "orphan.png" in errors and "no label" in errors
     assert page.locator("#check-report table tbody tr").count() == 10  # one row per class with its swatch
+    assert not page.is_visible("#check-progress")  # the bar goes once the report is in
     page.screenshot(path=artifact_path("datasets_new_check.png"), full_page=True)
 
+    page.click("button[data-action=create]")  # without "skip bad pairs": refused before any job exists
+    page.wait_for_selector("[data-role=form-error]", timeout=30000)
+    assert "orphan.png" in page.text_content("[data-role=form-error]")
+    assert page.input_value("#images") == root + "/images"  # the form keeps what was typed
     page.check("#skip_bad")
     page.click("button[data-action=create]")
     page.wait_for_url("**/datasets/*", timeout=30000)
