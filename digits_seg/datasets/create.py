@@ -9,6 +9,7 @@ import concurrent.futures
 import functools
 import os
 import shutil
+import time
 
 import numpy as np
 
@@ -52,9 +53,13 @@ def preflight(params, log=None):
     for sev, code, msg, files in plan.problems:
         fatal = code in ("empty_folder",) or not skip_bad
         report.add("error" if fatal else "warning", code, msg, files)
-        if not fatal and log:
+        if not fatal:
             for f in files:
-                log("skipped %s: %s" % (f, code.replace("_", " ")))
+                plan.skipped_files.append({"stem": os.path.splitext(os.path.basename(f))[0],
+                                           "image" if code == "missing_label" else "label": f,
+                                           "reason": code.replace("_", " ")})
+                if log:
+                    log("skipped %s: %s" % (f, code.replace("_", " ")))
     if not report.ok:
         _refuse(report, "the folders have problems")
     return plan
@@ -75,8 +80,9 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
     pairs = [(s, p) for s in SPLITS for p in plan.splits[s]]
     if not plan.splits["train"]:
         raise ValidationError("no training pairs: the validation share takes every pair; lower the validation percentage")
-    log("pairs: %d train, %d val (label suffix %r)" % (len(plan.splits["train"]), len(plan.splits["val"]),
-                                                        plan.pairings[0][1].suffix))
+    suffix = plan.pairings[0][1].suffix
+    log("pairs: %d train, %d val (%s)" % (len(plan.splits["train"]), len(plan.splits["val"]),
+                                          "label suffix %r" % suffix if suffix else "labels named like their images"))
     cfg = task_config(plan, params, build=True, mean_image=True)  # dropped by SplitStats if sizes differ
 
     partial = os.path.join(job_dir, ".partial-dataset")
@@ -177,6 +183,7 @@ def build_pair(task, cfg, sink):
 
 
 def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers):
+    started = time.monotonic()
     for s in SPLITS:  # every database exists, even an empty validation split; workers only add records
         for part in ("features", "labels"):
             lmdb_io.LMDBWriter(os.path.join(partial, s + "_db", part)).close()
@@ -249,6 +256,8 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
         log("warning: " + w)
     log("stored %d images and %d labels unchanged; re-encoded %d images and %d labels"
         % (total - reencoded["image"], total - reencoded["label"], reencoded["image"], reencoded["label"]))
+    elapsed = time.monotonic() - started
+    log("%d pairs in %.1f s (%.0f pairs/s)" % (len(pairs), elapsed, len(pairs) / max(elapsed, 1e-9)))
 
     with open(os.path.join(partial, "labels.txt"), "w", encoding="utf-8") as f:
         f.write("".join(n + "\n" for n in names))
@@ -266,14 +275,15 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
         "binary_mask": plan.binary, "label_mode": plan.label_mode, "colormap_source": plan.colormap_source,
         "label_suffix": plan.pairings[0][1].suffix, "encoding": params.get("encoding", "png"),
         "resize": params.get("resize"), "resize_mode": params.get("resize_mode") if params.get("resize") else None,
-        "skipped": [{"stem": s, "image": i, "label": l, "reason": m} for s, i, l, m in col.bad_pairs][:200],
+        "skipped": (plan.skipped_files + [{"stem": s, "image": i, "label": l, "reason": m}
+                                          for s, i, l, m in col.bad_pairs])[:200],
         "warnings": warnings,
         "reencoded": reencoded,
     }
     flushed.result()  # the databases are on disk before anything marks the dataset complete
     fsutil.write_json_atomic(os.path.join(partial, "dataset.json"), info)
     return {"train": summaries["train"]["count"], "val": summaries["val"]["count"], "num_classes": len(names),
-            "skipped": len(col.bad_pairs), "variable_size": info["variable_size"]}
+            "skipped": len(col.bad_pairs) + len(plan.skipped_files), "variable_size": info["variable_size"]}
 
 
 def _fsync_all(partial):

@@ -28,6 +28,7 @@ class Plan:
     binary: bool
     problems: list = dataclasses.field(default_factory=list)  # (severity, code, message, files)
     notes: list = dataclasses.field(default_factory=list)
+    skipped_files: list = dataclasses.field(default_factory=list)  # unpaired files left out with "skip bad pairs"
 
 
 def _pairing_problems(pairing, images_dir, labels_dir, problems):

@@ -42,6 +42,7 @@ def test_check_create_and_explore(live_server, page, artifact_path):
     page.wait_for_url("**/datasets/*", timeout=30000)
     page.wait_for_selector("#class-table", timeout=60000)  # the status panel reloads the page when done
     assert page.locator("#class-table tbody tr").count() == 10
+    assert "orphan.png" in page.text_content("[data-role=skipped]")  # what "skip bad pairs" left out
     assert "road" in page.text_content("#class-table")
     counts = page.locator("#dataset-summary [data-role=count]").all_text_contents()
     assert counts == ["6 pairs", "2 pairs"]
