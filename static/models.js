@@ -54,7 +54,7 @@
         if (d.lr.length && top === Math.min.apply(null, d.lr)) { yaxis.range = [0, 2 * top || 1]; yaxis.autorange = false; }
         Plotly.react(previewBox, [{x: d.epoch, y: d.lr, mode: "lines", name: "learning rate"}],
           {title: {text: "Learning rate (" + d.policy + ")", font: {size: 13}}, margin: {t: 30, r: 10, b: 40, l: 60},
-           xaxis: {title: "epoch"}, yaxis: yaxis, uirevision: d.policy + top}, PLOT_CONFIG);
+           xaxis: {title: {text: "epoch"}}, yaxis: yaxis, uirevision: d.policy + top}, PLOT_CONFIG);
       }).catch(function (err) { previewBox.textContent = err.message; });
     };
     ["epochs", "base_lr", "lr_policy", "lr_step_size", "lr_stepvalues", "lr_gamma", "lr_power"].forEach(function (f) {
@@ -127,7 +127,7 @@
             {x: c.val.iteration, y: c.val.fw_iou, mode: "lines+markers", name: "fw IoU", visible: "legendonly"}];
   }
   function layout(title, ytype) {
-    return {title: {text: title, font: {size: 13}}, margin: {t: 30, r: 10, b: 40, l: 55}, xaxis: {title: "iteration"},
+    return {title: {text: title, font: {size: 13}}, margin: {t: 30, r: 10, b: 40, l: 55}, xaxis: {title: {text: "iteration"}},
             yaxis: {type: ytype || "linear"}, legend: {orientation: "h", y: -0.25}, uirevision: title};
   }
   function confusionTrace(m) {
@@ -142,12 +142,26 @@
              hovertemplate: "true %{y}<br>predicted %{x}<br>%{z:.3f}<extra></extra>"}];
   }
 
+  /* A chart with no points yet says what it waits for instead of showing meaningless 0..1 / -1..4 axes. */
+  function whenEmpty(lay, xs, text) {
+    if (xs && xs.length) return lay;
+    lay.xaxis.visible = false;
+    lay.yaxis.visible = false;
+    lay.annotations = [{text: text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5,
+                        font: {color: "#6b7280", size: 13}}];
+    lay.uirevision += " (empty)";  /* the first points then start from fresh axes */
+    return lay;
+  }
+
   function draw(m) {
     if (!window.Plotly) return;
     var yType = logScale && logScale.checked ? "log" : "linear";
-    Plotly.react("chart-loss", lossTraces(m.curves), layout("Loss", yType), PLOT_CONFIG);
-    Plotly.react("chart-acc", accTraces(m.curves), layout("Validation accuracy / IoU"), PLOT_CONFIG);
-    var lrLayout = layout("Learning rate", yType);
+    Plotly.react("chart-loss", lossTraces(m.curves),
+                 whenEmpty(layout("Loss", yType), m.curves.train.iteration, "waiting for the first iterations…"), PLOT_CONFIG);
+    Plotly.react("chart-acc", accTraces(m.curves),
+                 whenEmpty(layout("Validation accuracy / IoU"), m.curves.val.iteration,
+                           "no validation yet: it runs at the end of each validation interval"), PLOT_CONFIG);
+    var lrLayout = whenEmpty(layout("Learning rate", yType), m.curves.train.iteration, "waiting for the first iterations…");
     var lrs = m.curves.train.lr.filter(function (v) { return v !== null; });
     lrLayout.yaxis.exponentformat = "e";
     if (lrs.length && yType === "linear" && Math.max.apply(null, lrs) === Math.min.apply(null, lrs)) {
@@ -160,8 +174,8 @@
                  lrLayout, PLOT_CONFIG);
     var conf = confusionTrace(m);
     if (conf) {
-      Plotly.react("chart-confusion", conf, {margin: {t: 10, r: 10, b: 90, l: 90}, yaxis: {autorange: "reversed", title: "true"},
-                                             xaxis: {title: "predicted"}, uirevision: "conf"}, PLOT_CONFIG);
+      Plotly.react("chart-confusion", conf, {margin: {t: 10, r: 10, b: 90, l: 90}, yaxis: {autorange: "reversed", title: {text: "true class"}, automargin: true},
+                                             xaxis: {title: {text: "predicted class"}, automargin: true}, uirevision: "conf"}, PLOT_CONFIG);
     }
   }
 

@@ -37,6 +37,14 @@ def test_train_from_form_live_chart_and_abort(live_server, page, artifact_path):
     page.wait_for_function("""() => { const c = document.getElementById('chart-loss');
         return c && c.data && c.data[0] && c.data[0].x.length > 0; }""", timeout=60000)
     first = loss_points(page)
+    # a chart without points says what it waits for; one with points shows no such note
+    notes = page.evaluate("""() => ['chart-loss', 'chart-acc'].map(id => {
+        const c = document.getElementById(id);
+        return [c.data[0].x.length, ((c.layout.annotations || [])[0] || {}).text || ''];
+    })""")
+    assert notes[0][0] > 0 and notes[0][1] == ""
+    assert (notes[1][0] > 0) == (notes[1][1] == ""), notes
+    assert notes[1][0] > 0 or "no validation yet" in notes[1][1]
     page.wait_for_function("""(n) => { const c = document.getElementById('chart-loss');
         return c.data[0].x.length > n; }""", arg=first, timeout=60000)
     assert page.evaluate("window.__pageLoad") == load, "the page reloaded instead of updating the chart"
