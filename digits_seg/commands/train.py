@@ -72,9 +72,10 @@ def _raw(args):
     return raw
 
 
-def _job_name(args, params, sweep, dataset_name):
-    net = params["network"]
-    base = args.name or "%s on %s" % (net.get("name") or net["kind"], dataset_name)
+def _job_name(args, params, sweep, dataset_name, store):
+    from ..training.params import default_model_name
+
+    base = args.name or default_model_name(params["network"], dataset_name, store)
     if sweep:
         base += " (lr %g, batch %s)" % (params["base_lr"], params["batch_size"])
     return base
@@ -107,7 +108,7 @@ def cmd_train(args, settings):
     sweep = len(runs) > 1
     created = []
     for run in runs:
-        name = _job_name(args, run, sweep, dataset.name)
+        name = _job_name(args, run, sweep, dataset.name, store)
         if args.now:
             created.append(_run_now(store, name, run, settings))
         else:

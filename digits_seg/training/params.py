@@ -156,6 +156,24 @@ def _network(raw):
     return out
 
 
+def default_model_name(network, dataset_name, store):
+    """"<network> on <dataset>": the standard network's name, or the model training starts from."""
+    kind = network["kind"]
+    if kind == "standard":
+        label = network["name"]
+    elif kind == "custom":
+        label = "custom network"
+    else:
+        from ..errors import NotFoundError
+
+        try:
+            start = store.get(network["job_id"]).name
+        except NotFoundError:
+            start = network["job_id"]
+        label = ("%s, fine-tuned" if kind == "pretrained" else "%s, continued") % start
+    return "%s on %s" % (label, dataset_name)
+
+
 def _network_defaults(network):
     """The recommended solver of a standard network (batch size, crop, lr...), or {}."""
     if network["kind"] != "standard":

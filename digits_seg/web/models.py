@@ -13,7 +13,8 @@ from ..errors import NotFoundError, ValidationError
 from ..fsutil import read_json
 from ..training import metrics_log, snapshots
 from ..training.lr_policy import POLICIES, lr_schedule_preview
-from ..training.params import CLASS_WEIGHTINGS, DEFAULTS, MEAN_MODES, expand_sweep, validate_params
+from ..training.params import (CLASS_WEIGHTINGS, DEFAULTS, MEAN_MODES, default_model_name, expand_sweep,
+                               validate_params)
 from ..training.solver import SOLVER_TYPES
 from .helpers import get_job, render, request_data, state, wants_json
 from .jobs import job_data
@@ -150,8 +151,7 @@ def create():
         service = state().service
         queue = queue_for_device(params["device"], service.conn)
         depends = [] if dataset.state.value == "done" else [dataset.id]
-        base = (raw.get("name") or "").strip() or "%s on %s" % (
-            params["network"].get("name") or params["network"]["kind"], dataset.name)
+        base = (raw.get("name") or "").strip() or default_model_name(params["network"], dataset.name, state().store)
         jobs = []
         for run in runs:
             name = base if len(runs) == 1 else "%s (lr %g, batch %s)" % (base, run["base_lr"], run["batch_size"])

@@ -87,8 +87,11 @@ def test_form_create_sweep_preview_and_validate(settings, client):
                                               "previous_job": body["jobs"][1]["id"],
                                               "pretrained_job": fake_pretrained, "device": "cpu"})
     assert chose.status_code == 201, chose.get_json()
-    params = client.get(chose.get_json()["url"] + ".json").get_json()["params"]
-    assert params["network"] == {"kind": "pretrained", "job_id": fake_pretrained}
+    twin = client.get(chose.get_json()["url"] + ".json").get_json()
+    assert twin["params"]["network"] == {"kind": "pretrained", "job_id": fake_pretrained}
+    # the default name says which model it starts from, not just "pretrained"
+    start_name = client.get("/jobs/%s.json" % fake_pretrained).get_json()["name"]
+    assert twin["name"].startswith(start_name + ", fine-tuned on "), twin["name"]
 
 
 @pytest.mark.slow
