@@ -271,7 +271,7 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
         "variable_size": len(sizes) > 1,
         "splits": {s: {"count": summaries[s]["count"], "size": summaries[s]["size"], "sizes": summaries[s]["sizes"],
                        "ignore_pixels": summaries[s]["ignore_pixels"]} for s in SPLITS},
-        "mean_pixel": summaries["train"]["mean_pixel"],
+        "mean_pixel": summaries["train"]["mean_pixel"], "mean_samples": stats["train"].mean_samples,
         "binary_mask": plan.binary, "label_mode": plan.label_mode, "colormap_source": plan.colormap_source,
         "label_suffix": plan.pairings[0][1].suffix, "encoding": params.get("encoding", "png"),
         "resize": params.get("resize"), "resize_mode": params.get("resize_mode") if params.get("resize") else None,

@@ -2,7 +2,8 @@
 
 Layout: one group per split with attribute `count`, datasets `image_sizes` (rows w, h, n),
 `class_pixels` and `class_images` (one entry per class), `mean_pixel` (per channel),
-`mean_image` (H×W×C float32, same-size splits only) and attribute `ignore_pixels`.
+`mean_image` (H×W×C float32, same-size splits only) and attributes `ignore_pixels` and
+`mean_samples` (the images, evenly spread over the split, that the means average).
 """
 
 import collections
@@ -134,6 +135,12 @@ class SplitStats:
         return self.samples[0].mean_pixel(self.samples[1]) if self.samples else []
 
     @property
+    def mean_samples(self):
+        """How many images the mean pixel and mean image average (a sample, see create.MEAN_SAMPLES)."""
+        s = self.samples[0].splits.get(self.samples[1]) if self.samples else None
+        return s["count"] if s else 0
+
+    @property
     def mean_image(self):
         """The mean of the sampled images; None unless the whole split has one size."""
         if not self.samples or not self.want_mean_image or len(self.sizes) != 1:
@@ -164,6 +171,7 @@ def write_stats(path, splits, num_classes):
             g.create_dataset("class_pixels", data=st.class_pixels[:num_classes])
             g.create_dataset("class_images", data=st.class_images[:num_classes])
             g.create_dataset("mean_pixel", data=np.asarray(st.mean_pixel, dtype=np.float64))
+            g.attrs["mean_samples"] = st.mean_samples  # images averaged into mean_pixel / mean_image
             mean = st.mean_image
             if mean is not None:
                 g.create_dataset("mean_image", data=mean)  # gzip here cost more than the whole LMDB commit
@@ -178,6 +186,7 @@ def read_stats(path):
         for name in f:
             g = f[name]
             out[name] = {"count": int(g.attrs["count"]), "ignore_pixels": int(g.attrs.get("ignore_pixels", 0)),
+                         "mean_samples": int(g.attrs.get("mean_samples", 0)),
                          **{k: g[k][()] for k in ("image_sizes", "class_pixels", "class_images", "mean_pixel",
                                                     "mean_image") if k in g}}
     return out

@@ -200,6 +200,7 @@ def test_pool_path_gives_the_same_records_and_statistics(tmp_path, settings):
     expected = np.mean([train[i][0].astype(np.float64) for i in picked], axis=0)
     assert np.allclose(sa["train"]["mean_image"], expected, atol=1e-4)
     assert np.allclose(sa["train"]["mean_pixel"], expected.mean(axis=(0, 1)), atol=1e-6)
+    assert sa["train"]["mean_samples"] == MEAN_SAMPLES and sa["val"]["mean_samples"] == 18
 
 
 def test_skipped_pairs_in_the_pool_leave_contiguous_keys(tmp_path, settings):
