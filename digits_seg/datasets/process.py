@@ -18,25 +18,42 @@ from .labels import LabelRules, decode_label
 DEFAULT_MAX_PIXELS = 100_000_000
 """Images larger than this many pixels are refused as possible decompression bombs."""
 
+JPEG_CHECK_SCALE = 8
+"""A JPEG whose pixels nothing needs (stored unchanged, not a mean-image sample, or only
+checked) is validated by decoding it at 1/8 scale: libjpeg still reads and checks every
+entropy-coded block, so truncated or corrupt files fail exactly as in a full decode (the tests
+show it), but most of the inverse DCT and the colour conversion are skipped: 0.65 ms instead
+of 1.5 ms for a 512×512 image here, the largest single cost of creating a dataset."""
 
-def _open(path, data, max_pixels):
-    """Open and fully decode an image from bytes; return (image, problem) where one is None."""
+
+def _always(im):
+    return True
+
+
+def _open(path, data, max_pixels, pixels_needed=_always):
+    """Open and decode an image from bytes; return (image, full (w, h), problem): image and size, or the problem.
+
+    `pixels_needed(im)` (asked of JPEGs, with the header read) False: decode at reduced scale.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
+            size = im.size
             if im.width * im.height > max_pixels:
-                return None, ("bomb", "%s is %d×%d pixels, more than the limit of %d: refused as a possible "
-                              "decompression bomb" % (path, im.width, im.height, max_pixels))
+                return None, size, ("bomb", "%s is %d×%d pixels, more than the limit of %d: refused as a possible "
+                                    "decompression bomb" % (path, im.width, im.height, max_pixels))
+            if im.format == "JPEG" and not pixels_needed(im):
+                im.draft(im.mode, (max(1, im.width // JPEG_CHECK_SCALE), max(1, im.height // JPEG_CHECK_SCALE)))
             im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        return None, ("bomb", "%s refused as a possible decompression bomb (%s)" % (path, e))
+        return None, None, ("bomb", "%s refused as a possible decompression bomb (%s)" % (path, e))
     except OSError as e:
         kind = "truncated" if "truncated" in str(e) or "broken" in str(e) else "unreadable"
-        return None, (kind, "%s cannot be decoded (%s): re-export the file or remove the pair" % (path, e))
+        return None, None, (kind, "%s cannot be decoded (%s): re-export the file or remove the pair" % (path, e))
     except Exception as e:  # Pillow raises assorted errors on corrupt files
-        return None, ("unreadable", "%s cannot be decoded (%s: %s)" % (path, type(e).__name__, e))
-    return im, None
+        return None, None, ("unreadable", "%s cannot be decoded (%s: %s)" % (path, type(e).__name__, e))
+    return im, size, None
 
 
 def _read(path):
@@ -61,26 +78,35 @@ def process_pair(task, cfg, samples=None):
            "problems": [], "notes": []}
     max_pixels = cfg.get("max_pixels", DEFAULT_MAX_PIXELS)
 
+    def pixels_needed(image):
+        """Does anything use this JPEG's pixels? Not when it is only checked or stored as it is."""
+        if not cfg.get("build", True):
+            return False
+        if sample_split and samples is not None:
+            return True
+        return (image.mode != transform.target_mode(image.mode, cfg["channels"]) or bool(cfg.get("resize"))
+                or cfg["encoding"] == "raw")
+
     img_bytes, p1 = _read(image_path)
     lbl_bytes, p2 = _read(label_path)
     im = lb = None
     if img_bytes is not None:
-        im, p1 = _open(image_path, img_bytes, max_pixels)
+        im, size, p1 = _open(image_path, img_bytes, max_pixels, pixels_needed)
     if lbl_bytes is not None:
-        lb, p2 = _open(label_path, lbl_bytes, max_pixels)
+        lb, _, p2 = _open(label_path, lbl_bytes, max_pixels)
     for p, path in ((p1, image_path), (p2, label_path)):
         if p:
             res["problems"].append({"code": p[0], "message": p[1], "files": [path]})
     if im is None or lb is None:
         return res
 
-    res["size"] = [im.width, im.height]
+    res["size"] = list(size)  # `im` itself may be a reduced-scale decode (see JPEG_CHECK_SCALE)
     res["image_mode"] = im.mode
     res["label_mode"] = lb.mode
-    if im.size != lb.size:
+    if size != lb.size:
         res["problems"].append({"code": "size_mismatch", "files": [image_path, label_path],
                                 "message": "image %s is %d×%d but its label %s is %d×%d"
-                                % (image_path, im.width, im.height, label_path, lb.width, lb.height)})
+                                % (image_path, size[0], size[1], label_path, lb.width, lb.height)})
         return res
     if lb.mode == "P":  # a checksum is enough to tell palettes apart, and 3 KB less to pickle
         res["palette"] = zlib.crc32(bytes((lb.getpalette() or [])[:768]))
@@ -126,7 +152,7 @@ def process_pair(task, cfg, samples=None):
         indices = transform.resize_label(lr.array(), resize, cfg["resize_mode"])
         res["label_counts"] = np.bincount(indices.ravel(), minlength=256).astype(np.int64)
     channels = len(work.getbands())
-    w, h = work.size
+    w, h = size if keep_image else work.size
     # Decoded pixels are only materialised when something needs them: the bytes of unchanged
     # files go into the Datum as they are, and the mean pixel/image use a sample of images.
     array = np.asarray(work) if encoding == "raw" or (sample_split and samples is not None) else None

@@ -274,3 +274,52 @@ def test_variable_sizes_have_no_mean_image(tmp_path, settings):
     info = DatasetInfo.load(str(tmp_path / "job"))
     assert info.variable_size and info.splits["train"]["size"] is None
     assert "mean_image" not in read_stats(str(tmp_path / "job" / "stats.h5"))["train"]
+
+
+def _corrupt_beyond_repair(jpeg):
+    """Garble entropy-coded bytes until a *full* Pillow decode fails (libjpeg shrugs off most damage)."""
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        bad = bytearray(jpeg)
+        start = len(bad) // 3
+        for k in rng.choice(np.arange(start, len(bad) - 4), size=60, replace=False):
+            bad[k] = int(rng.integers(0, 256))
+        try:
+            Image.open(io.BytesIO(bytes(bad))).load()
+        except OSError:
+            return bytes(bad)
+    raise AssertionError("no corruption made the full decode fail")
+
+
+def test_jpegs_stored_unchanged_are_validated_fully_and_keep_their_size(tmp_path, settings):
+    """Unchanged JPEGs are checked with a reduced-scale decode (process.JPEG_CHECK_SCALE): a
+    truncated file and one with corrupt entropy-coded data must still be caught, and the
+    stored Datum must carry the full size and the original bytes."""
+    from digits_seg.datasets.check import check_folders
+
+    rng = np.random.default_rng(11)
+    f = tmp_path / "jpg"
+    os.makedirs(f / "images")
+    os.makedirs(f / "labels")
+    for i in range(40):
+        img = np.clip(rng.normal(120, 40, (48, 64, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(f / "images" / ("p%02d.jpg" % i), quality=90)
+        Image.fromarray((np.arange(48 * 64).reshape(48, 64) % 3).astype(np.uint8)).save(f / "labels" / ("p%02d.png" % i))
+    good = open(f / "images" / "p00.jpg", "rb").read()
+    open(f / "images" / "p01.jpg", "wb").write(good[: len(good) * 2 // 3])  # truncated
+    open(f / "images" / "p02.jpg", "wb").write(_corrupt_beyond_repair(good))
+    raw = {"images": str(f / "images"), "labels": str(f / "labels"), "val_pct": 0}
+
+    report = check_folders(validate_params(raw, settings), settings).to_dict()
+    flagged = {path for e in report["errors"] for path in e["files"]}
+    assert {str(f / "images" / "p01.jpg"), str(f / "images" / "p02.jpg")} <= flagged, report["errors"]
+
+    result, lines = run(tmp_path / "job", validate_params(dict(raw, skip_bad="on"), settings), workers=2)
+    assert result["train"] == 38 and result["skipped"] == 2
+    ds = SegmentationLMDB(str(tmp_path / "job" / "train_db"))
+    stems = sorted(n[:-4] for n in os.listdir(f / "images") if n not in ("p01.jpg", "p02.jpg"))
+    for i in (0, 17, 37):
+        d = decode_datum(ds.raw(i)[0])
+        assert (d.width, d.height, d.channels) == (64, 48, 3)
+        assert d.data == open(f / "images" / (stems[i] + ".jpg"), "rb").read()
+        assert ds[i][0].shape == (48, 64, 3)
