@@ -74,6 +74,7 @@ def process_pair(task, cfg, samples=None):
     """
     index, stem, image_path, label_path = task[:4]
     sample_split = task[4] if len(task) > 4 else None
+    datum.reuse_decoded_memory()
     res = {"index": index, "stem": stem, "image_path": image_path, "label_path": label_path,
            "problems": [], "notes": []}
     max_pixels = cfg.get("max_pixels", DEFAULT_MAX_PIXELS)

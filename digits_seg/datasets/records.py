@@ -8,7 +8,7 @@ import os
 
 from ..errors import NotFoundError, ValidationError
 from . import lmdb_io
-from .datum import datum_to_array
+from .datum import datum_to_array, reuse_decoded_memory
 
 class SplitReader:
     """`r[i]` → (image uint8 H×W×C RGB or H×W×1, label uint8 H×W class indices, 255 = ignore).
@@ -37,6 +37,7 @@ class SplitReader:
         if self._envs is None or self._pid != os.getpid():
             self._envs = (lmdb_io.shared_readonly(self.features_path), lmdb_io.shared_readonly(self.labels_path))
             self._pid = os.getpid()
+            reuse_decoded_memory()  # once per process: DataLoader workers decode record after record
         return self._envs
 
     def __len__(self):
