@@ -26,12 +26,12 @@ class LMDBWriter:
     their transactions, and a map grown by one is adopted by the others.
     """
 
-    def __init__(self, path, map_size=DEFAULT_MAP_SIZE):
+    def __init__(self, path, map_size=None):
         os.makedirs(path, exist_ok=True)
         self.path = path
         # no fsync per commit: a database being built is renamed into place only after `close`,
         # which syncs once; a crash before that leaves a folder nobody reads
-        self.env = lmdb.open(path, map_size=map_size, subdir=True, lock=True, readahead=False,
+        self.env = lmdb.open(path, map_size=map_size or DEFAULT_MAP_SIZE, subdir=True, lock=True, readahead=False,
                              meminit=False, sync=False)
         self._pending = []
         self._pending_bytes = 0

@@ -51,6 +51,7 @@ class OrderedMap:
         self.workers = workers if workers > 1 and len(tasks) >= MIN_POOL_ITEMS else 0
         self.finals = []
         self._procs = []
+        self._readers = []
 
     def __iter__(self):
         if not self.workers:
@@ -82,6 +83,7 @@ class OrderedMap:
             p.start()
             w.close()
             self._procs.append(p)
+            self._readers.append(r)
             readers[r] = p
         pending, live = {}, dict(readers)
         for c in range(nchunks):
@@ -126,7 +128,9 @@ class OrderedMap:
                 p.terminate()
         for p in self._procs:
             p.join()
-        self._procs = []
+        for r in self._readers:
+            r.close()
+        self._procs, self._readers = [], []
 
 
 def _died(proc):

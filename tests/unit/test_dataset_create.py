@@ -203,6 +203,19 @@ def test_pool_path_gives_the_same_records_and_statistics(tmp_path, settings):
     assert sa["train"]["mean_samples"] == MEAN_SAMPLES and sa["val"]["mean_samples"] == 18
 
 
+def test_workers_grow_a_full_map_and_adopt_each_others_growth(tmp_path, settings, monkeypatch):
+    """Two workers write one LMDB: when one grows the map, the other must adopt the new size."""
+    synthcity.generate(str(tmp_path / "big"), 48, size=(64, 48), seed=3)
+    monkeypatch.setattr(lmdb_io, "DEFAULT_MAP_SIZE", 64 * 1024)  # a few records fill it (forked workers inherit it)
+    p = params_for(settings, tmp_path / "big", val_pct=0)
+    run(tmp_path / "a", p, workers=2)
+    monkeypatch.undo()
+    run(tmp_path / "b", p, workers=1)
+    a, b = SegmentationLMDB(str(tmp_path / "a" / "train_db")), SegmentationLMDB(str(tmp_path / "b" / "train_db"))
+    assert len(a) == len(b) == 48
+    assert all(a.raw(i) == b.raw(i) for i in range(48))
+
+
 def test_skipped_pairs_in_the_pool_leave_contiguous_keys(tmp_path, settings):
     f = broken_folder(tmp_path)
     rng = np.random.default_rng(7)
