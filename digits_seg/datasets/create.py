@@ -37,8 +37,8 @@ OUTPUTS = ("train_db", "val_db", "labels.txt", "colormap.json", "stats.h5", "dat
 def _refuse(report, what):
     lines = report.lines()
     shown = lines[:40] + (["... %d more lines" % (len(lines) - 40)] if len(lines) > 40 else [])
-    raise ValidationError("%s; nothing was written. Fix these problems or enable \"skip bad pairs\":\n%s"
-                          % (what, "\n".join(shown)), detail=report.to_dict())
+    raise ValidationError("%s; nothing was written. Fix these problems or enable \"skip bad pairs\" "
+                          "(CLI: --skip-bad):\n%s" % (what, "\n".join(shown)), detail=report.to_dict())
 
 
 def preflight(params, log=None):
