@@ -37,6 +37,9 @@ def register(subparsers, common):
     c.add_argument("--resize-mode", choices=["squash", "crop", "fill", "half_crop"], default="squash")
     c.add_argument("--skip-bad", action="store_true", help="skip bad pairs (each is logged) instead of refusing")
     c.add_argument("--now", action="store_true", help="run in this process with a progress bar instead of queueing")
+    c.add_argument("--wait", action="store_true",
+                   help="queue the job, then follow it with a progress bar and its log until it ends "
+                        "(Ctrl-C stops watching, not the job); the exit status says how it ended")
     c.add_argument("--check", action="store_true", help="only check the folders and print the report; write nothing")
     c.add_argument("--json", action="store_true", help="print the check report / job as JSON")
     c.set_defaults(func=cmd_create)
@@ -89,9 +92,18 @@ def cmd_create(args, settings):
     from ..jobs.service import JobService
 
     preflight(params)  # missing labels, empty folders...: refused now rather than by the job
-    job = JobService(settings).submit("dataset", params["name"], params)
+    service = JobService(settings)
+    job = service.submit("dataset", params["name"], params)
+    if args.wait:
+        from .follow import exit_status, follow_job
+
+        job = follow_job(service.store, job.id)
+        print(json.dumps({"id": job.id, "state": job.state.value, **(job.result or {})}) if args.json
+              else "dataset %s %s → %s" % (job.id, job.state.value, service.store.job_dir(job.id)))
+        return exit_status(job)
     print(json.dumps({"id": job.id, "state": job.state.value}) if args.json
-          else "queued dataset job %s (%s); follow it with `digits-seg jobs show %s`" % (job.id, params["name"], job.id))
+          else "queued dataset job %s (%s); follow it with `digits-seg jobs show %s`, or use --wait"
+          % (job.id, params["name"], job.id))
     return 0
 
 

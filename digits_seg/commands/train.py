@@ -44,6 +44,9 @@ def register(subparsers, common):
     p.add_argument("--workers", dest="loader_workers", type=int, default=None, help="data loader processes")
     p.add_argument("--resume", metavar="JOB", default=None, help="resume a stopped model job from its last snapshot")
     p.add_argument("--now", action="store_true", help="run in this process with a progress bar instead of queueing")
+    p.add_argument("--wait", action="store_true",
+                   help="queue the job(s), then follow each with a progress bar and its log until it ends "
+                        "(Ctrl-C stops watching, not the jobs); the exit status says how they ended")
     p.add_argument("--json", action="store_true", help="print the created job(s) as JSON")
     p.set_defaults(func=cmd_train)
 
@@ -113,13 +116,21 @@ def cmd_train(args, settings):
             created.append(_run_now(store, name, run, settings))
         else:
             created.append(_submit(settings, name, run, dataset))
+    status = 0
+    if args.wait and not args.now:
+        from .follow import exit_status, follow_job
+
+        for c in created:
+            job = follow_job(store, c["id"])
+            c["state"] = job.state.value
+            status = max(status, exit_status(job))
     if args.json:
         print(json.dumps(created))
     else:
         for c in created:
-            print("%s model job %s (%s)%s" % ("finished" if args.now else "queued", c["id"], c["name"],
-                                              " → " + c["dir"] if args.now else ""))
-    return 0
+            print("%s model job %s (%s)%s" % ("finished" if args.now else c["state"] if args.wait else "queued",
+                                              c["id"], c["name"], " → " + c["dir"] if args.now else ""))
+    return status
 
 
 def _submit(settings, name, params, dataset):

@@ -26,3 +26,41 @@ def test_cli_create_goes_through_the_queue(settings, start_worker, capsys):
     assert job.state.value == "done", job.error
     assert job.result["train"] == 4 and job.result["val"] == 1
     assert os.path.exists(os.path.join(store.job_dir(job_id), "dataset.json"))
+
+
+def test_cli_wait_follows_the_job_to_its_end(settings, start_worker, capsys):
+    root = os.path.join(settings.data_roots[0], "city")
+    synthcity.generate(root, 6, size=(24, 16), seed=3)
+    start_worker()
+    common = ["dataset", "create", "--jobs-dir", settings.jobs_dir, "--redis-url", settings.redis_url,
+              "--images", root + "/images", "--labels", root + "/labels", "--classes", root + "/classes.txt",
+              "--val-pct", "20", "--wait", "--json"]
+    code = main(common + ["--name", "waited-city"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    final = json.loads(captured.out.strip().splitlines()[-1])
+    assert final["state"] == "done" and final["train"] + final["val"] == 6  # it returned only at the end
+    assert "Started dataset job 'waited-city'" in captured.err and "pairs in" in captured.err  # the log, live
+    # a job that fails makes --wait fail too, with the reason
+    os.unlink(os.path.join(root, "classes.txt"))
+    with open(os.path.join(root, "classes.txt"), "w") as f:
+        f.write("only\ntwo\n")  # labels use 10 classes: creation refuses values >= 2
+    code = main(common + ["--name", "failing-city"])
+    captured = capsys.readouterr()
+    assert code == 1 and "ended error" in captured.err and "class" in captured.err
+
+
+def test_cli_train_wait_follows_the_model_job(settings, start_worker, capsys):
+    root = os.path.join(settings.data_roots[0], "city")
+    synthcity.generate(root, 6, size=(32, 24), seed=4)
+    start_worker()
+    base = ["--jobs-dir", settings.jobs_dir, "--redis-url", settings.redis_url]
+    assert main(["dataset", "create"] + base + ["--images", root + "/images", "--labels", root + "/labels",
+                                              "--classes", root + "/classes.txt", "--wait", "--json"]) == 0
+    ds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["id"]
+    code = main(["train"] + base + ["--dataset", ds, "--network", "tiny-fcn", "--epochs", "1", "--batch-size", "2",
+                                    "--device", "cpu", "--wait", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    [made] = json.loads(captured.out.strip().splitlines()[-1])
+    assert made["state"] == "done" and "Started model job" in captured.err

@@ -1,0 +1,70 @@
+"""`--wait`: watch a queued job from the CLI with a tqdm bar and its log lines, until it ends.
+
+Ctrl-C stops watching, not the job (the job belongs to the queue; `digits-seg jobs abort ID`
+stops it). The exit status says how the job ended, so scripts can chain on it.
+"""
+
+import os
+import sys
+import time
+
+POLL_S = 0.5
+"""Seconds between reads of job.json and the log while following."""
+
+
+def follow_job(store, job_id, out=sys.stderr, poll_s=POLL_S):
+    """Show the job's progress and new log lines until it finishes; return its final `Job`.
+
+    Raises `KeyboardInterrupt` after telling the user the job goes on.
+    """
+    from tqdm import tqdm
+
+    job = store.get(job_id)
+    bar = tqdm(total=1000, desc=job.name, file=out,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+    log_path, offset = store.log_path(job_id), 0
+    try:
+        while True:
+            job = store.get(job_id)
+            offset = _print_new_lines(bar, log_path, offset, out)
+            if job.state.value == "queued":
+                bar.set_postfix_str("queued: waiting for a free worker", refresh=False)
+            else:
+                bar.n = int(1000 * max(0.0, min(1.0, job.progress.get("fraction") or 0.0)))
+                bar.set_postfix_str(job.progress.get("message") or job.state.value, refresh=False)
+            bar.refresh()
+            if job.state.finished:
+                _print_new_lines(bar, log_path, offset, out)
+                return job
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        bar.write("stopped watching; job %s goes on (`digits-seg jobs show %s`, `digits-seg jobs abort %s`)"
+                  % (job_id, job_id, job_id), file=out)
+        raise
+    finally:
+        bar.close()
+
+
+def _print_new_lines(bar, path, offset, out):
+    """Write the log lines added since `offset` above the bar; return the new offset."""
+    try:
+        if os.path.getsize(path) <= offset:
+            return offset
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return offset
+    complete = data.rfind(b"\n") + 1  # a line still being written waits for the next poll
+    for line in data[:complete].decode("utf-8", "replace").splitlines():
+        bar.write(line, file=out)
+    return offset + complete
+
+
+def exit_status(job):
+    """0 when the job is done, 1 otherwise (after printing why)."""
+    if job.state.value == "done":
+        return 0
+    message = (job.error or {}).get("message") if job.state.value == "error" else job.state.value
+    print("job %s ended %s: %s" % (job.id, job.state.value, message or "see its log"), file=sys.stderr)
+    return 1
