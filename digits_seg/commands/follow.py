@@ -21,7 +21,7 @@ def follow_job(store, job_id, out=sys.stderr, poll_s=POLL_S):
 
     job = store.get(job_id)
     bar = tqdm(total=1000, desc=job.name, file=out,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
     log_path, offset = store.log_path(job_id), 0
     try:
         while True:

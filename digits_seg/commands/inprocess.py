@@ -16,7 +16,7 @@ def run_now(store, job, fn, params, interrupt_hint="", **extra):
 
     store.set_state(job.id, JobState.RUNNING, "running in-process (--now)")
     bar = tqdm(total=1000, desc=job.name, file=sys.stderr,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
 
     def on_progress(fraction, message=""):
         bar.n = int(1000 * max(0.0, min(1.0, fraction)))
