@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+from .follow import add_wait_argument, report_queued
+
 
 def register(subparsers, common):
     """Add `dataset` and `demo-data` to the `digits-seg` parser."""
@@ -37,9 +39,7 @@ def register(subparsers, common):
     c.add_argument("--resize-mode", choices=["squash", "crop", "fill", "half_crop"], default="squash")
     c.add_argument("--skip-bad", action="store_true", help="skip bad pairs (each is logged) instead of refusing")
     c.add_argument("--now", action="store_true", help="run in this process with a progress bar instead of queueing")
-    c.add_argument("--wait", action="store_true",
-                   help="queue the job, then follow it with a progress bar and its log until it ends "
-                        "(Ctrl-C stops watching, not the job); the exit status says how it ended")
+    add_wait_argument(c)
     c.add_argument("--check", action="store_true", help="only check the folders and print the report; write nothing")
     c.add_argument("--json", action="store_true", help="print the check report / job as JSON")
     c.set_defaults(func=cmd_create)
@@ -93,18 +93,7 @@ def cmd_create(args, settings):
 
     preflight(params)  # missing labels, empty folders...: refused now rather than by the job
     service = JobService(settings)
-    job = service.submit("dataset", params["name"], params)
-    if args.wait:
-        from .follow import exit_status, follow_job
-
-        job = follow_job(service.store, job.id)
-        print(json.dumps({"id": job.id, "state": job.state.value, **(job.result or {})}) if args.json
-              else "dataset %s %s → %s" % (job.id, job.state.value, service.store.job_dir(job.id)))
-        return exit_status(job)
-    print(json.dumps({"id": job.id, "state": job.state.value}) if args.json
-          else "queued dataset job %s (%s); follow it with `digits-seg jobs show %s`, or use --wait"
-          % (job.id, params["name"], job.id))
-    return 0
+    return report_queued(service.store, service.submit("dataset", params["name"], params), args, "dataset")
 
 
 def _print_check(report):

@@ -4,6 +4,7 @@ Ctrl-C stops watching, not the job (the job belongs to the queue; `digits-seg jo
 stops it). The exit status says how the job ended, so scripts can chain on it.
 """
 
+import json
 import os
 import sys
 import time
@@ -12,13 +13,15 @@ POLL_S = 0.5
 """Seconds between reads of job.json and the log while following."""
 
 
-def follow_job(store, job_id, out=sys.stderr, poll_s=POLL_S):
+def follow_job(store, job_id, out=None, poll_s=POLL_S):
     """Show the job's progress and new log lines until it finishes; return its final `Job`.
 
-    Raises `KeyboardInterrupt` after telling the user the job goes on.
+    Raises `KeyboardInterrupt` after telling the user the job goes on. `out` defaults to the
+    current `sys.stderr` (looked up at call time, so a replaced stream is honoured).
     """
     from tqdm import tqdm
 
+    out = out or sys.stderr
     job = store.get(job_id)
     bar = tqdm(total=1000, desc=job.name, file=out,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
@@ -68,3 +71,23 @@ def exit_status(job):
     message = (job.error or {}).get("message") if job.state.value == "error" else job.state.value
     print("job %s ended %s: %s" % (job.id, job.state.value, message or "see its log"), file=sys.stderr)
     return 1
+
+
+def report_queued(store, job, args, what):
+    """After queuing `job`: with `--wait` follow it to its end (the exit status says how it ended),
+    else say how to follow it. `what` names the kind for people ("dataset", "pretrained")."""
+    if getattr(args, "wait", False):
+        job = follow_job(store, job.id)
+        print(json.dumps({"id": job.id, "state": job.state.value, **(job.result or {})}) if args.json
+              else "%s %s %s → %s" % (what, job.id, job.state.value, store.job_dir(job.id)))
+        return exit_status(job)
+    print(json.dumps({"id": job.id, "state": job.state.value}) if args.json
+          else "queued %s job %s (%s); follow it with `digits-seg jobs show %s`, or use --wait"
+          % (what, job.id, job.name, job.id))
+    return 0
+
+
+def add_wait_argument(parser, what="the job"):
+    parser.add_argument("--wait", action="store_true",
+                        help="queue %s, then follow it with a progress bar and its log until it ends (Ctrl-C stops "
+                             "watching, not the job); the exit status says how it ended" % what)

@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+from .follow import add_wait_argument, report_queued
+
 
 def register(subparsers, common):
     """Add `store` and its actions to the `digits-seg` parser."""
@@ -42,6 +44,7 @@ def register(subparsers, common):
     imp.add_argument("model", help="the entry folder name (see `store list`)")
     imp.add_argument("--name", default=None, help="name of the pretrained model job")
     imp.add_argument("--now", action="store_true", help="run in this process with a progress bar instead of queueing")
+    add_wait_argument(imp)
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(func=cmd_import)
 
@@ -124,10 +127,8 @@ def cmd_import(args, settings):
     if not args.now:
         from ..jobs.service import JobService
 
-        job = JobService(settings).submit("pretrained", name, params)
-        print(json.dumps({"id": job.id, "state": job.state.value}) if args.json
-              else "queued pretrained job %s (%s); follow it with `digits-seg jobs show %s`" % (job.id, name, job.id))
-        return 0
+        service = JobService(settings)
+        return report_queued(service.store, service.submit("pretrained", name, params), args, "pretrained model")
     return _import_now(name, params, settings, args)
 
 

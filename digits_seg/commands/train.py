@@ -2,6 +2,8 @@
 
 import json
 
+from .follow import add_wait_argument
+
 
 def register(subparsers, common):
     """Add the `train` sub-command to the `digits-seg` parser."""
@@ -44,9 +46,7 @@ def register(subparsers, common):
     p.add_argument("--workers", dest="loader_workers", type=int, default=None, help="data loader processes")
     p.add_argument("--resume", metavar="JOB", default=None, help="resume a stopped model job from its last snapshot")
     p.add_argument("--now", action="store_true", help="run in this process with a progress bar instead of queueing")
-    p.add_argument("--wait", action="store_true",
-                   help="queue the job(s), then follow each with a progress bar and its log until it ends "
-                        "(Ctrl-C stops watching, not the jobs); the exit status says how they ended")
+    add_wait_argument(p, "the job(s)")
     p.add_argument("--json", action="store_true", help="print the created job(s) as JSON")
     p.set_defaults(func=cmd_train)
 
