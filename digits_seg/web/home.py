@@ -13,7 +13,7 @@ HOME_PAGE_SIZE = 50
 """Rows per tab on the HTML home page; older jobs are one click away (`?tab=<kind>&page=N`).
 
 With thousands of jobs, rendering every row cost seconds and a megabyte of HTML per visit;
-the JSON twin still lists every job.
+the JSON twin still lists every job unless asked for fewer (`?limit=N`, `?state=`).
 """
 
 
@@ -24,8 +24,14 @@ def index():
     for job in state().store.list():
         groups.setdefault(job.kind, []).append(job)
     if wants_json():
+        # every job by default (newest first); `?state=running` and `?limit=N` (per kind) for
+        # clients of servers with thousands of jobs
+        wanted = request.args.get("state")
+        limit = _int_arg("limit", None)
+
         def summaries(kind):
-            return [job_summary(j) for j in groups[kind]]
+            jobs = [j for j in groups[kind] if not wanted or j.state.value == wanted]
+            return [job_summary(j) for j in (jobs[:max(0, limit)] if limit is not None else jobs)]
         return jsonify({"datasets": summaries("dataset"), "models": summaries("model"),
                         "pretrained_models": summaries("pretrained"), "inference": summaries("inference"),
                         "checks": summaries("check")})
@@ -36,11 +42,11 @@ def index():
     return render_template("index.html", tabs=TABS, pages=pages, active=active, groups=groups)
 
 
-def _int_arg(name):
+def _int_arg(name, default=1):
     try:
-        return int(request.args.get(name, 1))
-    except ValueError:
-        return 1
+        return int(request.args.get(name, default))
+    except (TypeError, ValueError):
+        return default
 
 
 def _page(jobs, number):

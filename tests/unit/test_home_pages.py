@@ -107,6 +107,11 @@ def test_json_twin_lists_every_job(home):
     data = app.test_client().get("/index.json?tab=model&page=2").get_json()
     assert [d["id"] for d in data["models"]] == models
     assert [d["id"] for d in data["datasets"]] == datasets
+    few = app.test_client().get("/index.json?limit=3").get_json()
+    assert [d["id"] for d in few["models"]] == models[:3] and [d["id"] for d in few["datasets"]] == datasets[:3]
+    store.set_state(models[5], "running")
+    running = app.test_client().get("/index.json?state=running").get_json()
+    assert [d["id"] for d in running["models"]] == [models[5]] and running["datasets"] == []
 
 
 def test_status_of_many_jobs_in_one_request(home):
