@@ -21,7 +21,7 @@ import time
 
 from .errors import DigitsSegError
 from .jobs.gpus import list_gpus
-from .jobs.procs import die_with_parent
+from .procs import die_with_parent
 from .jobs.queue import connect, escalate_aborts, recover
 from .jobs.uploads import prune_stages
 from .jobs.redis_server import EmbeddedRedis

@@ -15,9 +15,12 @@ its own pipe; at the end it sends its accumulator, which the parent collects in 
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import threading
 import traceback
+
+from ..procs import set_parent_death_signal
 
 DEFAULT_WORKERS = 2
 """Decode/validate processes; the machines this targets have 2 cores."""
@@ -79,7 +82,8 @@ class OrderedMap:
         for _ in range(self.workers):
             r, w = ctx.Pipe(duplex=False)
             p = ctx.Process(target=_worker, daemon=True,
-                            args=(self.fn, self.tasks, self.shared, self.make_accumulator, counter, credits, w))
+                            args=(self.fn, self.tasks, self.shared, self.make_accumulator, counter, credits, w,
+                                  os.getpid()))
             p.start()
             w.close()
             self._procs.append(p)
@@ -153,7 +157,10 @@ def _finish(acc):
     return acc.finish() if hasattr(acc, "finish") else acc
 
 
-def _worker(fn, tasks, shared, make_accumulator, counter, credits, out):
+def _worker(fn, tasks, shared, make_accumulator, counter, credits, out, parent_pid):
+    # A parent killed outright (OOM killer, SIGKILL of a job's work horse) would leave this
+    # process waiting for credits forever: have the kernel kill it with its parent instead.
+    set_parent_death_signal(signal.SIGKILL, parent_pid)
     try:
         acc = make_accumulator()
         n = len(tasks)

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from ..errors import DigitsSegError
-from .procs import die_with_parent
+from ..procs import die_with_parent
 
 
 class EmbeddedRedis:

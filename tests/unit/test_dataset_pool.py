@@ -110,3 +110,49 @@ def test_the_spawn_path_works_when_the_parent_has_threads():
         stop.set()
         t.join()
     assert sum(f["n"] for f in m.finals) == 40
+
+
+def pid_of(task, shared, acc):
+    time.sleep(0.01)
+    return os.getpid()
+
+
+def _alive(pid):
+    """Running (not gone, not a zombie waiting for a reaper)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+def test_workers_die_with_a_parent_killed_outright():
+    """SIGKILL of a dataset job's process (OOM killer, a dead work horse) must not leave its
+    workers waiting for credits forever."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = ("import sys, time; sys.path.insert(0, %r)\n"
+              "from tests.unit.test_dataset_pool import pid_of\n"
+              "from digits_seg.datasets.pool import ordered_map\n"
+              "with ordered_map(pid_of, list(range(400)), workers=2) as m:\n"
+              "    seen = set()\n"
+              "    for pid in m:\n"
+              "        seen.add(pid)\n"
+              "        if len(seen) == 2:\n"
+              "            print(' '.join(map(str, seen)), flush=True)\n"
+              "            time.sleep(120)\n" % root)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        proc.kill()
+        proc.wait(10)
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(p) for p in pids):
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in pids), "pool workers outlived their killed parent"
+    finally:
+        proc.kill()

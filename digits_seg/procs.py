@@ -8,6 +8,21 @@ PR_SET_PDEATHSIG = 1
 """prctl option: the signal the kernel sends a child when the thread that forked it exits."""
 
 
+def set_parent_death_signal(sig, parent_pid):
+    """In a child: have the kernel send `sig` to this process when its parent dies (Linux).
+
+    `parent_pid` is the parent the caller expects: if it is already gone (it died before this
+    call), the signal is sent now. No-op where prctl does not exist.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), sig)
+
+
 def die_with_parent(sig=signal.SIGTERM):
     """A Popen `preexec_fn` making the child receive `sig` when its parent dies.
 
@@ -20,12 +35,6 @@ def die_with_parent(sig=signal.SIGTERM):
     parent = os.getpid()
 
     def preexec():
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-        except (OSError, AttributeError):
-            return
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), sig)
+        set_parent_death_signal(sig, parent)
 
     return preexec
