@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..fsutil import write_bytes_atomic
-from .prototxt import v1_type_name
+from .v1_layers import v1_type_name
 from .wire import (FIXED32, FIXED64, LENGTH, VARINT, MessageWriter, WireError, as_signed, iter_fields,
                    read_varint)
 

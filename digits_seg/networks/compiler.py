@@ -18,6 +18,7 @@ import torch
 
 from ..errors import ValidationError
 from . import prototxt
+from .v1_layers import upgrade_v1
 from .layers import DATA_LAYER_TYPES, LAYERS, LayerSpec, supported_types
 from .layers.base import param_mults
 from .layers.loss import loss_settings
@@ -69,11 +70,7 @@ def _as_message(net, source):
     if not isinstance(net, prototxt.Message):
         raise TypeError("compile_net needs prototxt text or a Message, got %r" % type(net))
     if net.has("layers"):
-        upgrade = getattr(prototxt, "upgrade_v1", None)
-        if upgrade is None:
-            raise ValidationError("%s uses legacy V1 'layers'; re-save it with 'layer' blocks"
-                                  % source, field="network")
-        net = upgrade(net)
+        net = upgrade_v1(net)
     for name in ("layer", "input_shape"):
         for value in net.get_all(name):
             if not isinstance(value, prototxt.Message):
