@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import fsutil
 from ..errors import JobAborted, ValidationError
+from ..jobs.uploads import adopt_stage
 from . import lmdb_io
 from .check import CheckReport, Collector, task_config
 from .palette import IGNORE_LABEL, default_class_names
@@ -24,6 +25,8 @@ from .process import process_pair
 from .stats import SampleSums, SplitStats, class_warnings, write_stats
 
 SPLITS = ("train", "val")
+DB_PARTS = ("features", "labels")
+"""The two LMDBs of a split (DIGITS' layout): image Datums and label Datums under the same keys."""
 MEAN_SAMPLES = 32
 """Images per split, evenly spread, averaged into the mean pixel and the mean image: every
 image's pixels would cost a third of creation's time, and 32 images (8 M pixels at 512×512)
@@ -77,7 +80,6 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
     skip_bad = bool(params.get("skip_bad"))
     for note in plan.notes:
         log(note)
-    pairs = [(s, p) for s in SPLITS for p in plan.splits[s]]
     if not plan.splits["train"]:
         raise ValidationError("no training pairs: the validation share takes every pair; lower the validation percentage")
     suffix = plan.pairings[0][1].suffix
@@ -90,7 +92,7 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
         shutil.rmtree(partial)
     os.makedirs(partial)
     try:
-        result = _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers)
+        result = _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers)
         _publish(partial, job_dir)
     finally:
         if os.path.exists(partial):
@@ -119,9 +121,7 @@ def adopt_upload(job_dir, params):
     if not stage:
         return params
     dst = os.path.join(job_dir, UPLOAD_DIR)
-    if os.path.isdir(stage) and not os.path.exists(dst):
-        os.replace(stage, dst)
-    if not os.path.isdir(dst):
+    if not adopt_stage(stage, dst):
         raise ValidationError("the uploaded files of this dataset are gone (they are removed once a dataset is "
                               "built); upload the archive again in a new dataset", field="archive")
     out = dict(params)
@@ -154,10 +154,10 @@ class RecordSink:
 
     def write(self, split, position, result):
         key = lmdb_io.key_for(position)
-        for part, field in (("features", "image_datum"), ("labels", "label_datum")):
+        for part, field in zip(DB_PARTS, ("image_datum", "label_datum")):
             w = self._writers.get((split, part))
             if w is None:
-                w = self._writers[(split, part)] = lmdb_io.LMDBWriter(os.path.join(self.partial, split + "_db", part))
+                w = self._writers[(split, part)] = lmdb_io.LMDBWriter(_db_path(self.partial, split, part))
             w.put(key, result.pop(field))
 
     def finish(self):
@@ -182,11 +182,19 @@ def build_pair(task, cfg, sink):
     return r
 
 
-def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers):
+def _db_path(partial, split, part):
+    return os.path.join(partial, split + "_db", part)
+
+
+def _databases(partial):
+    """The four LMDB folders of a dataset being built (features and labels of each split)."""
+    return [_db_path(partial, s, part) for s in SPLITS for part in DB_PARTS]
+
+
+def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers):
     started = time.monotonic()
-    for s in SPLITS:  # every database exists, even an empty validation split; workers only add records
-        for part in ("features", "labels"):
-            lmdb_io.LMDBWriter(os.path.join(partial, s + "_db", part)).close()
+    for path in _databases(partial):  # all four exist, even for an empty split; workers only add records
+        lmdb_io.LMDBWriter(path).close()
     stats = {s: SplitStats(mean_image=cfg["mean_image"]) for s in SPLITS}
     col = Collector()
     channels = set()
@@ -208,7 +216,7 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
         for n, r in enumerate(results, 1):
             if should_stop():
                 raise JobAborted()
-            split = pairs[r["index"]][0]
+            split = tasks[r["index"]][5]
             col.add(r)
             if r["problems"]:
                 skipped[split] += 1
@@ -227,7 +235,7 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
                 flushing = flusher.submit(_fsync_all, partial)
         samples = SampleSums.merged(results.finals)
     for s in SPLITS:
-        stats[s].samples = (samples, s)
+        stats[s].samples = samples.splits.get(s)
 
     report = CheckReport()
     col.finish(report, plan.rules["tolerance"], plan.class_names)
@@ -241,8 +249,8 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
         raise ValidationError("every pair was skipped as bad; nothing to build (see the log)")
     for s in SPLITS:
         if skipped[s]:
-            for part in ("features", "labels"):
-                lmdb_io.renumber(os.path.join(partial, s + "_db", part))
+            for part in DB_PARTS:
+                lmdb_io.renumber(_db_path(partial, s, part))
     flushed = flusher.submit(_fsync_all, partial)  # the last records, while the statistics are written
     flusher.shutdown(wait=False)
 
@@ -257,7 +265,7 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
     log("stored %d images and %d labels unchanged; re-encoded %d images and %d labels"
         % (total - reencoded["image"], total - reencoded["label"], reencoded["image"], reencoded["label"]))
     elapsed = time.monotonic() - started
-    log("%d pairs in %.1f s (%.0f pairs/s)" % (len(pairs), elapsed, len(pairs) / max(elapsed, 1e-9)))
+    log("%d pairs in %.1f s (%.0f pairs/s)" % (len(tasks), elapsed, len(tasks) / max(elapsed, 1e-9)))
 
     with open(os.path.join(partial, "labels.txt"), "w", encoding="utf-8") as f:
         f.write("".join(n + "\n" for n in names))
@@ -287,9 +295,8 @@ def _build(partial, pairs, cfg, plan, params, skip_bad, on_progress, should_stop
 
 
 def _fsync_all(partial):
-    for s in SPLITS:
-        for part in ("features", "labels"):
-            lmdb_io.fsync_database(os.path.join(partial, s + "_db", part))
+    for path in _databases(partial):
+        lmdb_io.fsync_database(path)
 
 
 def _publish(partial, job_dir):

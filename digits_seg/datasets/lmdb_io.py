@@ -1,6 +1,7 @@
 """LMDB writing and reading with zero-padded keys (`%09d`, as DIGITS wrote them)."""
 
 import os
+import shutil
 import threading
 
 import lmdb
@@ -29,8 +30,8 @@ class LMDBWriter:
     def __init__(self, path, map_size=None):
         os.makedirs(path, exist_ok=True)
         self.path = path
-        # no fsync per commit: a database being built is renamed into place only after `close`,
-        # which syncs once; a crash before that leaves a folder nobody reads
+        # no fsync per commit: a database being built is flushed once at the end (`close`, or
+        # `fsync_database` when several processes wrote it) before anything marks it complete
         self.env = lmdb.open(path, map_size=map_size or DEFAULT_MAP_SIZE, subdir=True, lock=True, readahead=False,
                              meminit=False, sync=False)
         self._pending = []
@@ -104,9 +105,7 @@ def renumber(path):
     old = path + ".old"
     os.replace(path, old)
     os.replace(tmp, path)
-    for name in os.listdir(old):
-        os.unlink(os.path.join(old, name))
-    os.rmdir(old)
+    shutil.rmtree(old)
 
 
 def open_readonly(path):

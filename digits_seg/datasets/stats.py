@@ -13,67 +13,91 @@ import numpy as np
 from .palette import IGNORE_LABEL
 
 
-class SampleSums:
-    """Pixel sums of the sampled images of each split, for the mean pixel and the mean image.
+class SplitSums:
+    """Pixel sums of one split's sampled images: an exact uint32 image sum while every sample
+    has one shape, per-channel sums (`folded`) for what no longer fits it."""
 
-    Built up where the pixels are decoded (one per pool worker, see `pool.OrderedMap`), then
-    merged in the parent: only these sums cross a pipe, never the sampled arrays. The image
-    sum is exact integer arithmetic, so any split of the work gives identical results.
-    """
+    def __init__(self, channels, shape):
+        self.count = self.pixels = 0
+        self.folded = np.zeros(channels)
+        self.image = np.zeros(shape, dtype=np.uint32)  # ≤ 16 M samples × 255 fits uint32
+
+    def add(self, a):
+        if len(self.folded) != a.shape[2]:
+            return  # mixed channel counts: creation refuses the dataset anyway
+        if self.image is not None and self.image.shape == a.shape:
+            np.add(self.image, a, out=self.image)
+        else:
+            self.fold()
+            self.folded += _channel_sum(a)
+        self.count += 1
+        self.pixels += a.shape[0] * a.shape[1]
+
+    def merge(self, other):
+        if len(self.folded) != len(other.folded):
+            return
+        if self.image is not None and other.image is not None and self.image.shape == other.image.shape:
+            self.image = self.image + other.image
+        else:
+            self.fold()
+            other.fold()
+        self.folded = self.folded + other.folded
+        self.count += other.count
+        self.pixels += other.pixels
+
+    def fold(self):
+        """Give up the image sum (sample sizes differ): keep only per-channel sums."""
+        if self.image is not None:
+            self.folded += self.image.sum(axis=(0, 1), dtype=np.uint64)
+            self.image = None
+
+    def mean_pixel(self):
+        if not self.pixels:
+            return []
+        total = self.folded + (self.image.sum(axis=(0, 1), dtype=np.uint64) if self.image is not None else 0)
+        return (total / self.pixels).tolist()
+
+    def mean_image(self):
+        """H×W×C float32 mean of the samples, or None when their sizes differ."""
+        if self.image is None or not self.count:
+            return None
+        return (self.image / self.count).astype(np.float32)
+
+    def __getstate__(self):
+        """Pickle image sums of up to 257 samples as uint16: half the bytes through the pipe."""
+        state = dict(self.__dict__)
+        if self.image is not None and self.count * 255 <= np.iinfo(np.uint16).max:
+            state["image"] = self.image.astype(np.uint16)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.image is not None:
+            self.image = self.image.astype(np.uint32, copy=False)
+
+
+class SampleSums:
+    """`SplitSums` per split, built up where the pixels are decoded (one per pool worker, see
+    `pool.OrderedMap`), then merged in the parent: only these sums cross a pipe, never the
+    sampled arrays. Integer sums, so any split of the work gives identical results."""
 
     def __init__(self):
-        self.splits = {}  # split -> {"count", "pixels", "folded": per-channel float64, "image": uint32 sum or None}
+        self.splits = {}  # split name -> SplitSums
 
     def add(self, split, array):
         a = array.reshape(array.shape[0], array.shape[1], -1)
-        s = self.splits.get(split)
-        if s is None:
-            s = self.splits[split] = {"count": 0, "pixels": 0, "folded": np.zeros(a.shape[2]),
-                                      "image": np.zeros(a.shape, dtype=np.uint32)}
-        if len(s["folded"]) != a.shape[2]:
-            return  # mixed channel counts: creation refuses the dataset anyway
-        if s["image"] is not None and s["image"].shape == a.shape:
-            np.add(s["image"], a, out=s["image"])  # ≤ 16 M samples × 255 fits uint32
-        else:
-            _fold(s)
-            s["folded"] += _channel_sum(a)
-        s["count"] += 1
-        s["pixels"] += a.shape[0] * a.shape[1]
+        if split not in self.splits:
+            self.splits[split] = SplitSums(a.shape[2], a.shape)
+        self.splits[split].add(a)
 
     def merge(self, other):
         """Add another worker's sums into this one."""
         for split, o in other.splits.items():
-            s = self.splits.get(split)
-            if s is None:
-                self.splits[split] = o
-                continue
-            if len(s["folded"]) != len(o["folded"]):
-                continue
-            if s["image"] is not None and o["image"] is not None and s["image"].shape == o["image"].shape:
-                s["image"] = s["image"] + o["image"]
+            if split in self.splits:
+                self.splits[split].merge(o)
             else:
-                _fold(s)
-                _fold(o)
-            s["folded"] = s["folded"] + o["folded"]
-            s["count"] += o["count"]
-            s["pixels"] += o["pixels"]
+                self.splits[split] = o
         return self
-
-    def __getstate__(self):
-        """Pickle image sums of up to 257 samples as uint16: half the bytes through the pipe."""
-        out = {}
-        for split, s in self.splits.items():
-            s = dict(s)
-            if s["image"] is not None and s["count"] * 255 <= np.iinfo(np.uint16).max:
-                s["image"] = s["image"].astype(np.uint16)
-            out[split] = s
-        return {"splits": out}
-
-    def __setstate__(self, state):
-        self.splits = state["splits"]
-        for s in self.splits.values():
-            if s["image"] is not None:
-                s["image"] = s["image"].astype(np.uint32, copy=False)
 
     @classmethod
     def merged(cls, parts):
@@ -82,27 +106,6 @@ class SampleSums:
             if p is not None:
                 out.merge(p)
         return out
-
-    def mean_pixel(self, split):
-        s = self.splits.get(split)
-        if not s or not s["pixels"]:
-            return []
-        total = s["folded"] + (s["image"].sum(axis=(0, 1), dtype=np.uint64) if s["image"] is not None else 0)
-        return (total / s["pixels"]).tolist()
-
-    def mean_image(self, split):
-        """H×W×C float32 mean of the samples, or None when their sizes differ."""
-        s = self.splits.get(split)
-        if not s or s["image"] is None or not s["count"]:
-            return None
-        return (s["image"] / s["count"]).astype(np.float32)
-
-
-def _fold(s):
-    """Give up the image sum of a split (sizes differ): keep only its per-channel sums."""
-    if s["image"] is not None:
-        s["folded"] += s["image"].sum(axis=(0, 1), dtype=np.uint64)
-        s["image"] = None
 
 
 def _channel_sum(a):
@@ -119,10 +122,10 @@ class SplitStats:
         self.class_pixels = np.zeros(256, dtype=np.int64)
         self.class_images = np.zeros(256, dtype=np.int64)
         self.want_mean_image = mean_image
-        self.samples = None  # (SampleSums, split name) once creation has merged the workers' sums
+        self.samples = None  # this split's merged SplitSums, attached once the workers are done
 
     def add(self, result):
-        """Add one processed pair (a `process_pair` result with Datum bytes)."""
+        """Add one processed pair (a `process_pair` result)."""
         self.count += 1
         w, h = result["out_size"]
         self.sizes[(w, h)] += 1
@@ -132,20 +135,19 @@ class SplitStats:
 
     @property
     def mean_pixel(self):
-        return self.samples[0].mean_pixel(self.samples[1]) if self.samples else []
+        return self.samples.mean_pixel() if self.samples else []
 
     @property
     def mean_samples(self):
         """How many images the mean pixel and mean image average (a sample, see create.MEAN_SAMPLES)."""
-        s = self.samples[0].splits.get(self.samples[1]) if self.samples else None
-        return s["count"] if s else 0
+        return self.samples.count if self.samples else 0
 
     @property
     def mean_image(self):
         """The mean of the sampled images; None unless the whole split has one size."""
         if not self.samples or not self.want_mean_image or len(self.sizes) != 1:
             return None
-        return self.samples[0].mean_image(self.samples[1])
+        return self.samples.mean_image()
 
     def summary(self, num_classes):
         sizes = sorted(self.sizes.items(), key=lambda kv: -kv[1])

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import NotFoundError, ValidationError
+from ..jobs.uploads import adopt_stage
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 """File name endings read as images."""
@@ -185,9 +186,7 @@ def dataset_dir_of(model_dir):
 def _upload_root(job_dir, params):
     """Return the folder holding uploaded images: staged files moved in, or the extracted zip."""
     inputs = os.path.join(job_dir, "inputs")
-    staged = params.get("upload_dir")
-    if staged and os.path.isdir(staged) and not os.path.exists(inputs):
-        os.replace(staged, inputs)  # the web layer staged the upload before the job folder existed
+    adopt_stage(params.get("upload_dir"), inputs)  # the web layer staged it before the job folder existed
     archives = [p for p in (os.path.join(inputs, "inputs.zip"), os.path.join(job_dir, "inputs.zip")) if os.path.isfile(p)]
     if archives:
         extracted = os.path.join(job_dir, "extracted")

@@ -17,6 +17,16 @@ STAGE_MAX_AGE_S = 24 * 3600
 """A stage no job names is removed once it is this old (an upload in progress is younger)."""
 
 
+def adopt_stage(stage, dst):
+    """Move an upload stage to `dst` inside the job folder, once: a resumed job finds it there.
+
+    Returns True when `dst` holds the upload (moved now or earlier).
+    """
+    if stage and os.path.isdir(stage) and not os.path.exists(dst):
+        os.replace(stage, dst)
+    return os.path.isdir(dst)
+
+
 def prune_stages(store, max_age_s=STAGE_MAX_AGE_S, now=None):
     """Remove old stage folders that no job's params name; return the removed paths."""
     root = os.path.join(store.jobs_dir, STAGES)

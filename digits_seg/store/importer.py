@@ -18,7 +18,7 @@ import os
 import shutil
 
 from ..errors import JobAborted, NotFoundError, ValidationError
-from ..jobs.uploads import STAGES
+from ..jobs.uploads import STAGES, adopt_stage
 from ..safe_extract import extract_archive
 from . import index
 from . import manifest as mf
@@ -309,8 +309,7 @@ def _entry_from_archive(root):
 def import_upload(job_dir, params, *, on_progress, should_stop, log, settings, **_extra):
     """Create a pretrained model in `job_dir` from uploaded files or a DIGITS model archive."""
     staged = params.get("upload_dir")
-    if staged and os.path.isdir(staged) and not os.path.exists(os.path.join(job_dir, UPLOAD_DIR)):
-        os.replace(staged, os.path.join(job_dir, UPLOAD_DIR))
+    adopt_stage(staged, os.path.join(job_dir, UPLOAD_DIR))
     files = {role: os.path.join(job_dir, rel) for role, rel in params["files"].items()}
     stage = os.path.join(job_dir, _STAGE)
     shutil.rmtree(stage, ignore_errors=True)
