@@ -8,6 +8,44 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.abspath(os.path.join(REPO_ROOT, "..", "shared", "data"))
 
 
+def synthcity_params(settings, src, count, size, seed, val_pct=20):
+    """Generate `count` SynthCity scenes (`size` = (w, h)) into `src`; return validated dataset params."""
+    from digits_seg.datasets import synthcity
+    from digits_seg.datasets.params import validate_params
+
+    synthcity.generate(src, count, size=size, seed=seed)
+    return validate_params({"images": os.path.join(src, "images"), "labels": os.path.join(src, "labels"),
+                            "classes_file": os.path.join(src, "classes.txt"), "val_pct": val_pct}, settings)
+
+
+def build_dataset(settings, out, params):
+    """Build a dataset folder at `out` with the real `create_dataset`, in this process."""
+    from digits_seg.datasets.create import create_dataset
+
+    os.makedirs(out, exist_ok=True)
+    create_dataset(out, params, settings=settings, log=lambda t: None, workers=1)
+    return out
+
+
+def synthcity_dataset(settings, src, out, count, size, seed, val_pct=20):
+    """SynthCity scenes in `src` built into a dataset folder at `out`; returns `out`."""
+    return build_dataset(settings, out, synthcity_params(settings, src, count, size, seed, val_pct))
+
+
+def synthcity_dataset_job(settings, src, count, size, seed, val_pct=20, name="synth"):
+    """SynthCity scenes in `src` built as a finished dataset job in `settings.jobs_dir`; returns its id."""
+    from digits_seg.jobs.job import JobState
+    from digits_seg.jobs.store import JobStore
+
+    params = synthcity_params(settings, src, count, size, seed, val_pct)
+    store = JobStore(settings.jobs_dir)
+    job = store.create("dataset", name, params)
+    store.set_state(job.id, JobState.RUNNING)
+    build_dataset(settings, store.job_dir(job.id), params)
+    store.set_state(job.id, JobState.DONE)
+    return job.id
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: slow test (CI still runs it)")
     config.addinivalue_line("markers", "e2e: browser test (Playwright + /usr/bin/chromium)")

@@ -5,21 +5,17 @@ A real `digits-seg serve` runs; the test writes a finished dataset job (SynthCit
 Each interaction must change the canvas pixels, read back from the page itself.
 """
 
-import os
 
 import pytest
 from playwright.sync_api import expect
 
 from digits_seg.config import load_settings
-from digits_seg.datasets import synthcity
-from digits_seg.datasets.create import create_dataset
 from digits_seg.datasets.info import DatasetInfo
-from digits_seg.datasets.params import validate_params as dataset_params
 from digits_seg.jobs.job import JobState
 from digits_seg.jobs.store import JobStore
 from digits_seg.training.params import validate_params as training_params
 from digits_seg.training.trainer import train
-from tests.conftest import wait_for
+from tests.conftest import synthcity_dataset_job, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -34,16 +30,9 @@ CANVAS_SUM = """() => {
 
 
 def _make_jobs(server, tmp_path):
-    src = str(tmp_path / "src")
-    synthcity.generate(src, 16, size=(96, 64), seed=4)
     store = JobStore(server.jobs_dir)
     settings = load_settings({"jobs_dir": server.jobs_dir, "data_roots": str(tmp_path)}, environ={})
-    dparams = dataset_params({"images": os.path.join(src, "images"), "labels": os.path.join(src, "labels"),
-                              "classes_file": os.path.join(src, "classes.txt"), "val_pct": 25}, settings)
-    ds = store.create("dataset", "synth", dparams)
-    create_dataset(store.job_dir(ds.id), dparams, settings=settings, log=lambda t: None, workers=1)
-    for st in (JobState.RUNNING, JobState.DONE):
-        store.set_state(ds.id, st)
+    ds = store.get(synthcity_dataset_job(settings, str(tmp_path / "src"), 16, (96, 64), seed=4, val_pct=25))
     mparams = training_params({"dataset_id": ds.id, "network": "tiny-fcn", "network_kind": "standard", "epochs": 3,
                                "batch_size": 4, "base_lr": 0.01, "solver_type": "Adam", "lr_policy": "fixed",
                                "loader_workers": 0, "seed": 2, "device": "cpu"},

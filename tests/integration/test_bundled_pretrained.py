@@ -7,14 +7,13 @@ from PIL import Image
 
 from digits_seg.config import load_settings
 from digits_seg.datasets import synthcity
-from digits_seg.datasets.create import create_dataset
 from digits_seg.datasets.info import DatasetInfo
-from digits_seg.datasets.params import validate_params as dataset_params
 from digits_seg.inference.predictor import Predictor
 from digits_seg.store.importer import import_model, validate_params as import_params
 from digits_seg.store.index import bundled_store
 from digits_seg.training.params import validate_params as train_params
 from digits_seg.training.trainer import train
+from tests.conftest import synthcity_dataset
 
 
 def quiet(**_):
@@ -44,13 +43,8 @@ def test_import_synthcity_unet_segments_unseen_scenes_and_fine_tunes(tmp_path):
     assert correct / total > 0.9  # measured 0.99 at publication; most-frequent-class guessing gives ~0.4
 
     # fine-tune it for one epoch on a small new dataset: the weights load (no re-initialised layer)
-    ds_dir = os.path.join(root, "dataset")
-    os.makedirs(ds_dir)
-    synthcity.generate(os.path.join(root, "new"), 12, size=(128, 96), seed=99)
-    dparams = dataset_params({"images": os.path.join(root, "new", "images"),
-                              "labels": os.path.join(root, "new", "labels"),
-                              "classes_file": os.path.join(root, "new", "classes.txt"), "val_pct": 25}, settings)
-    create_dataset(ds_dir, dparams, settings=settings, log=lambda t: None)
+    ds_dir = synthcity_dataset(settings, os.path.join(root, "new"), os.path.join(root, "dataset"), 12, (128, 96),
+                               seed=99, val_pct=25)
     tparams = train_params({"network_kind": "pretrained", "pretrained_job": "p", "pretrained_id": "p",
                             "epochs": 1, "batch_size": 3, "base_lr": 0.0001, "solver_type": "Adam",
                             "loader_workers": 0, "dataset_id": "d"}, settings, DatasetInfo.load(ds_dir))

@@ -18,10 +18,7 @@ import pytest
 from PIL import Image
 
 from digits_seg.config import load_settings
-from digits_seg.datasets import synthcity
-from digits_seg.datasets.create import create_dataset
 from digits_seg.datasets.info import DatasetInfo
-from digits_seg.datasets.params import validate_params as dataset_params
 from digits_seg.datasets.reader import SegmentationLMDB
 from digits_seg.inference.batch import infer_many
 from digits_seg.inference.predictor import Predictor
@@ -30,24 +27,17 @@ from digits_seg.jobs.store import JobStore
 from digits_seg.training.metrics_log import read_metrics
 from digits_seg.training.params import validate_params as training_params
 from digits_seg.training.trainer import train
-from tests.conftest import wait_for
+from tests.conftest import synthcity_dataset_job, wait_for
 
 API = {"X-Requested-With": "digits-seg"}
 
 
 def build_jobs(root, mean_subtraction="pixel"):
     """Jobs dir with a finished dataset job and a finished tiny-fcn model job trained on it."""
-    src = str(root / "src")
-    synthcity.generate(src, 24, size=(64, 48), seed=11)
     jobs = str(root / "jobs")
     store = JobStore(jobs)
     settings = load_settings({"jobs_dir": jobs, "data_roots": str(root)}, environ={})
-    dparams = dataset_params({"images": os.path.join(src, "images"), "labels": os.path.join(src, "labels"),
-                              "classes_file": os.path.join(src, "classes.txt"), "val_pct": 25}, settings)
-    ds = store.create("dataset", "synth", dparams)
-    create_dataset(store.job_dir(ds.id), dparams, settings=settings, log=lambda t: None, workers=1)
-    store.set_state(ds.id, JobState.RUNNING)
-    store.set_state(ds.id, JobState.DONE)
+    ds = store.get(synthcity_dataset_job(settings, str(root / "src"), 24, (64, 48), seed=11, val_pct=25))
     mparams = training_params({"dataset_id": ds.id, "network": "tiny-fcn", "network_kind": "standard", "epochs": 3,
                                "batch_size": 4, "base_lr": 0.01, "solver_type": "Adam", "lr_policy": "fixed",
                                "loader_workers": 0, "seed": 1, "mean_subtraction": mean_subtraction,
@@ -58,7 +48,7 @@ def build_jobs(root, mean_subtraction="pixel"):
           log=lambda t: None, dataset_dir=store.job_dir(ds.id), resume=False, pretrained_dir=None, previous_dir=None)
     store.set_state(model.id, JobState.RUNNING)
     store.set_state(model.id, JobState.DONE)
-    return {"jobs": jobs, "dataset": ds.id, "model": model.id, "src": src,
+    return {"jobs": jobs, "dataset": ds.id, "model": model.id, "src": str(root / "src"),
             "dir": store.job_dir(model.id), "dataset_dir": store.job_dir(ds.id)}
 
 

@@ -6,30 +6,19 @@ import signal
 
 import pytest
 
-from digits_seg.datasets import synthcity
-from digits_seg.datasets.create import create_dataset
-from digits_seg.datasets.params import validate_params as dataset_params
 from digits_seg.jobs.job import JobState
 from digits_seg.jobs.store import JobStore
 from digits_seg.training.metrics_log import read_metrics
 from digits_seg.training.snapshots import list_snapshots
-from tests.conftest import wait_for
+from tests.conftest import synthcity_dataset_job, wait_for
 
 JSON = {"Accept": "application/json"}
 
 
 def make_dataset(settings, count=40, size=64):
     """A finished dataset job (SynthCity through the real create_dataset)."""
-    root = settings.resolved_data_roots[0]
-    synthcity.generate(os.path.join(root, "src"), count, size=(size, size), seed=2)
-    params = dataset_params({"images": os.path.join(root, "src", "images"), "labels": os.path.join(root, "src", "labels"),
-                             "classes_file": os.path.join(root, "src", "classes.txt"), "val_pct": 20}, settings)
-    store = JobStore(settings.jobs_dir)
-    job = store.create("dataset", "synth", params)
-    store.set_state(job.id, JobState.RUNNING)
-    create_dataset(store.job_dir(job.id), params, settings=settings, log=lambda t: None, workers=1)
-    store.set_state(job.id, JobState.DONE)
-    return job.id
+    src = os.path.join(settings.resolved_data_roots[0], "src")
+    return synthcity_dataset_job(settings, src, count, (size, size), seed=2)
 
 
 def test_form_create_sweep_preview_and_validate(settings, client):

@@ -20,6 +20,7 @@ from digits_seg.store.cache import StoreCache
 from digits_seg.store.download import DownloadError, download
 from digits_seg.store.publish import add_entry
 from digits_seg.store.server import StoreRequestHandler, serve_in_thread
+from tests.conftest import synthcity_dataset
 
 NET = """name: "tiny"
 layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" convolution_param { num_output: 4 kernel_size: 3 pad: 1 } }
@@ -264,10 +265,7 @@ def test_zip_slip_model_archive_from_a_store_is_rejected(tmp_path, served):
 @pytest.mark.slow
 def test_import_then_fine_tune_then_infer(tmp_path):
     """The whole path on a machine without internet: store → pretrained job → 1 epoch → predict."""
-    from digits_seg.datasets import synthcity
-    from digits_seg.datasets.create import create_dataset
     from digits_seg.datasets.info import DatasetInfo
-    from digits_seg.datasets.params import validate_params as dataset_params
     from digits_seg.inference.predictor import Predictor
     from digits_seg.networks.compiler import compile_net
     from digits_seg.networks.standard import standard_prototxt
@@ -295,13 +293,8 @@ def test_import_then_fine_tune_then_infer(tmp_path):
         server.shutdown()
         server.server_close()
 
-    synthcity.generate(os.path.join(root, "src"), 12, size=(32, 32), seed=2)
-    ds = os.path.join(root, "dataset")
-    os.makedirs(ds)
-    create_dataset(ds, dataset_params({"images": os.path.join(root, "src", "images"),
-                                       "labels": os.path.join(root, "src", "labels"),
-                                       "classes_file": os.path.join(root, "src", "classes.txt"), "val_pct": 25},
-                                      settings), settings=settings, log=lambda t: None, workers=1)
+    ds = synthcity_dataset(settings, os.path.join(root, "src"), os.path.join(root, "dataset"), 12, (32, 32), seed=2,
+                           val_pct=25)
     info = DatasetInfo.load(ds)
     assert info.num_classes != 4  # the class-count mismatch path
     model = _job(tmp_path, "model")

@@ -7,14 +7,13 @@ import pytest
 
 from digits_seg.config import load_settings
 from digits_seg.datasets import synthcity
-from digits_seg.datasets.create import create_dataset
 from digits_seg.datasets.info import DatasetInfo
-from digits_seg.datasets.params import validate_params as dataset_params
 from digits_seg.errors import JobAborted, ValidationError
 from digits_seg.training.metrics_log import read_metrics
 from digits_seg.training.params import validate_params
 from digits_seg.training.snapshots import export_caffemodel, list_snapshots, read_solver_attrs
 from digits_seg.training.trainer import train
+from tests.conftest import synthcity_dataset
 
 
 def network_choice():
@@ -49,14 +48,8 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top
 @pytest.fixture(scope="module")
 def dataset_dir(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("synthcity"))
-    synthcity.generate(os.path.join(root, "src"), 40, size=(64, 64), seed=3)
     settings = load_settings({"jobs_dir": root, "data_roots": [root]}, environ={})
-    params = dataset_params({"images": os.path.join(root, "src", "images"), "labels": os.path.join(root, "src", "labels"),
-                             "classes_file": os.path.join(root, "src", "classes.txt"), "val_pct": 20}, settings)
-    out = os.path.join(root, "dataset")
-    os.makedirs(out)
-    create_dataset(out, params, settings=settings, log=lambda text: None, workers=1)
-    return out
+    return synthcity_dataset(settings, os.path.join(root, "src"), os.path.join(root, "dataset"), 40, (64, 64), seed=3)
 
 
 def make_params(dataset_dir, **over):

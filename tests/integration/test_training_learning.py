@@ -6,14 +6,12 @@ import time
 import pytest
 
 from digits_seg.config import load_settings
-from digits_seg.datasets import synthcity
-from digits_seg.datasets.create import create_dataset
 from digits_seg.datasets.info import DatasetInfo
-from digits_seg.datasets.params import validate_params as dataset_params
 from digits_seg.training.metrics import most_frequent_class_baseline
 from digits_seg.training.metrics_log import read_metrics
 from digits_seg.training.params import validate_params
 from digits_seg.training.trainer import train
+from tests.conftest import synthcity_dataset
 
 NETWORK = os.environ.get("LEARNING_CHECK_NETWORK", "unet")
 EPOCHS = int(os.environ.get("LEARNING_CHECK_EPOCHS", "6"))
@@ -23,13 +21,8 @@ EPOCHS = int(os.environ.get("LEARNING_CHECK_EPOCHS", "6"))
 @pytest.mark.timeout(1800)
 def test_unet_learns_synthcity_128(tmp_path):
     root = str(tmp_path)
-    synthcity.generate(os.path.join(root, "src"), 60, size=(128, 128), seed=11)
     settings = load_settings({"jobs_dir": root, "data_roots": [root]}, environ={})
-    dp = dataset_params({"images": os.path.join(root, "src", "images"), "labels": os.path.join(root, "src", "labels"),
-                         "classes_file": os.path.join(root, "src", "classes.txt"), "val_pct": 20}, settings)
-    ds = os.path.join(root, "dataset")
-    os.makedirs(ds)
-    create_dataset(ds, dp, settings=settings, log=lambda t: None, workers=1)
+    ds = synthcity_dataset(settings, os.path.join(root, "src"), os.path.join(root, "dataset"), 60, (128, 128), seed=11)
     params = validate_params({"network": NETWORK, "epochs": EPOCHS, "batch_size": 4, "crop_size": 64, "hflip": True,
                               "solver_type": "Adam", "base_lr": 0.003, "lr_policy": "poly", "lr_power": 0.9,
                               "loader_workers": 1, "seed": 0, "log_interval": 4, "val_interval": 3},
