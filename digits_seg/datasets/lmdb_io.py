@@ -36,12 +36,10 @@ class LMDBWriter:
                              meminit=False, sync=False)
         self._pending = []
         self._pending_bytes = 0
-        self.count = 0
 
     def put(self, key, value):
         self._pending.append((key, value))
         self._pending_bytes += len(value)
-        self.count += 1
         if self._pending_bytes >= COMMIT_BYTES:
             self.flush()
 

@@ -103,8 +103,7 @@ class SampleSums:
     def merged(cls, parts):
         out = cls()
         for p in parts:
-            if p is not None:
-                out.merge(p)
+            out.merge(p)
         return out
 
 

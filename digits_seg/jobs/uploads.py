@@ -8,6 +8,7 @@ server prunes stages that are old and that no job names.
 
 import os
 import shutil
+import tempfile
 import time
 
 STAGES = ".uploads"
@@ -15,6 +16,13 @@ STAGES = ".uploads"
 
 STAGE_MAX_AGE_S = 24 * 3600
 """A stage no job names is removed once it is this old (an upload in progress is younger)."""
+
+
+def new_stage(jobs_dir, prefix=""):
+    """A fresh, empty stage folder `<jobs>/.uploads/<prefix><random>` for one request's upload."""
+    root = os.path.join(jobs_dir, STAGES)
+    os.makedirs(root, exist_ok=True)
+    return tempfile.mkdtemp(prefix=prefix, dir=root)
 
 
 def adopt_stage(stage, dst):

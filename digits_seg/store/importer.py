@@ -18,7 +18,7 @@ import os
 import shutil
 
 from ..errors import JobAborted, NotFoundError, ValidationError
-from ..jobs.uploads import STAGES, adopt_stage
+from ..jobs.uploads import STAGES, adopt_stage, new_stage
 from ..safe_extract import extract_archive
 from . import index
 from . import manifest as mf
@@ -60,11 +60,7 @@ def new_upload_stage(settings):
     params["upload_dir"], and the task moves it into the job folder as `upload/`; so the
     worker never sees a job whose files are still being written.
     """
-    import secrets
-
-    folder = os.path.join(settings.jobs_dir, STAGES, secrets.token_hex(8))
-    os.makedirs(folder)
-    return folder
+    return new_stage(settings.jobs_dir)
 
 
 def staged_path(stage_dir, role, filename):

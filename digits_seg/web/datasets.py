@@ -19,7 +19,7 @@ from ..datasets.info import DatasetInfo
 from ..datasets.labels import colorize
 from ..datasets.params import complete_path, validate_params
 from ..errors import NotFoundError, ValidationError
-from ..jobs.uploads import STAGES
+from ..jobs.uploads import new_stage
 from .folder_checks import FolderChecks
 from .helpers import format_eta, get_job, render, request_data, state, wants_json
 from .jobs import job_data
@@ -55,10 +55,8 @@ def _upload(settings):
     if f is None or not f.filename:
         return None, None
     from ..safe_extract import extract_archive
-    import secrets
 
-    stage = os.path.join(settings.jobs_dir, STAGES, "dataset-" + secrets.token_hex(8))
-    os.makedirs(stage)
+    stage = new_stage(settings.jobs_dir, "dataset-")
     path = os.path.join(stage, "archive.zip")
     f.save(path)
     try:

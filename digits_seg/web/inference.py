@@ -9,7 +9,6 @@ an in-memory store (last 32) so their downloads need no files.
 
 import os
 import shutil
-import tempfile
 import time
 
 from flask import Blueprint, Response, jsonify, redirect, request, send_file, send_from_directory, url_for
@@ -21,7 +20,7 @@ from ..inference.cache import PredictorCache
 from ..inference.predictor import list_snapshot_files
 from ..inference.scoring import sort_key_worst_first
 from ..inference.sources import read_image, under_roots
-from ..jobs.uploads import STAGES
+from ..jobs.uploads import new_stage
 from .helpers import get_job, render, request_data, state, wants_json
 
 bp = Blueprint("inference", __name__)
@@ -204,9 +203,7 @@ def new():
 
 def _stage_uploads(files):
     """Save uploaded files (images, or one zip) in a staging folder the job moves in when it starts."""
-    staging_root = os.path.join(state().settings.jobs_dir, STAGES)
-    os.makedirs(staging_root, exist_ok=True)
-    staged = tempfile.mkdtemp(prefix="infer-", dir=staging_root)
+    staged = new_stage(state().settings.jobs_dir, "infer-")
     count = 0
     for f in files:
         if not f or not f.filename:
