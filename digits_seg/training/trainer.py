@@ -282,8 +282,9 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
             _nan_error(params, "validation")
         if main:
             append_metrics(job_dir, rec)
-        log("Validation at epoch %g: loss %.4f, pixel acc %.4f, mIoU %.4f" % (
-            epoch_float, rec["loss"] or 0, rec["pixel_acc"] or 0, rec["mean_iou"] or 0))
+        log("Validation at epoch %g: loss %.4f, pixel acc %.4f, mean acc %.4f, mIoU %.4f, fw IoU %.4f" % (
+            epoch_float, rec["loss"] or 0, rec["pixel_acc"] or 0, rec["mean_acc"] or 0, rec["mean_iou"] or 0,
+            rec["fw_iou"] or 0))
         miou = rec["mean_iou"]
         if miou is not None and (state["best"] is None or miou > state["best"]):
             state["best"] = miou
