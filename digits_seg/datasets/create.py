@@ -16,7 +16,7 @@ import numpy as np
 from .. import fsutil
 from ..errors import JobAborted, ValidationError
 from ..jobs.uploads import adopt_stage
-from . import lmdb_io
+from . import layouts, lmdb_io
 from .check import CheckReport, Collector, task_config
 from .palette import IGNORE_LABEL, default_class_names
 from .plan import make_plan
@@ -76,6 +76,7 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
                    workers=DEFAULT_WORKERS, **extra):
     """Create train/val LMDBs, labels.txt, colormap.json, stats.h5 and dataset.json in `job_dir`."""
     params = adopt_upload(job_dir, params)
+    params = layouts.prepare(job_dir, params, log=log, on_progress=on_progress, should_stop=should_stop)
     plan = preflight(params, log)
     skip_bad = bool(params.get("skip_bad"))
     for note in plan.notes:
@@ -100,6 +101,8 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
     if params.get("upload_dir"):  # the databases hold every pair now; a failed job keeps them to resume
         shutil.rmtree(os.path.join(job_dir, UPLOAD_DIR), ignore_errors=True)
         log("removed the uploaded files: the dataset holds them")
+    if layouts.cleanup(job_dir):
+        log("removed the converted labels: the dataset holds them")
     on_progress(1.0, "done")
     return result
 
