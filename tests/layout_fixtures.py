@@ -258,3 +258,50 @@ def make_coco(root, seed=6):
 
 MAKERS = {"voc": make_voc, "cityscapes": make_cityscapes, "camvid-segnet": make_camvid, "ade20k": make_ade20k,
           "coco": make_coco}
+
+
+def expected_lut(layout):
+    """Raw label value → stored value for the value-mapped layouts, written from the datasets' documentation."""
+    lut = np.arange(256, dtype=np.uint8)
+    if layout == "cityscapes":  # labelIds of the 19 training classes, in train-id order; the rest ignored
+        lut = np.full(256, 255, dtype=np.uint8)
+        lut[[7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33]] = np.arange(19)
+    elif layout == "camvid-segnet":
+        lut[11] = 255
+    elif layout == "ade20k":
+        lut = (np.arange(256) - 1).astype(np.uint8)
+    return lut
+
+
+def stored_labels(job_dir, split):
+    """Every label Datum of a split, decoded straight from the LMDB (key order = record order)."""
+    import io
+
+    import lmdb
+
+    from digits_seg.datasets.datum import decode_datum
+
+    out = []
+    env = lmdb.open(os.path.join(job_dir, split + "_db", "labels"), readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            for _, value in txn.cursor():
+                d = decode_datum(value)
+                out.append(np.asarray(Image.open(io.BytesIO(d.data))) if d.encoded else
+                           np.frombuffer(d.data, np.uint8).reshape(d.height, d.width))
+    finally:
+        env.close()
+    return out
+
+
+def assert_labels_match(job_dir, layout, root):
+    """Each stored label equals its source label through `expected_lut` (value-mapped layouts and VOC)."""
+    from digits_seg.datasets import layouts
+
+    det = layouts.detect(root, layout)
+    for split in ("train", "val"):
+        got = stored_labels(job_dir, split)
+        want = [expected_lut(layout)[np.asarray(Image.open(lbl))] for _, _, lbl in det.splits[split]]
+        assert len(got) == len(want) > 0
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)

@@ -2,11 +2,9 @@
 copies of their published structure; every stored label is decoded from the LMDB and compared, pixel by
 pixel, with the raw label mapped by a few lines of numpy written here."""
 
-import io
 import json
 import os
 
-import lmdb
 import numpy as np
 import pytest
 from PIL import Image
@@ -14,12 +12,12 @@ from PIL import Image
 from digits_seg.config import load_settings
 from digits_seg.datasets import layouts
 from digits_seg.datasets.create import create_dataset
-from digits_seg.datasets.datum import decode_datum
 from digits_seg.datasets.layouts.params import layout_params
 from digits_seg.datasets.params import validate_params
 from digits_seg.errors import ValidationError
 
 from .. import layout_fixtures as F
+from ..layout_fixtures import stored_labels
 
 
 @pytest.fixture
@@ -32,21 +30,6 @@ def make(tmp_path, maker, name="data"):
     root.mkdir()
     maker(str(root))
     return str(root)
-
-
-def stored_labels(job_dir, split):
-    """Every label Datum of a split, decoded straight from the LMDB (key order = record order)."""
-    out = []
-    env = lmdb.open(os.path.join(job_dir, split + "_db", "labels"), readonly=True, lock=False)
-    try:
-        with env.begin() as txn:
-            for _, value in txn.cursor():
-                d = decode_datum(value)
-                out.append(np.asarray(Image.open(io.BytesIO(d.data))) if d.encoded else
-                           np.frombuffer(d.data, np.uint8).reshape(d.height, d.width))
-    finally:
-        env.close()
-    return out
 
 
 def build(tmp_path, settings, raw):
