@@ -73,8 +73,8 @@ def detect(root, options=None, masks_dir=None):
     classes = [names.get(v, "class_%d" % v) for v in range(1, NUM_CLASSES + 1)]
     notes.append("value 0 (other / unlabelled) → ignore; values 1..150 → classes 0..149 (shifted down by one, "
                  "mmsegmentation's reduce_zero_label)")
-    notes.append("colours: the PASCAL VOC colour scheme (the challenge data defines none)")
+    notes.append("colours: the PASCAL VOC colour scheme by raw value, 1..150 (the challenge data defines none)")
     label_map = {0: 255}
     label_map.update({v: v - 1 for v in range(1, NUM_CLASSES + 1)})
     return Detection(layout="ade20k", title="ADE20K SceneParsing", root=top, splits=splits, classes=classes,
-                     colors=voc_palette(NUM_CLASSES), label_map=label_map, ignore_values=[0], notes=notes)
+                     colors=voc_palette(NUM_CLASSES + 1)[1:], label_map=label_map, ignore_values=[0], notes=notes)

@@ -166,10 +166,13 @@ def _detect_sbd(folder, masks_dir):
 
 def read_sbd_mat(path):
     """The class-index image of an SBD `cls/<id>.mat` (MATLAB v5 struct `GTcls`, field `Segmentation`)."""
-    from scipy.io import loadmat
-
     from ...errors import ValidationError
 
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise ValidationError("reading SBD's cls/*.mat labels needs scipy (pip install scipy); or use the "
+                              "SegmentationClassAug PNGs with SBD-style list files (layout voc, lists aug)")
     try:
         gt = loadmat(path, squeeze_me=True, struct_as_record=False)["GTcls"]
         seg = np.asarray(gt.Segmentation)
