@@ -10,6 +10,8 @@ This is how COCO-derived segmentation sets are built (e.g. person vs background)
 annotation tools export; polygons and RLE (compressed or not) are decoded by pycocotools.
 """
 
+import collections
+import functools
 import json
 import os
 import re
@@ -69,6 +71,24 @@ def load(path):
     return data
 
 
+def index(path):
+    """What detection needs from an instances JSON — images, categories, instance counts — without the polygons.
+
+    COCO's train2017 file is ~450 MB and takes tens of seconds to parse; the form's Detect, the
+    submit and the plan each detect, so the small index is kept per file version (path, size, mtime).
+    """
+    st = os.stat(path)
+    return _index(path, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _index(path, size, mtime_ns):
+    data = load(path)
+    counts = collections.Counter((a.get("category_id"), bool(a.get("iscrowd"))) for a in data["annotations"])
+    images = tuple((im["id"], im["file_name"]) for im in data["images"])
+    return {"images": images, "categories": tuple(data["categories"]), "counts": dict(counts)}
+
+
 def pick_categories(categories, wanted):
     """The picked categories (dicts, in id order) for names or ids in `wanted` (empty: all)."""
     cats = sorted(categories, key=lambda c: c["id"])
@@ -106,7 +126,7 @@ def detect(root, options=None, masks_dir=None):
     placeholder = masks_dir or os.path.join(root, "(rasterised when the dataset is built)")
     splits, notes, picked = {"train": [], "val": []}, [], None
     for split, (path, name) in sorted(found.items()):
-        data = load(path)
+        data = index(path)
         cats = pick_categories(data["categories"], wanted)
         if picked is None:
             picked = cats
@@ -117,20 +137,21 @@ def detect(root, options=None, masks_dir=None):
             raise NotThisLayout("COCO annotations %s found but no image folder %s/ (or images/%s/) next to annotations/"
                                 % (os.path.basename(path), name, name))
         pairs, missing = [], []
-        for im in data["images"]:
-            img = os.path.join(images_dir, im["file_name"])
-            if not os.path.isfile(img):
-                missing.append(im["file_name"])
-            stem = os.path.splitext(os.path.basename(im["file_name"]))[0]
+        present = set(os.listdir(images_dir))
+        for _, fname in data["images"]:
+            img = os.path.join(images_dir, fname)
+            if fname not in present and not os.path.isfile(img):  # file names may hold a sub-folder
+                missing.append(fname)
+            stem = os.path.splitext(os.path.basename(fname))[0]
             pairs.append((stem, img, os.path.join(placeholder, split, stem + ".png")))
         if missing:
             raise missing_report("images named in %s" % os.path.basename(path), missing)
         ids = {c["id"] for c in cats}
-        anns = [a for a in data["annotations"] if a.get("category_id") in ids]
-        crowd = sum(1 for a in anns if a.get("iscrowd"))
+        singles = sum(n for (cat, crowd), n in data["counts"].items() if cat in ids and not crowd)
+        crowd = sum(n for (cat, crowd), n in data["counts"].items() if cat in ids and crowd)
         splits[split] = sorted(pairs)
         notes.append("%s: %d images from %s/, %d instances of the picked categories (%d crowd regions) in %s"
-                     % (split, len(pairs), os.path.relpath(images_dir, root), len(anns) - crowd, crowd,
+                     % (split, len(pairs), os.path.relpath(images_dir, root), singles, crowd,
                         os.path.relpath(path, root)))
     if len(picked) + 1 > MAX_CLASSES:
         raise ValidationError("%d categories are too many (at most %d besides background)" % (len(picked), MAX_CLASSES - 1),
