@@ -125,6 +125,7 @@ def test_ade20k_zero_is_ignored_and_classes_shift(tmp_path, settings):
     assert layouts.detect(bare, "ade20k").classes[:2] == ["class_1", "class_2"]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools' decode under numpy 2
 def test_coco_rasterised_smaller_on_top_crowd_ignored(tmp_path, settings):
     root = make(tmp_path, F.make_coco)
     job, params, det, result, lines = build(tmp_path, settings, {"layout": "coco", "layout_root": root})

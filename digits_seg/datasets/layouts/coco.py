@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import re
+import warnings
 
 import numpy as np
 
@@ -184,6 +185,14 @@ def _rle(segm, h, w):
 
 def rasterise(image, anns, class_of):
     """The semantic mask (H×W uint8) of one image's annotations; `class_of`: category id → class (or missing)."""
+    from pycocotools import mask as cmask
+
+    with warnings.catch_warnings():  # pycocotools' decode warns about numpy 2's copy keyword on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _paint(image, anns, class_of)
+
+
+def _paint(image, anns, class_of):
     from pycocotools import mask as cmask
 
     h, w = int(image["height"]), int(image["width"])
