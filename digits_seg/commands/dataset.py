@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 from .follow import add_wait_argument, report_queued
@@ -140,9 +141,18 @@ def cmd_create(args, settings):
     from ..datasets.create import preflight
     from ..jobs.service import JobService
 
-    preflight(params)  # missing labels, empty folders...: refused now rather than by the job
-    service = JobService(settings)
-    return report_queued(service.store, service.submit("dataset", params["name"], params), args, "dataset")
+    from ..datasets.layouts import stage_conversion
+
+    params = stage_conversion(params, settings.jobs_dir)  # COCO / SBD .mat labels, adopted by the job
+    try:
+        preflight(params)  # missing labels, empty folders...: refused now rather than by the job
+        service = JobService(settings)
+        job = service.submit("dataset", params["name"], params)
+    except BaseException:
+        if params.get("upload_dir"):
+            shutil.rmtree(params["upload_dir"], ignore_errors=True)
+        raise
+    return report_queued(service.store, job, args, "dataset")
 
 
 def _print_check(report):

@@ -110,7 +110,7 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
 UPLOAD_DIR = "upload"
 """Where a dataset job keeps the extracted zip it was created from, until creation succeeds."""
 
-PATH_PARAMS = ("images", "labels", "val_images", "val_labels", "classes_file", "colormap_file")
+PATH_PARAMS = ("images", "labels", "val_images", "val_labels", "classes_file", "colormap_file", "masks_dir")
 
 
 def adopt_upload(job_dir, params):

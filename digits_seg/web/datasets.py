@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
+from ..datasets.layouts import stage_conversion
 from ..datasets.layouts.checking import check_dataset
 from ..datasets.create import preflight
 from ..datasets.info import DatasetInfo
@@ -88,6 +89,9 @@ def create():
     try:
         stage, uploaded = _upload(settings)
         params = _validate(values, settings, uploaded)
+        if not stage:  # COCO / SBD .mat labels: converted into a stage, checked, adopted by the job
+            params = stage_conversion(params, settings.jobs_dir)
+            stage = params.get("upload_dir")
         preflight(params)
         if stage:
             params["upload_dir"] = stage

@@ -44,7 +44,11 @@ def test_each_layout_builds_through_the_api(client, settings, start_worker):
         data = client.get("/datasets/%s.json" % job_id).get_json()
         assert data["state"] == "done", (layout, data.get("error"))
         assert data["dataset"]["splits"]["train"]["count"] == 3
-        if layout == "coco":
+        if layout == "coco":  # rasterised into an upload stage at submit, adopted by the job, removed when built
             assert data["dataset"]["classes"] == ["background", "person", "car", "dog"]
+            stages = os.path.join(settings.jobs_dir, ".uploads")
+            assert not (os.path.isdir(stages) and [n for n in os.listdir(stages) if n.startswith("layout-")])
+            left = set(os.listdir(os.path.join(settings.jobs_dir, job_id)))
+            assert "dataset.json" in left and not left & {"upload", "converted_labels"}
         else:
             F.assert_labels_match(os.path.join(settings.jobs_dir, job_id), layout, root)

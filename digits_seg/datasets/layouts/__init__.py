@@ -4,7 +4,8 @@
 raw value → class mapping, what was found in words); `layouts.params` turns one into dataset
 params, and the dataset plan re-derives the pairs from `layout` + `layout_root` so job.json
 stays small. Layouts whose labels are not index images (COCO JSON, SBD .mat) are converted
-into index PNGs inside the job folder before building (`prepare`).
+into index PNGs before building: into an upload-like stage at submit (`stage_conversion`), or
+inside the job folder when the job starts without one (`prepare`, e.g. the CLI's `--now`).
 """
 
 import os
@@ -44,24 +45,10 @@ def detect(root, layout="auto", options=None, masks_dir=None):
                           "or use plain image and label folders" % (root, "\n".join(looked)), field="layout_root")
 
 
-def prepare(job_dir, params, log=print, on_progress=None, should_stop=None):
-    """Convert labels that are not index images (COCO, SBD .mat) into `<job_dir>/converted_labels/`.
-
-    Built under a temporary name and renamed when complete, so a resumed job reuses a finished
-    conversion and never a half-written one. Returns params with `masks_dir` set.
-    """
+def _convert(det, masks, log, on_progress, should_stop):
+    """Convert the detection's labels into `masks`, built under a temporary name and renamed when complete."""
     from ...errors import JobAborted
 
-    if not params.get("layout"):
-        return params
-    masks = os.path.join(job_dir, MASKS_DIR)
-    det = detect(params["layout_root"], params["layout"], params.get("layout_options"), masks_dir=masks)
-    if not det.converted:
-        return params
-    out = dict(params, masks_dir=masks)
-    if os.path.isdir(masks):
-        log("reusing the labels converted earlier (%s)" % MASKS_DIR)
-        return out
     tmp = masks + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     total = max(1, sum(len(p) for p in det.splits.values()))
@@ -80,7 +67,56 @@ def prepare(job_dir, params, log=print, on_progress=None, should_stop=None):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log("converted %d labels (%s) into index PNGs" % (done[0], det.title))
-    return out
+
+
+def _needs_conversion(params):
+    if not params.get("layout"):
+        return None
+    det = detect(params["layout_root"], params["layout"], params.get("layout_options"))
+    return det if det.converted else None
+
+
+def stage_conversion(params, jobs_dir, log=lambda text: None):
+    """Convert a layout's labels into an upload stage before its job exists, as an upload is staged.
+
+    The submit check then decodes the very masks the job will store, and the job adopts the
+    stage (`upload_dir`) instead of converting again; the stage goes when the dataset is built,
+    or is pruned with abandoned uploads. Returns params with `upload_dir` and `masks_dir` set
+    (unchanged for layouts whose labels are already index images). The caller removes the stage
+    if the request fails.
+    """
+    from ...uploads import new_stage
+
+    det = _needs_conversion(params)
+    if det is None:
+        return params
+    stage = new_stage(jobs_dir, "layout-")
+    masks = os.path.join(stage, MASKS_DIR)
+    try:
+        _convert(det, masks, log, None, None)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return dict(params, upload_dir=stage, masks_dir=masks)
+
+
+def prepare(job_dir, params, log=print, on_progress=None, should_stop=None):
+    """Make sure a converted layout's labels exist: those staged at submit, else convert into the job folder.
+
+    A resumed job reuses a finished conversion and never a half-written one. Returns params with
+    `masks_dir` set.
+    """
+    if params.get("masks_dir") and os.path.isdir(params["masks_dir"]):
+        return params
+    det = _needs_conversion(params)
+    if det is None:
+        return params
+    masks = os.path.join(job_dir, MASKS_DIR)
+    if os.path.isdir(masks):
+        log("reusing the labels converted earlier (%s)" % MASKS_DIR)
+    else:
+        _convert(det, masks, log, on_progress, should_stop)
+    return dict(params, masks_dir=masks)
 
 
 def cleanup(job_dir):
@@ -92,4 +128,4 @@ def cleanup(job_dir):
     return False
 
 
-__all__ = ["CHOICES", "Detection", "LAYOUTS", "cleanup", "detect", "prepare"]
+__all__ = ["CHOICES", "Detection", "LAYOUTS", "cleanup", "detect", "prepare", "stage_conversion"]
