@@ -177,3 +177,14 @@ def test_voc_list_naming_a_missing_label_is_refused(tmp_path, settings):
     os.unlink(os.path.join(root, "VOCdevkit", "VOC2012", "SegmentationClass", "2007_000039.png"))
     with pytest.raises(ValidationError, match=r"2007_000039.*train.txt|train.txt.*2007_000039"):
         layouts.detect(root, "voc")
+
+
+def test_coco_bad_annotation_is_named(tmp_path):
+    root = make(tmp_path, F.make_coco)
+    path = os.path.join(root, "annotations", "instances_val2017.json")
+    doc = json.load(open(path))
+    doc["annotations"][0]["segmentation"] = {"points": [1, 2, 3]}
+    json.dump(doc, open(path, "w"))
+    det = layouts.detect(root, "coco")
+    with pytest.raises(ValidationError, match="instances_val2017.json, image 000000000139.jpg: .*polygons or RLE"):
+        layouts.LAYOUTS["coco"].convert(det, str(tmp_path / "masks"), lambda: None, workers=0)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ...errors import ValidationError
 from ..palette import IGNORE_LABEL, MAX_CLASSES, voc_palette
+from ..pool import DEFAULT_WORKERS, ordered_map
 from .detection import Detection, NotThisLayout, missing_report
 
 ANNOTATION_RE = re.compile(r"^instances_(.+)\.json$")
@@ -211,24 +212,40 @@ def _paint(image, anns, class_of):
     return out
 
 
-def convert(detection, masks_dir, on_item):
-    """Rasterise every image of the detection's splits into `masks_dir/<split>/<stem>.png`."""
+def _write_mask(task, class_of, accumulator=None):
+    """One image's mask, rasterised and saved (a pool task: (json name, image dict, annotations, out path)).
+
+    Returns None, or the message of a bad annotation (the parent raises it: a worker's exception
+    would reach the user as a traceback)."""
     from PIL import Image
 
+    name, image, anns, out = task
+    try:
+        mask = rasterise(image, anns, dict(class_of))
+    except (ValidationError, KeyError, TypeError, ValueError) as e:
+        return "%s, image %s: %s" % (name, image.get("file_name"), getattr(e, "message", None) or
+                                     "bad annotation (%s: %s); segmentation must be polygons or RLE" % (type(e).__name__, e))
+    Image.fromarray(mask, "L").save(out, compress_level=1)
+    return None
+
+
+def convert(detection, masks_dir, on_item, workers=DEFAULT_WORKERS):
+    """Rasterise every image of the detection's splits into `masks_dir/<split>/<stem>.png` (in worker processes)."""
     found = find_annotations(detection.root)
     names = detection.classes[1:]
     for split, (path, _) in sorted(found.items()):
         data = load(path)
-        class_of = {c["id"]: names.index(c["name"]) + 1 for c in data["categories"] if c["name"] in names}
+        class_of = tuple((c["id"], names.index(c["name"]) + 1) for c in data["categories"] if c["name"] in names)
         by_image = {}
         for a in data["annotations"]:
             by_image.setdefault(a["image_id"], []).append(a)
         os.makedirs(os.path.join(masks_dir, split), exist_ok=True)
-        for im in data["images"]:
-            try:
-                mask = rasterise(im, by_image.get(im["id"], []), class_of)
-            except ValidationError as e:
-                raise ValidationError("%s, image %s: %s" % (os.path.basename(path), im.get("file_name"), e.message))
-            stem = os.path.splitext(os.path.basename(im["file_name"]))[0]
-            Image.fromarray(mask, "L").save(os.path.join(masks_dir, split, stem + ".png"), compress_level=1)
-            on_item()
+        tasks = [(os.path.basename(path), im, by_image.get(im["id"], []),
+                  os.path.join(masks_dir, split, os.path.splitext(os.path.basename(im["file_name"]))[0] + ".png"))
+                 for im in data["images"]]
+        del data, by_image
+        with ordered_map(_write_mask, tasks, workers, shared=class_of) as results:
+            for problem in results:
+                if problem:
+                    raise ValidationError("cannot rasterise the COCO annotations: %s" % problem, field="layout_root")
+                on_item()
