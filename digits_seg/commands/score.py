@@ -23,22 +23,9 @@ def register(subparsers, common):
     p.set_defaults(func=run_score)
 
 
-def _ignore(text):
-    from ..errors import ValidationError
-
-    out = []
-    for part in str(text or "").replace(" ", ",").split(","):
-        if part.strip():
-            if not part.strip().isdigit() or int(part) > 255:
-                raise ValidationError("--ignore takes class ids 0-255 separated by commas, got %r" % part,
-                                      field="ignore")
-            out.append(int(part))
-    return out
-
-
 def run_score(args, settings):
     from ..errors import ValidationError
-    from ..inference.evaluation import evaluate_folders, format_report, load_classes
+    from ..inference.evaluation import evaluate_folders, format_report, load_classes, parse_ignore
 
     if args.dataset and (args.classes or args.colormap):
         raise ValidationError("give either --dataset or --classes/--colormap, not both", field="dataset")
@@ -49,7 +36,7 @@ def run_score(args, settings):
             raise ValidationError("dataset %s not found (neither a folder nor a job in %s)"
                                   % (args.dataset, settings.jobs_dir), field="dataset")
     classes, colormap = load_classes(args.classes, args.colormap, dataset_dir)
-    report = evaluate_folders(args.pred, args.labels, classes, colormap, _ignore(args.ignore))
+    report = evaluate_folders(args.pred, args.labels, classes, colormap, parse_ignore(args.ignore))
     if args.json:
         agg = report["aggregate"]
         out = {k: agg[k] for k in ("pixel_acc", "mean_acc", "mean_iou", "fw_iou", "per_class_iou", "per_class_acc")}

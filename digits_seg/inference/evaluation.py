@@ -179,3 +179,57 @@ def format_report(report, worst=5):
     for e in report["images"][:worst]:
         lines.append("  %-40s %s" % (e["name"], pct(e["scores"]["mean_iou"])))
     return "\n".join(lines)
+
+
+EVALUATION_FILE = "evaluation.json"
+"""The report of an evaluation job (see `evaluate_folders`), written atomically when it is done."""
+
+
+def parse_ignore(value):
+    """Ground-truth ids to leave out, from '11', '0, 11', a list or None."""
+    items = value if isinstance(value, (list, tuple)) else str(value or "").replace(" ", ",").split(",")
+    out = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        if not text.isdigit() or int(text) > 255:
+            raise ValidationError("ignore takes class ids 0-255 separated by commas, got %r" % text, field="ignore")
+        out.append(int(text))
+    return sorted(set(out))
+
+
+def validate_params(raw, settings):
+    """The "Evaluate predictions" form (or JSON body) → job params; folders must lie under the data roots."""
+    from ..datasets.params import resolve_data_path
+
+    raw = dict(raw or {})
+    p = {"pred_dir": resolve_data_path(raw.get("pred_dir"), settings, "pred_dir"),
+         "labels_dir": resolve_data_path(raw.get("labels_dir"), settings, "labels_dir"),
+         "dataset_id": str(raw.get("dataset_id") or "").strip() or None, "classes_file": None, "colormap_file": None,
+         "ignore": parse_ignore(raw.get("ignore"))}
+    if not p["dataset_id"]:
+        for key in ("classes_file", "colormap_file"):
+            if str(raw.get(key) or "").strip():
+                p[key] = resolve_data_path(raw[key], settings, key, kind="file")
+        if not p["classes_file"] and not p["colormap_file"]:
+            raise ValidationError("choose the dataset whose classes the masks use, or give a classes file",
+                                  field="dataset_id")
+    pair_masks(p["pred_dir"], p["labels_dir"])  # unpaired files: say so now, not after queueing
+    return p
+
+
+def evaluate_job(job_dir, params, *, on_progress, should_stop, log, dataset_dir=None, **_extra):
+    """The evaluation task: score the folders and write `evaluation.json`; return the four metrics."""
+    from ..fsutil import write_json_atomic
+
+    classes, colormap = load_classes(params.get("classes_file"), params.get("colormap_file"), dataset_dir)
+    log("Scoring %s against %s (%d classes%s)" % (params["pred_dir"], params["labels_dir"], len(classes),
+                                                  ", ignoring %s" % params["ignore"] if params["ignore"] else ""))
+    report = evaluate_folders(params["pred_dir"], params["labels_dir"], classes, colormap, params.get("ignore"),
+                              on_progress=on_progress, should_stop=should_stop)
+    write_json_atomic(os.path.join(job_dir, EVALUATION_FILE), report)
+    a = report["aggregate"]
+    log("%d mask pairs: pixel acc %.4f, mean acc %.4f, mIoU %.4f, fw IoU %.4f" % (
+        report["count"], a["pixel_acc"] or 0, a["mean_acc"] or 0, a["mean_iou"] or 0, a["fw_iou"] or 0))
+    return {"count": report["count"], **{k: a[k] for k in ("pixel_acc", "mean_acc", "mean_iou", "fw_iou")}}
