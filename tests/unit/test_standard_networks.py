@@ -13,7 +13,7 @@ from digits_seg.networks.standard import STANDARD_NETWORKS, standard_prototxt
 from digits_seg.networks.standard.generate import GENERATORS, HERE
 
 NAMES = sorted(STANDARD_NETWORKS)
-BIG = {"fcn-alexnet", "fcn-8s", "deeplab-v3"}
+BIG = {"fcn-alexnet", "fcn-8s", "deeplab-v3", "fcn-8s-torchvision", "deeplab-v3-torchvision"}
 
 
 def test_files_match_generator():
