@@ -81,7 +81,7 @@ def test_small_network_forward_backward(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(BIG))
+@pytest.mark.parametrize("name", sorted(BIG - {"fcn-8s-torchvision"}))  # = fcn-8s less its Power layer
 def test_big_network_forward_backward(name):
     _smoke(name, (64, 64))
 
