@@ -35,6 +35,9 @@ setup(
             "onnx>=1.15",
             "onnxruntime>=1.17",
             "onnxscript>=0.1",
+            # Reference models for tests/unit/test_torchvision_weights.py; .ci/run installs it first
+            # with --no-deps (matches torch 2.13.0; see tests/torchvision_models.py).
+            "torchvision==0.28.0",
         ],
         "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
     },

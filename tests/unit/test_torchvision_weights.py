@@ -302,3 +302,35 @@ def test_vgg16_pool5_and_fc7_match_torchvision(tv, tmp_path):
     assert pool5.shape == (1, 512, 7, 7)
     _assert_close(seen["pool5"], pool5)
     _assert_close(seen["fc7"].flatten(1), fc7)
+
+
+HUB_ENTRIES = {
+    "fcn-8s-vgg16-imagenet": ("fcn-8s-torchvision", "VGG16_Weights", "IMAGENET1K_V1"),
+    "deeplab-v3-resnet50-imagenet": ("deeplab-v3-torchvision", "ResNet50_Weights", "IMAGENET1K_V1"),
+    "deeplab-v3-resnet50-coco-voc": ("deeplab-v3-torchvision", "DeepLabV3_ResNet50_Weights", "COCO_WITH_VOC_LABELS_V1"),
+}
+
+
+def test_bundled_store_lists_the_pytorch_hub_weights(tv):
+    """Each entry names the file torchvision's own weights enum downloads, with its size and hash prefix."""
+    import torchvision.models as tvm
+    import torchvision.models.segmentation as tvs
+
+    from digits_seg.networks.torchvision_weights import IMAGENET_PREPROCESS
+    from digits_seg.store import index
+
+    listing = index.list_store(index.bundled_store())
+    assert listing["warnings"] == []
+    models = {m["id"]: m for m in listing["models"]}
+    for entry_id, (network, enum, member) in HUB_ENTRIES.items():
+        m = models[entry_id]
+        assert m["architecture"] == network and m["needs_internet"] and m["has_weights"]
+        (w,) = [f for f in m["files"] if f["role"] == "weights"]
+        weights = getattr(getattr(tvm, enum, None) or getattr(tvs, enum), member)
+        assert w["url"] == weights.url and w["name"] == weights.url.rsplit("/", 1)[1]
+        # torchvision publishes the size in MiB to 3 decimals and the sha256's start in the file name.
+        assert round(w["size"] / 2 ** 20, 3) == weights.meta["_file_size"]
+        prefix = w["name"].rsplit("-", 1)[1].split(".")[0]
+        assert w["other_hashes"]["sha256_prefix"] == prefix and w["sha256"].startswith(prefix)
+        with open(os.path.join(index.bundled_store(), entry_id, "manifest.json"), encoding="utf-8") as fh:
+            assert json.load(fh)["preprocess"] == IMAGENET_PREPROCESS
