@@ -37,6 +37,10 @@
     notes.dataset.role = "layout-notes";
     d.notes.forEach(function (n) { notes.appendChild(el("li", n)); });
     box.appendChild(notes);
+    var ignore = el("p", "Stored as ignore (255): " + (d.ignore_values.length ? "label value" +
+      (d.ignore_values.length > 1 ? "s " : " ") + d.ignore_values.join(", ") : "nothing"), "small");
+    ignore.dataset.role = "layout-ignore";
+    box.appendChild(ignore);
     var table = el("table", undefined, "compact");
     table.id = "layout-classes";
     var hr = document.createElement("tr");
@@ -63,6 +67,7 @@
     setValue("images", p.images); setValue("labels", p.labels);
     setValue("val_images", p.val_images || ""); setValue("val_labels", p.val_labels || "");
     setValue("label_suffix", ""); setValue("classes_file", ""); setValue("colormap_file", "");
+    setValue("ignore_values", d.ignore_values.join(", "));  // shown in the (disabled) label fields, if the form has them
     var name = document.getElementById("name");
     if (name && !name.value) name.value = p.name;
     plain.disabled = true;

@@ -139,9 +139,8 @@ def cmd_create(args, settings):
     if args.now:
         return _run_now(params, settings, args)
     from ..datasets.create import preflight
-    from ..jobs.service import JobService
-
     from ..datasets.layouts import stage_conversion
+    from ..jobs.service import JobService
 
     params = stage_conversion(params, settings.jobs_dir)  # COCO / SBD .mat labels, adopted by the job
     try:

@@ -27,6 +27,7 @@ def test_import_camvid_layout(live_server, page, artifact_path):
     assert page.locator("#layout-classes tbody tr").count() == 11
     assert "Unlabelled" not in page.text_content("#layout-classes")
     assert "value 11 → ignore" in page.text_content("[data-role=layout-mapping]")
+    assert page.text_content("[data-role=layout-ignore]") == "Stored as ignore (255): label value 11"
     assert page.input_value("#images") == os.path.join(root, "CamVid", "train")  # filled for reference ...
     assert page.is_disabled("#images")  # ... and not submitted: the layout supplies the pairs
     page.screenshot(path=artifact_path("datasets_layout_detected.png"), full_page=True)

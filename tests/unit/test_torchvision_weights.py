@@ -334,3 +334,24 @@ def test_bundled_store_lists_the_pytorch_hub_weights(tv):
         assert w["other_hashes"]["sha256_prefix"] == prefix and w["sha256"].startswith(prefix)
         with open(os.path.join(index.bundled_store(), entry_id, "manifest.json"), encoding="utf-8") as fh:
             assert json.load(fh)["preprocess"] == IMAGENET_PREPROCESS
+
+
+def test_fine_tuning_from_imagenet_weights_feeds_their_normalisation(tmp_path):
+    """A job starting from an imported .pth inherits its per-channel scale: training input = torchvision's."""
+    from types import SimpleNamespace
+
+    from digits_seg.networks.torchvision_weights import IMAGENET_PREPROCESS
+    from digits_seg.training.augment import to_input
+    from digits_seg.training.input_recipe import input_tensors, resolve_recipe
+
+    (tmp_path / "preprocess.json").write_text(json.dumps(IMAGENET_PREPROCESS))
+    info = SimpleNamespace(channels=3, mean_pixel=[90.0, 100.0, 110.0])
+    lines = []
+    rec = resolve_recipe({"mean_subtraction": "model"}, info, [32, 24], str(tmp_path), lines.append)
+    assert rec["scale"] == IMAGENET_PREPROCESS["scale"] and rec["mean_pixel"] == IMAGENET_PREPROCESS["mean_pixel"]
+    assert "scale [0.01712, 0.01751, 0.01743]" in lines[0]
+    mean, bgr, scale = input_tensors(rec, info, "cpu")
+    images = np.random.default_rng(4).integers(0, 256, (2, 24, 32, 3), dtype=np.uint8)
+    x = to_input(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()), mean, bgr=bgr, scale=scale)
+    expected = ((images.astype(np.float32) / 255.0 - MEAN) / STD).transpose(0, 3, 1, 2)
+    assert np.abs(x.numpy() - expected).max() < 1e-5
