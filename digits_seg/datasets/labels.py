@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ValidationError
 from .mapping import OUT_OF_RANGE, UNMAPPED, color_entries
-from .palette import IGNORE_LABEL, palette_of
+from .palette import IGNORE_LABEL, hatch_ignore, palette_of
 
 GREY_MODES = ("L", "I;16", "I;16L", "I;16B", "I;16N", "I", "1")
 
@@ -282,8 +282,8 @@ def is_binary_mask(values):
 
 
 def colorize(indices, colormap):
-    """Return an H×W×3 uint8 image of class colours (ignore and unknown values black)."""
+    """Return an H×W×3 uint8 image of class colours; ignore (255) hatched grey, unknown values black."""
     lut = np.zeros((256, 3), dtype=np.uint8)
     cm = np.asarray(colormap, dtype=np.uint8).reshape(-1, 3)[:255]
     lut[:len(cm)] = cm
-    return lut[indices]
+    return hatch_ignore(lut[indices], indices)
