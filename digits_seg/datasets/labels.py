@@ -236,11 +236,15 @@ def _rgb(image, rules, res):
 
 
 def _packed_rgb(image):
-    """H×W uint32 r | g << 8 | b << 16 of an RGB image. Pillow's RGBX export is a plain copy of its
-    4-byte pixels (pad byte 255, masked off): 3x faster than combining three strided channel
-    copies, which was a third of decoding an RGB label."""
-    packed = np.frombuffer(image.tobytes("raw", "RGBX"), dtype="<u4").reshape(image.height, image.width)
-    return np.bitwise_and(packed, 0xFFFFFF)
+    """H×W intp r | g << 8 | b << 16 of an RGB image, ready to index a colour table.
+
+    Pillow's RGBX export is a plain copy of its 4-byte pixels (pad byte 255, masked off), 3x
+    faster than combining three strided channel copies; and gathering with intp indices made
+    once here is 4x faster than `np.take` with uint32 ones, which converts them itself.
+    """
+    packed = np.frombuffer(image.tobytes("raw", "RGBX"), dtype="<u4").astype(np.intp)
+    packed &= 0xFFFFFF
+    return packed.reshape(image.height, image.width)
 
 
 _UNKNOWN = 255  # the colour table's entry for both "not in the map" and "ignore colour" (told apart after)
