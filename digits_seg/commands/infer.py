@@ -5,6 +5,7 @@ import os
 import sys
 
 from ..errors import NotFoundError, ValidationError
+from ..inference.geometry import FIT_HELP, FIT_MODES
 
 
 def register(subparsers, common):
@@ -18,9 +19,9 @@ def register(subparsers, common):
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--snapshot", default="best", help="best (default), latest, or an iteration number")
+    p.add_argument("--fit", choices=FIT_MODES, default="auto", help=FIT_HELP + " Default: %(default)s.")
     p.add_argument("--tile", type=int, default=None,
-                   help="sliding-window tile size in pixels; default: the training size when the image is larger; "
-                        "0 = whole image at once")
+                   help="sliding-window tile size in pixels (overrides --fit); 0 = whole image at once")
     p.add_argument("--stride", type=int, default=None, help="sliding-window step in pixels (default: 2/3 of the tile)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0..1")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -104,7 +105,7 @@ def run_infer(args, settings):
             base = "%s_%d" % (stem, n)
         used.add(base)
         image = read_image(path)
-        mask = predictor.predict(image, tile=args.tile, stride=args.stride)
+        mask, fit = predictor.run(image, fit=args.fit, tile=args.tile, stride=args.stride)
         out = os.path.join(args.out, base)
         vz.save_palette_png(mask, predictor.colormap, out + "_mask.png")
         vz.save_png(vz.colorize(mask, predictor.colormap), out + "_color.png")
@@ -113,7 +114,7 @@ def run_infer(args, settings):
             vz.save_png(vz.cutout(image, mask, keep), out + "_cutout.png")
         hist = vz.class_histogram(mask, predictor.classes, predictor.colormap)
         summary.append({"image": path, "mask": base + "_mask.png", "width": int(mask.shape[1]),
-                        "height": int(mask.shape[0]),
+                        "height": int(mask.shape[0]), "fit": fit.describe(),
                         "classes": [r for r in hist["classes"] if r["pixels"]]})
     write_json_atomic(os.path.join(args.out, "summary.json"),
                       {"model": model_dir, "weights": os.path.basename(predictor.weights_path),

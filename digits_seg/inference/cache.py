@@ -102,11 +102,11 @@ class PredictorCache:
         finally:
             self._slots.release()
 
-    def predict(self, model_dir, image, snapshot="best", device="cpu", tile=None, stride=None):
+    def predict(self, model_dir, image, snapshot="best", device="cpu", tile=None, stride=None, fit="auto"):
         """Load (or reuse) the model and return (predictor, H×W uint8 class ids)."""
         predictor = self.get(model_dir, snapshot, device)
         with self.slot():
-            return predictor, predictor.predict(image, tile=tile, stride=stride)
+            return predictor, predictor.predict(image, tile=tile, stride=stride, fit=fit)
 
     def evict(self, model_dir=None):
         """Forget cached predictors (all, or those of one model folder, e.g. when a job is deleted)."""

@@ -6,8 +6,9 @@ Call flow:
       ├─ compile_net(network.prototxt, phase="deploy", include_loss=False)
       ├─ load_weights(net, file)          (every layer with parameters must be filled)
       └─ load_preprocess(dir), read_classes(dir)
-    .predict(image) → preprocess → forward (whole image, or sliding tiles when larger
-                      than the training size) → argmax → H×W uint8 class ids
+    .run(image, fit) → geometry (the dataset's resize, sliding tiles or native size; see
+                       geometry.py) → preprocess → forward → argmax → H×W uint8 class ids
+                       at the input's size, and the Fit used
 """
 
 import os
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import NotFoundError, ValidationError
 from ..fsutil import read_json
+from .geometry import Fit, check_fit, load_transform, restore_mask, scale_image
 from .preprocess import load_preprocess
 from .visualize import voc_colormap
 
@@ -117,7 +119,8 @@ def _check_device(device):
 class Predictor:
     """A compiled network with weights, its classes, colours and input recipe; thread-safe to call."""
 
-    def __init__(self, net, *, classes, colormap, preprocess, device="cpu", model_dir=None, weights_path=None):
+    def __init__(self, net, *, classes, colormap, preprocess, device="cpu", model_dir=None, weights_path=None,
+                 transform=None):
         import torch
 
         self.device = torch.device(device)
@@ -127,6 +130,7 @@ class Predictor:
         self.preprocess = preprocess
         self.model_dir = model_dir
         self.weights_path = weights_path
+        self.transform = transform  # the dataset's resize (geometry.DatasetTransform) or None
         self.load_report = None
 
     @classmethod
@@ -161,7 +165,7 @@ class Predictor:
             num_classes = _probe_num_classes(net, preprocess, dev)
         classes, colormap = read_classes(model_dir, num_classes)
         pred = cls(net, classes=classes, colormap=colormap, preprocess=preprocess, device=dev,
-                   model_dir=model_dir, weights_path=weights)
+                   model_dir=model_dir, weights_path=weights, transform=load_transform(model_dir))
         pred.load_report = report
         return pred
 
@@ -217,10 +221,47 @@ class Predictor:
                 return self.forward(data).float()
             return sliding_logits(self.forward, data, tile, stride, should_stop=should_stop)
 
-    def predict(self, image, tile=None, stride=None):
+    def predict(self, image, tile=None, stride=None, fit="auto"):
         """Return the H×W uint8 class ids predicted for a uint8 H×W[×C] image."""
-        scores = self.scores(image, tile, stride)
-        return scores.argmax(1)[0].to("cpu").numpy().astype(np.uint8)
+        return self.run(image, fit=fit, tile=tile, stride=stride)[0]
+
+    def plan_fit(self, width, height, fit="auto", tile=None):
+        """Return the Fit for an image: an explicit `tile` (N > 0: tiles, 0: whole) wins over `fit`."""
+        fit = check_fit(fit)
+        original = (int(width), int(height))
+        if tile not in (None, ""):
+            if not tile:
+                return Fit("whole", original)
+            t = (tile, tile) if isinstance(tile, int) else tuple(tile)
+            return Fit("tiles", original, tile=(min(t[0], height), min(t[1], width)))
+        if fit in ("auto", "dataset") and self.transform is not None:
+            return Fit("dataset", original, scaled=tuple(self.transform.scaled_size(width, height)),
+                       resize_mode=self.transform.mode)
+        if fit == "dataset":
+            raise ValidationError("this model's dataset was not resized at creation (or is unknown): choose "
+                                  "fit auto, tiles or whole", field="fit")
+        if fit == "whole":
+            return Fit("whole", original)
+        auto = self.auto_tile(height, width)
+        if fit == "tiles":
+            size = self.preprocess.input_size
+            if not size:
+                raise ValidationError("this model does not record its training size: give a tile size", field="tile")
+            auto = (min(size[1], height), min(size[0], width))
+        return Fit("tiles", original, tile=auto) if auto else Fit("whole", original)
+
+    def run(self, image, fit="auto", tile=None, stride=None, should_stop=None):
+        """Return (H×W uint8 class ids at the input's size, the Fit used) for a uint8 image."""
+        img = np.asarray(image)
+        plan = self.plan_fit(img.shape[1], img.shape[0], fit, tile)
+        if plan.mode == "dataset":
+            scaled = scale_image(img, plan.scaled) if tuple(plan.scaled) != plan.original else img
+            scores = self.scores(scaled, tile=0)
+            mask = scores.argmax(1)[0].to("cpu").numpy().astype(np.uint8)
+            return restore_mask(mask, plan.original), plan
+        scores = self.scores(img, tile=plan.tile if plan.mode == "tiles" else 0, stride=stride,
+                             should_stop=should_stop)
+        return scores.argmax(1)[0].to("cpu").numpy().astype(np.uint8), plan
 
     def describe(self):
         """Return JSON-able facts for pages and logs."""
@@ -231,6 +272,8 @@ class Predictor:
             "classes": self.classes,
             "colormap": self.colormap,
             "preprocess": self.preprocess.to_dict(),
+            "dataset_resize": ({"size": list(self.transform.size), "mode": self.transform.mode}
+                               if self.transform else None),
         }
 
 

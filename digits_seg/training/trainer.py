@@ -145,6 +145,8 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir, dd
             "channels": int(info.channels), "channel_order": "RGB", "mean_subtraction": mean_mode,
             "mean_pixel": None if mean_mode == "none" or mean_pixel is None else [float(v) for v in mean_pixel],
             "scale": 1.0, "input_size": [crop, crop] if crop else (info.splits["train"].get("size")),
+            # The dataset's resize: inference scales new images the same way (inference/geometry.py).
+            "resize": getattr(info, "resize", None), "resize_mode": getattr(info, "resize_mode", None),
         })
     s.mean = mean_tensor(mean_mode, info, int(info.channels), s.device)
     weights = None
