@@ -5,7 +5,9 @@ import os
 import sys
 
 from ..errors import NotFoundError, ValidationError
+from ..inference.export import DEFAULT_OPSET, EXPORTERS
 from ..inference.geometry import FIT_HELP, FIT_MODES
+from ..inference.onnx_backend import BACKENDS
 
 
 def register(subparsers, common):
@@ -24,7 +26,11 @@ def register(subparsers, common):
                    help="sliding-window tile size in pixels (overrides --fit); 0 = whole image at once")
     p.add_argument("--stride", type=int, default=None, help="sliding-window step in pixels (default: 2/3 of the tile)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0..1")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N. Default: %(default)s.")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto: ONNX Runtime on the CPU when the snapshot's verified graph is cached (training writes "
+                        "it), else PyTorch; onnxruntime: export the graph now if missing; torch: always PyTorch. "
+                        "Default: %(default)s.")
     p.add_argument("--keep", default="", help="comma-separated class names or ids: also write <stem>_cutout.png "
                                                "(RGBA keeping only these classes)")
     p.set_defaults(func=run_infer)
@@ -36,7 +42,10 @@ def register(subparsers, common):
     e.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     e.add_argument("--out", required=True, help="output file (.onnx or .pt)")
     e.add_argument("--snapshot", default="best", help="best (default), latest, or an iteration number")
-    e.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    e.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 17). Default: %(default)s.")
+    e.add_argument("--exporter", choices=EXPORTERS, default="auto",
+                   help="auto: PyTorch's recommended (dynamo) exporter, falling back to the TorchScript-based one when "
+                        "its graph fails verification; or force one. Default: %(default)s.")
     e.set_defaults(func=run_export)
 
 
@@ -93,7 +102,7 @@ def run_infer(args, settings):
 
     model_dir = resolve_model_dir(args.model, settings)
     files = _collect(args.images)
-    predictor = Predictor.from_model_dir(model_dir, snapshot=args.snapshot, device=args.device)
+    predictor = Predictor.from_model_dir(model_dir, snapshot=args.snapshot, device=args.device, backend=args.backend)
     keep = _keep_ids(args.keep, predictor.classes) if args.keep else None
     os.makedirs(args.out, exist_ok=True)
     summary, used = [], set()
@@ -118,6 +127,7 @@ def run_infer(args, settings):
                         "classes": [r for r in hist["classes"] if r["pixels"]]})
     write_json_atomic(os.path.join(args.out, "summary.json"),
                       {"model": model_dir, "weights": os.path.basename(predictor.weights_path),
+                       "engine": predictor.engine,
                        "classes": predictor.classes, "colormap": predictor.colormap, "images": summary})
     print("%d mask(s) written to %s" % (len(summary), args.out))
     return 0
@@ -129,7 +139,7 @@ def run_export(args, settings):
 
     model_dir = resolve_model_dir(args.model, settings)
     if args.format == "onnx":
-        report = export_onnx(model_dir, args.out, snapshot=args.snapshot, opset=args.opset)
+        report = export_onnx(model_dir, args.out, snapshot=args.snapshot, opset=args.opset, exporter=args.exporter)
     else:
         report = export_torchscript(model_dir, args.out, snapshot=args.snapshot)
     print(json.dumps(report, indent=2))

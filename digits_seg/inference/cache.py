@@ -45,7 +45,8 @@ class PredictorCache:
     """LRU of `Predictor`s keyed by (model folder, weight file, its mtime, device)."""
 
     def __init__(self, capacity=DEFAULT_CAPACITY, max_concurrent=DEFAULT_MAX_CONCURRENT, wait_s=DEFAULT_WAIT_S,
-                 loader=None):
+                 loader=None, onnx=False):
+        from .onnx_backend import BackgroundExports
         from .predictor import Predictor
 
         self.capacity = max(1, int(capacity))
@@ -56,6 +57,8 @@ class PredictorCache:
         self._loading = {}
         self._slots = threading.BoundedSemaphore(max(1, int(max_concurrent)))
         self.loads = 0  # how many times a model was actually loaded (for tests and the status page)
+        # CPU predictors run in PyTorch until their ONNX graph is exported and verified (onnx_backend).
+        self.exports = BackgroundExports() if onnx else None
 
     def get(self, model_dir, snapshot="best", device="cpu"):
         """Return a loaded Predictor, loading it at most once even under concurrent requests.
@@ -89,6 +92,8 @@ class PredictorCache:
                 self.loads += 1
                 while len(self._entries) > self.capacity:
                     self._entries.popitem(last=False)
+            if self.exports is not None and str(predictor.device) == "cpu" and predictor.engine == "pytorch":
+                self.exports.request(predictor)
             return predictor
 
     @contextlib.contextmanager

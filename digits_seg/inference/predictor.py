@@ -132,10 +132,25 @@ class Predictor:
         self.weights_path = weights_path
         self.transform = transform  # the dataset's resize (geometry.DatasetTransform) or None
         self.load_report = None
+        self._onnx = None  # onnx_backend.OnnxNet running the net on the CPU, when attached
+        self.onnx_note = None
+
+    def attach_onnx(self, onnx_net):
+        """Run the network in ONNX Runtime from now on (a verified graph of these very weights)."""
+        self._onnx = onnx_net
+
+    @property
+    def engine(self):
+        return "onnxruntime" if self._onnx is not None else "pytorch"
 
     @classmethod
-    def from_model_dir(cls, model_dir, snapshot="best", device="cpu"):
-        """Load `network.prototxt` + a snapshot of a model (or pretrained) job folder."""
+    def from_model_dir(cls, model_dir, snapshot="best", device="cpu", backend="auto"):
+        """Load `network.prototxt` + a snapshot of a model (or pretrained) job folder.
+
+        Args:
+            backend: "auto" (ONNX Runtime on the CPU when the snapshot's verified graph is
+                cached, else PyTorch), "onnxruntime" (export the graph now if missing) or "torch".
+        """
         from ..networks.compiler import compile_net
         from ..networks.weights import load_weights
 
@@ -167,6 +182,7 @@ class Predictor:
         pred = cls(net, classes=classes, colormap=colormap, preprocess=preprocess, device=dev,
                    model_dir=model_dir, weights_path=weights, transform=load_transform(model_dir))
         pred.load_report = report
+        _choose_backend(pred, backend)
         return pred
 
     @property
@@ -183,8 +199,11 @@ class Predictor:
         """Return N×K×H×W class scores for an N×C×H×W input tensor (resized to it if the net is coarser)."""
         import torch
 
-        out = self.net(data)
-        scores = out[self.score_blob] if isinstance(out, dict) else out
+        if self._onnx is not None:
+            scores = torch.from_numpy(self._onnx(data.numpy()))
+        else:
+            out = self.net(data)
+            scores = out[self.score_blob] if isinstance(out, dict) else out
         if scores.dim() != 4:
             raise ValidationError("blob %r has shape %s; inference needs N×K×H×W class scores"
                                   % (self.score_blob, tuple(scores.shape)), field="network")
@@ -272,9 +291,26 @@ class Predictor:
             "classes": self.classes,
             "colormap": self.colormap,
             "preprocess": self.preprocess.to_dict(),
+            "engine": self.engine,
             "dataset_resize": ({"size": list(self.transform.size), "mode": self.transform.mode}
                                if self.transform else None),
         }
+
+
+def _choose_backend(predictor, backend):
+    from . import onnx_backend
+
+    if backend not in onnx_backend.BACKENDS:
+        raise ValidationError("unknown backend %r. Available: %s" % (backend, ", ".join(onnx_backend.BACKENDS)),
+                              field="backend")
+    if backend == "torch":
+        return
+    if backend == "onnxruntime":
+        onnx_backend.ensure(predictor)
+    elif str(predictor.device) == "cpu":
+        cached = onnx_backend.load_cached(predictor.model_dir, predictor.weights_path)
+        if cached is not None:
+            predictor.attach_onnx(cached)
 
 
 def _probe_num_classes(net, preprocess, device):

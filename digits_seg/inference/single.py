@@ -65,7 +65,7 @@ def predict_one(predictor, image, gt=None, tile=None, stride=None, source="", fi
                               field="gt")
     return OneResult(image=np.asarray(image), mask=mask, classes=predictor.classes, colormap=predictor.colormap,
                      weights=os.path.basename(predictor.weights_path or ""), gt=gt, source=source,
-                     timing={"predict_s": round(predict_s, 4)}, fit=used.to_dict())
+                     timing={"predict_s": round(predict_s, 4), "engine": predictor.engine}, fit=used.to_dict())
 
 
 def parse_keep(raw, classes):

@@ -43,7 +43,8 @@ JOB_FILES = ("images", "masks", "overlays", "gt")
 def init_app(app):
     """Per-app caches: loaded predictors and recent single-image results."""
     extras = app.extensions["digits_seg"].extras
-    extras["predictor_cache"] = PredictorCache()
+    settings = app.extensions["digits_seg"].settings
+    extras["predictor_cache"] = PredictorCache(onnx=settings.onnx_inference)
     extras["inference_results"] = single.ResultStore()
 
 

@@ -149,3 +149,39 @@ def test_web_one_image_and_test_many_use_the_training_scale(trained, settings, c
     assert "scaled to 48×36" in entry["fit"] and results["dataset_resize"]["size"] == list(TRAINED)
     mask = np.asarray(Image.open(os.path.join(job_dir, entry["mask"])))
     assert (mask == want).all()
+
+
+def test_finished_training_job_prepares_onnx_runtime_inference(trained, tmp_path, monkeypatch):
+    """A model job run by the task runner ends with a verified ONNX graph that CPU inference then uses."""
+    from digits_seg.jobs.tasks import run_job
+
+    jobs = tmp_path / "jobs"
+    shutil.copytree(os.path.join(trained["jobs"], trained["dataset"]), jobs / trained["dataset"])
+    store = JobStore(str(jobs))
+    with open(os.path.join(trained["dir"], "job.json")) as f:
+        params = dict(json.load(f)["params"], epochs=1)
+    job = store.create("model", "exported at the end", params)
+    monkeypatch.setenv("DIGITS_SEG_ONNX_INFERENCE", "1")
+    assert run_job(job.id, str(jobs)) == {"state": "done"}
+    model_dir = store.job_dir(job.id)
+    with open(os.path.join(model_dir, "log.txt")) as f:
+        assert "CPU inference will run in ONNX Runtime" in f.read()
+    p = Predictor.from_model_dir(model_dir)
+    assert p.engine == "onnxruntime"
+    image = np.asarray(Image.open(trained["image"]).convert("RGB"))
+    torch_mask = Predictor.from_model_dir(model_dir, backend="torch").predict(image)
+    assert (p.predict(image) == torch_mask).mean() > 0.999
+
+
+def test_onnx_packages_are_installed_by_default():
+    """ONNX export and ONNX Runtime inference work after a plain `pip install -e .` (not an extra)."""
+    import ast
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "setup.py")) as f:
+        tree = ast.parse(f.read())
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup")
+    kw = {k.arg: k.value for k in call.keywords}
+    required = {ast.literal_eval(e).split(">")[0].split("=")[0] for e in kw["install_requires"].elts}
+    assert {"onnx", "onnxruntime", "onnxscript"} <= required
+    extras = ast.literal_eval(kw["extras_require"])
+    assert not any(p.startswith("onnx") for reqs in extras.values() for p in reqs)
