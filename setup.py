@@ -31,6 +31,8 @@ setup(
         "onnx>=1.15",
         "onnxruntime>=1.17",
         "onnxscript>=0.1",
+        "pycocotools>=2.0",  # COCO-style annotations (polygons, RLE) rasterised into masks (datasets/layouts/coco.py)
+        "scipy>=1.10",  # SBD's cls/*.mat labels are MATLAB v5 files, which h5py cannot read (datasets/layouts/voc.py)
     ],
     extras_require={
         "test": [
