@@ -149,19 +149,10 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir, dd
     if main:
         write_bytes_atomic(os.path.join(job_dir, "solver.prototxt"),
                            solver_prototxt(params, s.total_iters, s.iters_per_epoch).encode("utf-8"))
-<<<<<<< HEAD
-        write_json_atomic(os.path.join(job_dir, "preprocess.json"), {
-            "channels": int(info.channels), "channel_order": "RGB", "mean_subtraction": mean_mode,
-            "mean_pixel": None if mean_mode == "none" or mean_pixel is None else [float(v) for v in mean_pixel],
-            "scale": 1.0, "input_size": [crop, crop] if crop else (info.splits["train"].get("size")),
-            # The dataset's resize: inference scales new images the same way (inference/geometry.py).
-            "resize": getattr(info, "resize", None), "resize_mode": getattr(info, "resize_mode", None),
-        })
-    s.mean = mean_tensor(mean_mode, info, int(info.channels), s.device)
-=======
+        # The dataset's resize: inference scales new images the same way (inference/geometry.py).
+        s.recipe = dict(s.recipe, resize=getattr(info, "resize", None), resize_mode=getattr(info, "resize_mode", None))
         write_json_atomic(os.path.join(job_dir, "preprocess.json"), s.recipe)
     s.mean, s.bgr, s.scale = input_tensors(s.recipe, info, s.device)
->>>>>>> main
     weights = None
     net_weights = (s.net.loss_spec or {}).get("class_weights")
     if net_weights and params.get("class_weighting", "none") == "none":
