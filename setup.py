@@ -26,6 +26,7 @@ setup(
         "tqdm>=4.60",
         "plotly>=5.0",
         "psutil>=5.9",
+        "pydantic>=2.5",
     ],
     extras_require={
         "test": [

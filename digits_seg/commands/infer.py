@@ -5,12 +5,13 @@ import os
 import sys
 
 from ..errors import NotFoundError, ValidationError
+from .options import add_setting
 
 
 def register(subparsers, common):
     """Add `infer` and `export` to the `digits-seg` parser."""
     p = subparsers.add_parser(
-        "infer", parents=[common],
+        "infer",
         help="Predict segmentation masks for images with a trained model (runs here, not in a worker).",
         description="Writes, per image: <stem>_mask.png (palette PNG of class ids with the dataset's colours), "
                     "<stem>_color.png and <stem>_overlay.png, plus summary.json with per-class pixel counts.")
@@ -26,16 +27,18 @@ def register(subparsers, common):
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--keep", default="", help="comma-separated class names or ids: also write <stem>_cutout.png "
                                                "(RGBA keeping only these classes)")
+    add_setting(p, "jobs_dir")
     p.set_defaults(func=run_infer)
 
-    e = subparsers.add_parser("export", parents=[common], help="Export a model snapshot to ONNX or TorchScript.",
+    e = subparsers.add_parser("export", help="Export a model snapshot to ONNX or TorchScript.",
                               description="The exported graph takes float32 N×C×H×W RGB pixels 0..255 (any H, W) "
                                           "and returns N×K×H×W class scores; the mean subtraction is inside.")
     e.add_argument("--model", required=True, help="model job id or folder")
-    e.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    e.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="export format")
     e.add_argument("--out", required=True, help="output file (.onnx or .pt)")
     e.add_argument("--snapshot", default="best", help="best (default), latest, or an iteration number")
     e.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    add_setting(e, "jobs_dir")
     e.set_defaults(func=run_export)
 
 

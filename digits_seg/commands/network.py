@@ -10,20 +10,21 @@ from ..errors import ValidationError
 
 def register(subparsers, common):
     """Add `network show` and `network list` to the `digits-seg` parser."""
-    p = subparsers.add_parser("network", parents=[common], help="inspect Caffe network descriptions")
+    p = subparsers.add_parser("network", help="inspect Caffe network descriptions")
     sub = p.add_subparsers(dest="network_command", metavar="ACTION")
     sub.required = True
-    s = sub.add_parser("show", parents=[common],
+    s = sub.add_parser("show",
                        help="print the layer table (shapes, parameters, lr_mult) and problems")
     s.add_argument("file", help="a .prototxt file or a standard network name (see `network list`)")
     s.add_argument("--input", default="3x224x224",
                    help="input size CxHxW (e.g. 3x375x500 for a 500x375 image)")
-    s.add_argument("--phase", choices=["train", "val", "deploy"], default="deploy")
+    s.add_argument("--phase", choices=["train", "val", "deploy"], default="deploy",
+                   help="which phase's layers to show (include/exclude rules)")
     s.add_argument("--classes", type=int, default=21, help="class count for a standard network")
     s.add_argument("--json", action="store_true", help="print the table as JSON")
     s.set_defaults(func=cmd_show)
-    ls = sub.add_parser("list", parents=[common], help="list the shipped standard networks")
-    ls.add_argument("--json", action="store_true")
+    ls = sub.add_parser("list", help="list the shipped standard networks")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
     ls.set_defaults(func=cmd_list)
 
 
