@@ -3,7 +3,7 @@
 import os
 import socket
 
-from .gpus import list_gpus
+from ..gpus import list_gpus
 from .queue import WORKER_INFO_TTL_S, advertise_worker, connect, get_queue
 
 
