@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 from ..datasets.params import PATH_FIELDS, DatasetParams
@@ -30,7 +31,8 @@ def register(subparsers, common):
     sub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
     sub.required = True
     c = sub.add_parser("create", parents=[common], help="pair, check and convert folders into LMDBs (a dataset job)")
-    add_declared(c, DatasetParams, required=("images", "labels"))
+    add_declared(c, DatasetParams)
+    add_layout_arguments(c)
     c.add_argument("--now", action="store_true", help="run in this process with a progress bar instead of queueing")
     add_wait_argument(c)
     c.add_argument("--check", action="store_true", help="only check the folders and print the report; write nothing")
@@ -47,6 +49,40 @@ def register(subparsers, common):
     d.set_defaults(func=cmd_demo_data)
 
 
+def add_layout_arguments(c):
+    """`--layout NAME --root DIR` (plus COCO `--categories`, VOC `--lists`): a public dataset in its published layout."""
+    from ..datasets.layouts import CHOICES
+
+    c.add_argument("--layout", choices=CHOICES, default=None,
+                   help="a standard dataset layout under --root (auto: detect which); replaces --images/--labels")
+    c.add_argument("--root", default=None, help="top folder of the standard layout (e.g. VOCdevkit, cityscapes)")
+    c.add_argument("--categories", default=None, help="COCO: comma-separated category names or ids (default: all)")
+    c.add_argument("--lists", choices=["voc", "aug"], default=None,
+                   help="VOC: ImageSets/Segmentation lists (voc) or SBD-style train_aug.txt lists (aug)")
+
+
+def _layout_params(args, settings):
+    """Detect the layout, print what was found (stderr), return (params, detection)."""
+    from ..datasets.layouts.params import layout_params
+    from ..datasets.params import validate_params
+
+    raw = {k: v for k, v in _raw(args).items() if k not in ("images", "labels")}
+    raw.update(layout=args.layout, layout_root=os.path.abspath(args.root), categories=args.categories, lists=args.lists)
+    params, det = layout_params(raw, settings, validate_params)
+    for line in describe_detection(det.to_dict()):
+        print(line, file=sys.stderr)
+    return params, det
+
+
+def describe_detection(d):
+    """Lines telling what a detection found (the CLI's view of the form's "detected" panel)."""
+    out = ["detected %s in %s" % (d["title"], d["root"])]
+    out += ["  %s" % n for n in d["notes"]]
+    out.append("  %d classes: %s" % (len(d["classes"]), ", ".join(c["name"] for c in d["classes"][:12])
+                                     + (", ..." if len(d["classes"]) > 12 else "")))
+    return out
+
+
 def _raw(args):
     """The given options; every path is resolved against the current directory (as a shell user expects)."""
     raw = declared_values(args, DatasetParams)
@@ -56,37 +92,58 @@ def _raw(args):
     return raw
 
 
-def _local_settings(raw, settings):
+def _local_settings(raw, settings, root=None):
     """The CLI runs as the user: let it read the folders it was given even outside the data roots."""
-    extra = tuple(os.path.dirname(os.path.realpath(raw[k])) for k in PATH_FIELDS if raw.get(k))
+    paths = [raw[k] for k in PATH_FIELDS if raw.get(k)] + ([os.path.join(root, ".")] if root else [])
+    extra = tuple(os.path.dirname(os.path.realpath(p)) for p in paths)
     return settings.replace(data_roots=tuple(settings.resolved_data_roots) + extra)
 
 
 def cmd_create(args, settings):
-    from ..datasets.check import check_folders
     from ..datasets.create import preflight
+    from ..datasets.layouts.checking import check_dataset
     from ..datasets.params import validate_params
     from ..errors import ValidationError
 
     raw = _raw(args)
     if bool(raw.get("val_images")) != bool(raw.get("val_labels")):
         raise ValidationError("give both --val-images and --val-labels, or neither", field="val_labels")
-    local = _local_settings(raw, settings)
-    params = validate_params(raw, local)
+    local = _local_settings(raw, settings, args.root)
+    if args.layout or args.root:
+        if not (args.layout and args.root):
+            raise ValidationError("give both --layout and --root (the dataset's top folder)", field="root")
+        if args.images or args.labels:
+            raise ValidationError("--layout takes the folders from the layout: leave out --images/--labels", field="images")
+        params, _ = _layout_params(args, local)
+    else:
+        if not (args.images and args.labels):
+            raise ValidationError("give --images and --labels (or --layout and --root for a standard dataset layout)",
+                                  field="images")
+        params = validate_params(raw, local)
     if args.check:
-        report = check_folders(params, local)
+        report = check_dataset(params, local)
         if args.json:
             print(json.dumps(report.to_dict(), indent=2))
         else:
             _print_check(report)
         return 0 if report.ok else 1
-    preflight(params)  # missing labels, empty folders...: refused now rather than by a job left in error
     if args.now:
+        if not args.layout:
+            preflight(params)  # missing labels, empty folders...: refused now rather than by a job left in error
         return _run_now(params, settings, args)
+    from ..datasets.layouts import stage_conversion
     from ..jobs.service import JobService
 
-    service = JobService(settings)
-    return report_queued(service.store, service.submit("dataset", params["name"], params), args, "dataset")
+    params = stage_conversion(params, settings.jobs_dir)  # COCO / SBD .mat labels, adopted by the job
+    try:
+        preflight(params)  # missing labels, empty folders...: refused now rather than by the job
+        service = JobService(settings)
+        job = service.submit("dataset", params["name"], params)
+    except BaseException:
+        if params.get("upload_dir"):
+            shutil.rmtree(params["upload_dir"], ignore_errors=True)
+        raise
+    return report_queued(service.store, job, args, "dataset")
 
 
 def _print_check(report):

@@ -16,7 +16,7 @@ import numpy as np
 from .. import fsutil
 from ..errors import JobAborted, ValidationError
 from ..uploads import adopt_stage
-from . import lmdb_io
+from . import layouts, lmdb_io
 from .check import CheckReport, Collector, check_folders, task_config
 from .palette import IGNORE_LABEL, default_class_names
 from .plan import describe, make_plan
@@ -95,6 +95,7 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
                    workers=DEFAULT_WORKERS, **extra):
     """Create train/val LMDBs, labels.txt, colormap.json, stats.h5 and dataset.json in `job_dir`."""
     params = adopt_upload(job_dir, params)
+    params = layouts.prepare(job_dir, params, log=log, on_progress=on_progress, should_stop=should_stop)
     plan = _pair_plan(params, log)
     skip_bad = bool(params.get("skip_bad"))
     for note in plan.notes:
@@ -119,6 +120,8 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
     if params.get("upload_dir"):  # the databases hold every pair now; a failed job keeps them to resume
         shutil.rmtree(os.path.join(job_dir, UPLOAD_DIR), ignore_errors=True)
         log("removed the uploaded files: the dataset holds them")
+    if layouts.cleanup(job_dir):
+        log("removed the converted labels: the dataset holds them")
     on_progress(1.0, "done")
     return result
 
@@ -126,7 +129,7 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
 UPLOAD_DIR = "upload"
 """Where a dataset job keeps the extracted zip it was created from, until creation succeeds."""
 
-PATH_PARAMS = ("images", "labels", "val_images", "val_labels", "classes_file", "colormap_file")
+PATH_PARAMS = ("images", "labels", "val_images", "val_labels", "classes_file", "colormap_file", "masks_dir")
 
 
 def adopt_upload(job_dir, params):

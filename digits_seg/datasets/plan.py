@@ -103,6 +103,16 @@ def make_plan(params, binary_values=None):
             None samples a few labels instead.
     """
     problems = []
+    if params.get("layout"):  # a standard layout lists its own pairs (layouts/params.py)
+        from .layouts.params import layout_splits
+
+        splits, pairings = layout_splits(params)
+    else:
+        splits, pairings = _pair(params, problems)
+    return _finish_plan(params, splits, pairings, problems, binary_values)
+
+
+def _pair(params, problems):
     main = pair_folders(params["images"], params["labels"], params.get("label_suffix", "auto"))
     _pairing_problems(main, params["images"], params["labels"], problems)
     _same_folder(main, params["images"], params["labels"], problems)
@@ -116,7 +126,10 @@ def make_plan(params, binary_values=None):
     else:
         train, val = split_pairs(main.pairs, params.get("val_pct", 10), params.get("seed", 0))
         splits = {"train": train, "val": val}
+    return splits, pairings
 
+
+def _finish_plan(params, splits, pairings, problems, binary_values):
     first = _first_label_image(splits)
     label_mode = None
     first_palette = None

@@ -23,8 +23,12 @@ from .solver import SOLVER_TYPES
 NETWORK_KINDS = ("standard", "custom", "previous", "pretrained")
 """Where the network description comes from."""
 
-MEAN_MODES = ("none", "pixel", "image")
-"""Mean subtraction: nothing, the dataset's per-channel mean, or its mean image."""
+MEAN_MODES = ("none", "pixel", "image", "model")
+"""Mean subtraction: nothing, the dataset's per-channel mean, its mean image, or (the default when
+fine-tuning) the preprocessing of the model the job starts from (training/input_recipe.py)."""
+
+FREEZE_BN = ("auto", "on", "off")
+"""Whether BatchNorm keeps the start weights' running statistics in training (auto: below batch 8 from trained weights)."""
 
 CLASS_WEIGHTINGS = ("none", "inverse", "median")
 """Class weights for the loss: none, inverse frequency, median frequency balancing."""
@@ -109,8 +113,13 @@ class TrainingParams(BaseModel):
                                      "better mean IoU; 0 = off.", ge=0, cli="--early-stop")
     mean_subtraction: choice(*MEAN_MODES) = param(
         "pixel", "Mean subtraction", "The shipped networks scale raw pixels themselves (none). For custom Caffe nets: "
-        "pixel (per-channel mean) or image (mean image).", cli="--mean",
-        default_text="none for standard networks, else pixel")
+        "pixel (per-channel mean) or image (mean image). Previous/pretrained: the model's own preprocessing (model); "
+        "another choice shifts the inputs its first layers learned.", cli="--mean",
+        default_text="none for standard networks, model for previous/pretrained, else pixel")
+    freeze_bn: choice(*FREEZE_BN) = param(
+        "auto", "Freeze BatchNorm statistics", "Caffe's use_global_stats in training: BatchNorm keeps the start "
+        "weights' running statistics instead of learning from tiny batches (statistics of 1-7 images are too noisy). "
+        "auto: on below batch 8 when starting from trained weights.")
     crop_size: Optional[Int] = param(None, "Random crop (px)", "Crop image AND label together to this square size "
                                      "(padding labels with 255 when smaller). Needed for batches of different-size "
                                      "images; out of memory: lower it.", ge=1, le=MAX_CROP_SIZE, cli="--crop",
@@ -214,6 +223,9 @@ def default_model_name(network, dataset_name, store):
 
 def _network_defaults(network):
     """The recommended solver of a standard network (batch size, crop, lr...), or {}."""
+    if network["kind"] in ("pretrained", "previous"):
+        # Preprocessing is part of a trained model: keep it (training/input_recipe.py).
+        return {"mean_subtraction": "model"}
     known = _standard_networks()
     if network["kind"] != "standard" or known is None or network["name"] not in known:
         return {}
@@ -309,6 +321,11 @@ def _cross_checks(p, values, dataset_info, settings, bad):
         errors.append(field_error(TrainingParams, "base_lr", "values make a sweep of %d jobs (%d learning rates × %d "
                                   "batch sizes); at most %d per submission (setting DIGITS_SEG_MAX_SWEEP_JOBS): "
                                   "sweep fewer values" % (len(lrs) * len(batches), len(lrs), len(batches), limit)))
+    if p["mean_subtraction"] == "model" and p["network"]["kind"] not in ("pretrained", "previous") \
+            and "mean_subtraction" not in bad:
+        errors.append(field_error(TrainingParams, "mean_subtraction", "'model' keeps the preprocessing of a pretrained "
+                                  "or previous model; for a %s network choose none, pixel or image"
+                                  % p["network"]["kind"]))
     variable = bool(getattr(dataset_info, "variable_size", False))
     if variable and p["crop_size"] is None and any(b > 1 for b in batches) and "batch_size" not in bad:
         errors.append(field_error(TrainingParams, "batch_size", "must be 1 for this dataset, whose images have "

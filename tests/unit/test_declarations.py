@@ -7,7 +7,7 @@ from digits_seg.datasets.params import DatasetParams
 from digits_seg.datasets.params import validate_params as dataset_params
 from digits_seg.declare import check, specs
 from digits_seg.errors import ValidationError
-from digits_seg.training.params import TrainingParams, check_name, expand_sweep, validate_params
+from digits_seg.training.params import DEFAULTS, TrainingParams, check_name, expand_sweep, validate_params
 
 CUSTOM = {"network_kind": "custom", "custom_network": "layer { name: 'a' type: 'ReLU' bottom: 'data' top: 'a' }"}
 
@@ -87,11 +87,14 @@ def test_job_names_are_checked_before_anything_is_written(name, phrase):
 def test_old_job_params_validate_and_clone_unchanged():
     from digits_seg.web.model_form import _form_values
 
-    assert validate_params(OLD_JOB_PARAMS) == OLD_JOB_PARAMS          # the JSON shape job.json stores
-    form = _form_values(OLD_JOB_PARAMS)                               # the clone form's flat strings
-    assert validate_params(form) == OLD_JOB_PARAMS
+    def same(got, old):
+        """Every stored field unchanged; fields added since then hold their declared defaults."""
+        return {k: got[k] for k in old} == old and all(got[k] == DEFAULTS[k] for k in set(got) - set(old))
+
+    assert same(validate_params(OLD_JOB_PARAMS), OLD_JOB_PARAMS)          # the JSON shape job.json stores
+    assert same(validate_params(_form_values(OLD_JOB_PARAMS)), OLD_JOB_PARAMS)  # the clone form's flat strings
     sweep = dict(OLD_JOB_PARAMS, base_lr=[0.01, 0.001], batch_size=[1, 2])
-    assert validate_params(_form_values(sweep)) == sweep
+    assert same(validate_params(_form_values(sweep)), sweep)
 
 
 def test_check_keeps_valid_values_when_others_fail():
