@@ -149,6 +149,8 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir, dd
     if main:
         write_bytes_atomic(os.path.join(job_dir, "solver.prototxt"),
                            solver_prototxt(params, s.total_iters, s.iters_per_epoch).encode("utf-8"))
+        # The dataset's resize: inference scales new images the same way (inference/geometry.py).
+        s.recipe = dict(s.recipe, resize=getattr(info, "resize", None), resize_mode=getattr(info, "resize_mode", None))
         write_json_atomic(os.path.join(job_dir, "preprocess.json"), s.recipe)
     s.mean, s.bgr, s.scale = input_tensors(s.recipe, info, s.device)
     weights = None
