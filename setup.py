@@ -39,6 +39,9 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.2",
             "playwright>=1.40",
+            # Reference models for tests/unit/test_torchvision_weights.py; .ci/run installs it first
+            # with --no-deps (matches torch 2.13.0; see tests/torchvision_models.py).
+            "torchvision==0.28.0",
         ],
     },
     entry_points={"console_scripts": ["digits-seg=digits_seg.cli:main"]},
