@@ -192,3 +192,11 @@ def test_solver_steps_become_percentages():
     step, _ = solver_to_params(read_solver("lr_policy: \"step\" stepsize: 3000 max_iter: 9000 solver_type: NESTEROV"),
                                100, 1)
     assert step["lr_step_size"] == pytest.approx(33.3333) and step["solver_type"] == "Nesterov"
+
+
+def test_bayesian_segnet_test_time_dropout_is_a_stated_departure():
+    text = ('layer { name: "encdrop3" type: "Dropout" bottom: "data" top: "d" '
+            'dropout_param { dropout_ratio: 0.5 sample_weights_test: true } }')
+    problems = check_network(text, (3, 8, 8))
+    assert any(p.startswith("warning: sample_weights_test (Bayesian SegNet's Monte-Carlo dropout") and "encdrop3" in p
+               for p in problems)
