@@ -58,6 +58,22 @@ def parse_value(value, field="ignore_values"):
     return v
 
 
+def parse_values(values, field="ignore_values"):
+    """Sorted distinct raw values from a list, or text like `"11"` / `"0, 11"`."""
+    if values in (None, "", []):
+        return []
+    items = values.replace(";", ",").replace(",", " ").split() if isinstance(values, str) else list(values)
+    return sorted({parse_value(v, field) for v in items})
+
+
+def parse_colors(colors, field="ignore_colors"):
+    """Sorted distinct [r, g, b] from a list of colours, or text like `"255,255,255; 0 0 0"`."""
+    if colors in (None, "", []):
+        return []
+    items = [c for c in colors.split(";") if c.strip()] if isinstance(colors, str) else list(colors)
+    return sorted({tuple(parse_color(c, field)) for c in items})
+
+
 def parse_label_map(mapping, field="label_map"):
     """{raw: stored} from a dict (JSON string keys allowed) or `"7:0 8:1 0:255"` text; None when empty."""
     if mapping in (None, "", {}):
