@@ -59,7 +59,7 @@ def _wrapped(predictor):
             self.score_blob = predictor.score_blob
             self.register_buffer("mean", mean)
             self.register_buffer("mean_image", mean_image if mean_image is not None else torch.zeros(0))
-            self.scale = float(pre.scale)
+            self.register_buffer("scale", torch.tensor(pre.scale, dtype=torch.float32).reshape(1, -1, 1, 1))
 
         def forward(self, image):
             x = image.flip(1) if flip else image
