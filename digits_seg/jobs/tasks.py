@@ -29,6 +29,7 @@ TASKS = {
     "pretrained": ("digits_seg.store.importer", "import_model"),
     "inference": ("digits_seg.inference.batch", "infer_many"),
     "check": ("digits_seg.jobs.check", "check_worker"),
+    "evaluation": ("digits_seg.inference.evaluation", "evaluate_job"),
 }
 """Job kind → (module, function) of the domain task; imported lazily in the work horse."""
 
@@ -225,4 +226,6 @@ def _extra_arguments(store, job, settings):
         return {"model_dir": store.job_dir(params["model_id"]), "settings": settings}
     if job.kind in ("dataset", "pretrained", "check"):
         return {"settings": settings}
+    if job.kind == "evaluation":
+        return {"dataset_dir": store.job_dir(params["dataset_id"]) if params.get("dataset_id") else None}
     return {}
