@@ -43,6 +43,23 @@
 
   function formatEta(s) { return s || ""; }
 
+  /* "3m 05s ago" as the server writes it (helpers.format_eta), kept current while the page stays open */
+  function formatAge(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    if (s < 60) return s + "s";
+    if (s < 3600) return Math.floor(s / 60) + "m " + two(s % 60) + "s";
+    if (s < 86400) return Math.floor(s / 3600) + "h " + two(Math.floor((s % 3600) / 60)) + "m";
+    return Math.floor(s / 86400) + "d " + two(Math.floor((s % 86400) / 3600)) + "h";
+  }
+  function refreshAges() {
+    document.querySelectorAll("time[data-age]").forEach(function (t) {
+      var when = Date.parse(t.getAttribute("datetime"));
+      if (!isNaN(when)) t.textContent = formatAge((Date.now() - when) / 1000) + " ago";
+    });
+  }
+  if (document.querySelector("time[data-age]")) setInterval(refreshAges, 10000);
+
   function apply(el, s) {
     var previous = el.dataset.state;
     el.dataset.state = s.state;
