@@ -40,6 +40,15 @@
   document.querySelectorAll("form[data-confirm]").forEach(function (f) {
     f.addEventListener("submit", function (e) { if (!confirm(f.dataset.confirm)) e.preventDefault(); });
   });
+  /* An action the server would refuse (deleting a dataset that models use) says why at once, on this page */
+  document.querySelectorAll("form[data-refuse]").forEach(function (f) {
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var panel = f.closest(".job-status");
+      var box = panel && panel.querySelector('[data-role="refusal"]');
+      if (box) { box.textContent = f.dataset.refuse; box.hidden = false; } else { alert(f.dataset.refuse); }
+    });
+  });
 
   function formatEta(s) { return s || ""; }
 
@@ -93,13 +102,25 @@
     }
   }
 
+  /* The log pane follows new lines while the user is at its end; scrolling up stops following
+     (so a line can be read while the job runs), scrolling back to the end resumes it. */
+  var logPane = document.querySelector('[data-role="log"]');
+  function atEnd(pre) { return pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8; }
+  if (logPane) {
+    logPane.dataset.follow = "1";
+    logPane.scrollTop = logPane.scrollHeight;
+    logPane.addEventListener("scroll", function () { logPane.dataset.follow = atEnd(logPane) ? "1" : "0"; });
+  }
   function refreshLog() {
-    var pre = document.querySelector('[data-role="log"]');
+    var pre = logPane;
     if (!pre || !pre.dataset.logUrl) return;
     fetch(pre.dataset.logUrl, {cache: "no-store"}).then(function (r) { return r.text(); }).then(function (t) {
-      var atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 5;
-      pre.textContent = t.length > 100000 ? t.slice(-100000) : t;
-      if (atBottom) pre.scrollTop = pre.scrollHeight;
+      var text = t.length > 100000 ? t.slice(-100000) : t;
+      if (text === pre.textContent) return;
+      var follow = pre.dataset.follow !== "0";
+      var kept = pre.scrollTop;
+      pre.textContent = text;
+      pre.scrollTop = follow ? pre.scrollHeight : kept;
     }).catch(function () {});
   }
 

@@ -54,7 +54,7 @@ def create_app(settings=None, conn=None):
     app.jinja_env.globals.update(csrf_token=security.csrf_token, format_eta=helpers.format_eta,
                                  format_time=helpers.format_time, age=helpers.age, job_url=helpers.job_url,
                                  has_endpoint=lambda e: e in app.view_functions,
-                                 auth_required=bool(settings.auth_token))
+                                 auth_required=bool(settings.auth_token), delete_refusal=jobs.delete_refusal)
     return app
 
 
