@@ -55,6 +55,8 @@ def create_app(settings=None, conn=None):
                                  format_time=helpers.format_time, age=helpers.age, job_url=helpers.job_url,
                                  has_endpoint=lambda e: e in app.view_functions,
                                  auth_required=bool(settings.auth_token), delete_refusal=jobs.delete_refusal)
+    app.add_template_filter(helpers.ticks, "ticks")
+    app.add_template_filter(helpers.thousands, "thousands")
     return app
 
 
