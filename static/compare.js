@@ -4,7 +4,9 @@
   var dataEl = document.getElementById("compare-data");
   if (!dataEl || !window.Plotly) return;
   var data = JSON.parse(dataEl.textContent);
-  var CONFIG = {displaylogo: false, responsive: true, displayModeBar: "hover"};
+  /* titles on the left, the mode bar (on hover) on the right; phones have no hover: no mode bar */
+  var CONFIG = {displaylogo: false, responsive: true,
+                displayModeBar: window.matchMedia("(max-width: 640px)").matches ? false : "hover"};
 
   function trace(run, cols, y, extra) {
     var t = {x: cols.epoch, y: cols[y], customdata: cols.iteration, name: run.name, legendgroup: run.id,
@@ -13,7 +15,7 @@
     return Object.assign(t, extra || {});
   }
   function layout(title) {
-    return {title: {text: title, font: {size: 13}}, margin: {t: 40, r: 10, b: 40, l: 50},
+    return {title: {text: title, font: {size: 13}, x: 0.01, xanchor: "left"}, margin: {t: 40, r: 10, b: 40, l: 50},
             xaxis: {title: {text: "epoch"}, rangemode: "tozero"}, showlegend: false};
   }
   function empty(lay, traces, text) {
