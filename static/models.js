@@ -16,6 +16,18 @@
       panels.forEach(function (p) { p.hidden = p.dataset.kind !== kind; });
     };
     form.querySelectorAll('input[name="network_kind"]').forEach(function (r) { r.addEventListener("change", showPanel); });
+    // Fine-tuning with another mean than the model's own: say what it costs.
+    var meanSelect = form.elements.mean_subtraction, meanWarn = form.querySelector('[data-role="mean-warning"]');
+    var warnMean = function () {
+      var checked = form.querySelector('input[name="network_kind"]:checked');
+      var fine = checked && (checked.value === "previous" || checked.value === "pretrained");
+      meanWarn.hidden = !(fine && meanSelect.value !== "" && meanSelect.value !== "model");
+    };
+    if (meanSelect && meanWarn) {
+      meanSelect.addEventListener("change", warnMean);
+      form.querySelectorAll('input[name="network_kind"]').forEach(function (r) { r.addEventListener("change", warnMean); });
+      warnMean();
+    }
     showPanel();
 
     var netSelect = document.getElementById("network");
@@ -82,7 +94,8 @@
       var errBox = document.getElementById("validate-error");
       var table = document.getElementById("layer-table");
       var summary = document.getElementById("validate-summary");
-      errBox.hidden = true; table.hidden = true; summary.textContent = "checking…";
+      var plist = document.getElementById("validate-problems");
+      errBox.hidden = true; table.hidden = true; plist.hidden = true; summary.textContent = "checking…";
       window.digitsSeg.fetchJSON("/models/validate-network.json", {
         method: "POST", headers: {"Content-Type": "application/json"},
         body: JSON.stringify({prototxt: form.elements.custom_network.value, dataset_id: form.elements.dataset_id.value,
@@ -103,8 +116,18 @@
           body.appendChild(tr);
         });
         table.hidden = false;
+        table.hidden = !d.layers.length;
+        var phases = Object.keys(d.phases || {}).filter(function (k) { return d.phases[k].ok; });
         summary.textContent = (d.ok ? "OK: " : "Problems: ") + d.layers.length + " layers, " + d.total_params +
-          " parameters at input " + d.input_shape.join("×") + (d.problems.length ? " — " + d.problems.join("; ") : "");
+          " parameters at input " + d.input_shape.join("×") + (phases.length ? "; phases: " + phases.join(", ") : "");
+        // Every problem at once, one per line (errors first), each with its fix.
+        plist.textContent = "";
+        d.problems.forEach(function (p) {
+          var li = el("li", p);
+          if (p.indexOf("warning:") !== 0) li.className = "field-error";
+          plist.appendChild(li);
+        });
+        plist.hidden = !d.problems.length;
       }).catch(function (err) { summary.textContent = ""; errBox.textContent = err.message; errBox.hidden = false; });
     });
   }

@@ -167,6 +167,10 @@
           col = cmap[c] || [0, 0, 0];
           a = contour ? 1 : alpha;
           r = r * (1 - a) + col[0] * a; g = g * (1 - a) + col[1] * a; b = b * (1 - a) + col[2] * a;
+        } else if (c === IGNORE && !contour) {
+          /* ignore (255): grey diagonal stripes, never a class colour */
+          var hatch = ((i % this.w) + Math.floor(i / this.w)) % 8 < 4 ? 96 : 176;
+          r = r * (1 - alpha) + hatch * alpha; g = g * (1 - alpha) + hatch * alpha; b = b * (1 - alpha) + hatch * alpha;
         }
       }
       out[4 * i] = r; out[4 * i + 1] = g; out[4 * i + 2] = b; out[4 * i + 3] = 255;

@@ -98,8 +98,9 @@ def settings(jobs_dir, redis_url, tmp_path):
 
     data_root = tmp_path / "data"
     data_root.mkdir(exist_ok=True)
+    # ONNX Runtime inference off: its exports take seconds per model; tests of it turn it on.
     return load_settings({"jobs_dir": jobs_dir, "redis_url": redis_url, "data_roots": str(data_root),
-                          "heartbeat_s": "1"}, environ={})
+                          "heartbeat_s": "1", "onnx_inference": "0"}, environ={})
 
 
 class WorkerProcess:
@@ -112,6 +113,7 @@ class WorkerProcess:
             cmd += ["--name", name]
         full_env = dict(os.environ)
         full_env["DIGITS_SEG_HEARTBEAT_S"] = str(settings.heartbeat_s)
+        full_env["DIGITS_SEG_ONNX_INFERENCE"] = "1" if settings.onnx_inference else "0"
         full_env.update(env or {})
         self.proc = subprocess.Popen(cmd, env=full_env, start_new_session=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -192,7 +194,8 @@ class LiveServer:
         full_env = dict(os.environ)
         full_env.update({"DIGITS_SEG_JOBS_DIR": self.jobs_dir, "DIGITS_SEG_PORT": str(self.port),
                          "DIGITS_SEG_DATA_ROOTS": self.data_root, "DIGITS_SEG_WORKERS": str(workers),
-                         "DIGITS_SEG_HEARTBEAT_S": "1", "PYTHONUNBUFFERED": "1"})
+                         "DIGITS_SEG_HEARTBEAT_S": "1", "DIGITS_SEG_ONNX_INFERENCE": "0",
+                         "PYTHONUNBUFFERED": "1"})
         full_env.pop("REDIS_URL", None)
         full_env.pop("DIGITS_SEG_REDIS_URL", None)
         full_env.update(env or {})

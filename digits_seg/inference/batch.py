@@ -113,7 +113,8 @@ def _process(predictor, item, index, job_dir, params, num_classes, name):
     """Predict one item, write its files (named `name`) and return (entry, confusion matrix or None)."""
     image = item["image"]() if callable(item["image"]) else item["image"]
     gt = item["gt"]() if callable(item["gt"]) else item["gt"]
-    pred = predictor.predict(image, tile=params.get("tile"), stride=params.get("stride"))
+    pred, fit = predictor.run(image, fit=params.get("fit") or "auto", tile=params.get("tile"),
+                              stride=params.get("stride"))
     files = {
         "image": "images/%s.jpg" % name,
         "mask": "masks/%s.png" % name,
@@ -124,7 +125,8 @@ def _process(predictor, item, index, job_dir, params, num_classes, name):
     over = visualize.overlay(image, pred, predictor.colormap, alpha=params.get("alpha", 0.5))
     write_bytes_atomic(os.path.join(job_dir, files["overlay"]), visualize.encode_png(over))
     entry = {"index": index, "name": str(item["name"]), "source": item["source"], "width": int(pred.shape[1]),
-             "height": int(pred.shape[0]), "histogram": visualize.class_histogram(pred, predictor.classes)["classes"]}
+             "height": int(pred.shape[0]), "fit": fit.describe(),
+             "histogram": visualize.class_histogram(pred, predictor.classes)["classes"]}
     entry["histogram"] = [{"id": r["id"], "pixels": r["pixels"], "share": r["share"]}
                           for r in entry["histogram"] if r["pixels"]]
     conf = None
@@ -157,7 +159,9 @@ def infer_many(job_dir, params, *, on_progress, should_stop, log, model_dir, set
     for folder in FOLDERS:
         os.makedirs(os.path.join(job_dir, folder), exist_ok=True)
     header = {"model_dir": model_dir, "snapshot": os.path.basename(predictor.weights_path),
-              "source": params["source"], "classes": predictor.classes, "colormap": predictor.colormap}
+              "source": params["source"], "classes": predictor.classes, "colormap": predictor.colormap,
+              "fit": params.get("fit") or "auto",
+              "dataset_resize": predictor.describe()["dataset_resize"]}
     entries, with_gt, used = [], 0, set()
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     last_flush = time.monotonic()

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import NotFoundError, ValidationError
+from .geometry import check_fit
 from ..uploads import adopt_stage
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -79,6 +80,7 @@ def validate_params(raw, settings=None):
         missing = [x for x in p["paths"] if not os.path.isfile(x)]
         if missing:
             raise ValidationError("%d listed file(s) do not exist, e.g. %s" % (len(missing), missing[0]), field="paths")
+    p["fit"] = check_fit(raw.get("fit"))
     p["tile"] = _int_or_none(raw, "tile")
     p["stride"] = _int_or_none(raw, "stride")
     if p["stride"] and not p["tile"]:

@@ -18,10 +18,11 @@ import numpy as np
 
 from ..errors import ValidationError
 from ..fsutil import write_bytes_atomic, write_json_atomic
+from ..networks.weights import save_h5
 from . import manifest as mf
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-OUTPUT_FILES = ("network.prototxt", "weights.h5", "labels.txt", "colormap.json", "manifest.json")
+OUTPUT_FILES = ("network.prototxt", "weights.h5", "labels.txt", "colormap.json", "preprocess.json", "manifest.json")
 """Files a pretrained job folder holds (weights.h5 only when the model has weights)."""
 
 
@@ -127,6 +128,51 @@ def _write_colormap(path, classes, given):
     write_bytes_atomic(path, colormap_bytes(colors))
 
 
+def convert_pytorch_weights(path, log):
+    """Convert a torchvision `.pth` (see networks/torchvision_weights.py) and log what was done."""
+    from ..networks.torchvision_weights import convert_file
+
+    converted = convert_file(path)
+    for line in converted.lines():
+        log("weights: " + line)
+    return converted
+
+
+def _pytorch_network(converted, files, entry, log):
+    """The standard network a converted .pth belongs to, for an upload that has no prototxt."""
+    from ..networks.prototxt import parse
+    from ..networks.standard import standard_prototxt
+
+    count = None
+    if files.get("labels"):
+        with open(files["labels"], "r", encoding="utf-8", errors="replace") as f:
+            count = sum(1 for ln in f if ln.strip())
+    count = count or converted.num_classes or len(entry.get("classes") or []) or 21
+    log("network: standard network %s with %d classes (no network file was given)"
+        % (converted.architecture.network, count))
+    text = standard_prototxt(converted.architecture.network, max(count, 2))
+    return text, parse(text, source=converted.architecture.network)
+
+
+def check_blobs_fit(converted, text, name):
+    """Raise ValidationError unless every converted layer exists in the network with the same blob shapes."""
+    from ..networks.compiler import compile_net
+
+    have = {k: [tuple(b.shape) for b in v]
+            for k, v in compile_net(text, "deploy", device="meta", input_shape=(3, 64, 64)).layer_blobs().items()}
+    absent = [k for k in converted.blobs if k not in have]
+    wrong = ["%s %s (network: %s)" % (k, [list(b.shape) for b in v], [list(x) for x in have[k]])
+             for k, v in converted.blobs.items() if k in have and [tuple(b.shape) for b in v] != have[k]]
+    if absent or wrong:
+        raise ValidationError("%s weights do not fit the network %s: %s%s. Use the standard network %s (or upload "
+                              "the .pth without a network file)"
+                              % (converted.architecture.title, name,
+                                 "no layers %s" % ", ".join(absent[:8]) if absent else "",
+                                 ("; " if absent and wrong else "") + ("blob shapes differ: %s" % "; ".join(wrong[:4])
+                                                                       if wrong else ""),
+                                 converted.architecture.network), field="weights")
+
+
 def read_mean_binaryproto(path):
     """Per-channel mean of a Caffe mean file (BlobProto, as DIGITS wrote `mean.binaryproto`)."""
     from ..networks import wire
@@ -184,6 +230,26 @@ def _classes_from(files, entry, net, log):
     return [{"name": "class_%d" % i, "color": palette[i]} for i in range(n)]
 
 
+def _preprocess_record(entry, mean_file_pixel):
+    """The imported model's preprocess.json: the entry's `preprocess`, else RGB with its mean file's mean, if any.
+
+    Training from this model and inference with it both read this file, so what the store
+    says the model expects is what it gets. A manifest's bare `mean` list is not used: the
+    bundled FCN entries give the authors' mean there while their networks subtract their own.
+    """
+    rec = dict(entry.get("preprocess") or {})
+    rec.setdefault("channels", entry.get("channels") or 3)
+    rec.setdefault("channel_order", "RGB")
+    if mean_file_pixel is not None and not rec.get("mean_pixel"):
+        rec["mean_pixel"] = list(mean_file_pixel)
+    rec.setdefault("mean_subtraction", "pixel" if rec.get("mean_pixel") else "none")
+    if rec["mean_subtraction"] == "none":
+        rec["mean_pixel"] = None
+    rec.setdefault("scale", 1.0)
+    rec.setdefault("input_size", entry.get("input_size"))
+    return rec
+
+
 def assemble(job_dir, files, entry, log, provenance):
     """Build the pretrained model in `job_dir` from local `files` ({role: path}); return the manifest.
 
@@ -192,20 +258,34 @@ def assemble(job_dir, files, entry, log, provenance):
         entry: an entry dict (manifest.py) describing the model (name, classes, license, ...).
         provenance: JSON-able dict recorded as `imported_from` (store URL, upload names, ...).
     """
-    if not files.get("network"):
+    from ..networks.torchvision_weights import is_pytorch_file
+
+    converted = None
+    if files.get("weights") and is_pytorch_file(files["weights"]):
+        converted = convert_pytorch_weights(files["weights"], log)
+    if not files.get("network") and converted is None:
         raise ValidationError("the model has no network description (prototxt); it cannot be imported",
                               field="network")
     stage = os.path.join(job_dir, ".assemble-partial")
     shutil.rmtree(stage, ignore_errors=True)
     os.makedirs(stage)
     try:
-        text, net = read_network(files["network"])
+        if files.get("network"):
+            text, net = read_network(files["network"])
+        else:
+            text, net = _pytorch_network(converted, files, entry, log)
         out = {"network": os.path.join(stage, "network.prototxt")}
         with open(out["network"], "w", encoding="utf-8") as f:
             f.write(text)
-        if files.get("weights"):
+        if converted is not None:
+            check_blobs_fit(converted, text, os.path.basename(files.get("network") or converted.architecture.network))
+            out["weights"] = os.path.join(stage, "weights.h5")
+            save_h5(converted.blobs, out["weights"])
+            shapes = {k: [tuple(b.shape) for b in v] for k, v in converted.blobs.items()}
+        elif files.get("weights"):
             out["weights"] = os.path.join(stage, "weights.h5")
             shapes = convert_weights(files["weights"], out["weights"], log)
+        if files.get("weights"):
             names = set(_layer_names(net))
             unused = sorted(set(shapes) - names)
             if unused:
@@ -223,6 +303,12 @@ def assemble(job_dir, files, entry, log, provenance):
         if files.get("mean"):
             mean = read_mean_binaryproto(files["mean"])
             log("mean: per-channel mean %s from %s" % (mean, os.path.basename(files["mean"])))
+        if converted is not None:  # what torchvision's weights were trained on, whatever the entry says
+            preprocess = converted.preprocess
+            log("preprocess.json: %s (the input these weights expect)" % preprocess)
+        else:
+            preprocess = _preprocess_record(entry, mean if files.get("mean") else None)
+        write_json_atomic(os.path.join(stage, "preprocess.json"), preprocess)
         if files.get("license"):
             out["license"] = os.path.join(stage, "license.txt")
             shutil.copyfile(files["license"], out["license"])
@@ -232,6 +318,7 @@ def assemble(job_dir, files, entry, log, provenance):
             "classes": classes,
             "num_classes": len(classes),
             "mean": mean,
+            "preprocess": preprocess,
             "has_weights": "weights" in out,
             "needs_internet": False,
             "files": [file_record(p, role) for role, p in out.items()],

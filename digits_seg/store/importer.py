@@ -9,6 +9,8 @@ two shapes (made by `validate_params`):
 - `{"source": "upload", "files": {"archive": rel} | {"network": rel, "weights": rel,
   "labels": rel|None}, "name": str|None}` where each `rel` is a path relative to the job
   folder under `upload/` (the web view or CLI saved the files there, see `upload_path`).
+  A torchvision `.pth` (VGG-16, ResNet-50, DeepLab-v3 ResNet-50) may come without a
+  network: the matching standard network is used (see networks/torchvision_weights.py).
 
 A failed or aborted import keeps nothing but job.json (and log.txt, written by the jobs layer).
 """
@@ -127,11 +129,20 @@ def validate_params(raw, settings):
         if len(clean) > 1:
             raise ValidationError("give either a DIGITS model archive or separate files, not both",
                                   field="archive")
-    elif not clean.get("network") or not clean.get("weights"):
+    elif not clean.get("weights") or not (clean.get("network") or _is_pth_name(clean["weights"])):
         missing = "network" if not clean.get("network") else "weights"
         raise ValidationError("upload a %s file (a .prototxt network and .caffemodel/.h5 weights are both "
-                              "required), or a DIGITS model archive" % missing, field=missing)
+                              "required; a torchvision .pth of VGG-16, ResNet-50 or DeepLab-v3 needs no network), "
+                              "or a DIGITS model archive" % missing, field=missing)
     return out
+
+
+PTH_SUFFIXES = (".pth", ".pt")
+"""Upload names taken as PyTorch state_dicts: these may come without a network file."""
+
+
+def _is_pth_name(rel):
+    return rel.lower().endswith(PTH_SUFFIXES)
 
 
 def _validate_model_source(raw, settings):

@@ -1,8 +1,12 @@
 """Segmentation metrics from a confusion matrix accumulated on the device.
 
-Rows of the confusion matrix are the true class, columns the predicted class. A class that
-never occurs in the ground truth has no IoU or accuracy (reported as None, not 0), because
-"0%" would claim the network failed on something it was never asked about.
+Rows of the confusion matrix are the true class, columns the predicted class. The scores are
+FCN's (Long et al., `score.py`): pixel accuracy, mean (per-class) accuracy, mean IU and
+frequency-weighted IU, as MMSegmentation and the benchmarks compute them, so numbers can be
+compared with published ones. A class predicted but absent from the ground truth has IoU 0
+(every pixel given to it is a false positive); only a class absent from both the ground truth
+and the prediction has no IoU (None) and is left out of the mean. Accuracy is recall, so it
+is undefined (None) for a class absent from the ground truth.
 """
 
 import numpy as np
@@ -24,8 +28,13 @@ def confusion_matrix(pred, target, num_classes, ignore_label=255):
     return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def scores_from_confusion(conf):
-    """Pixel acc, mean acc, mean IoU, frequency-weighted IoU and per-class IoU/acc from a confusion matrix."""
+def scores_from_confusion(conf, exclude=()):
+    """Pixel acc, mean acc, mean IoU, frequency-weighted IoU and per-class IoU/acc from a confusion matrix.
+
+    Args:
+        exclude: class ids left out of the per-class values and the means (void classes a
+            scorer was told to ignore; their ground-truth pixels must already be left out).
+    """
     conf = np.asarray(conf, dtype=np.float64)
     total = conf.sum()
     tp = np.diag(conf)
@@ -33,9 +42,15 @@ def scores_from_confusion(conf):
     predicted = conf.sum(axis=0)
     present = gt > 0
     union = gt + predicted - tp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(present, tp / np.where(union > 0, union, 1), np.nan)
-        acc = np.where(present, tp / np.where(gt > 0, gt, 1), np.nan)
+    seen = union > 0  # in the ground truth or the prediction
+    iou = np.full(conf.shape[0], np.nan)
+    acc = np.full(conf.shape[0], np.nan)
+    iou[seen] = tp[seen] / union[seen]
+    acc[present] = tp[present] / gt[present]
+    dropped = [k for k in exclude if 0 <= k < conf.shape[0]]
+    iou[dropped] = np.nan
+    acc[dropped] = np.nan
+    present[dropped] = False
     freq = gt / total if total > 0 else np.zeros_like(gt)
 
     def opt(x):
@@ -45,7 +60,7 @@ def scores_from_confusion(conf):
         "pixel_acc": float(tp.sum() / total) if total > 0 else None,
         "mean_acc": opt(np.nanmean(acc)) if present.any() else None,
         "mean_iou": opt(np.nanmean(iou)) if present.any() else None,
-        "fw_iou": float(np.nansum(freq * iou)) if present.any() else None,
+        "fw_iou": float((freq[present] * iou[present]).sum()) if present.any() else None,
         "per_class_iou": [opt(v) for v in iou],
         "per_class_acc": [opt(v) for v in acc],
     }

@@ -13,7 +13,7 @@ from ..jobs.service import JobService
 from ..jobs.store import JobStore
 from . import helpers, security
 
-FEATURE_BLUEPRINTS = ("datasets", "models", "compare", "inference", "store")
+FEATURE_BLUEPRINTS = ("datasets", "models", "compare", "inference", "store", "evaluation")
 """Blueprint modules in digits_seg/web/ registered when present (each exposes `bp`)."""
 
 

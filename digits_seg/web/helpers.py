@@ -87,7 +87,8 @@ def status_note(job):
 
 
 KIND_ENDPOINTS = {"dataset": "datasets.show", "model": "models.show",
-                  "pretrained": "store.show_pretrained", "inference": "inference.show"}
+                  "pretrained": "store.show_pretrained", "inference": "inference.show",
+                  "evaluation": "evaluation.show"}
 
 
 URL_ID_PLACEHOLDER = "00000000-000000-0000"

@@ -8,7 +8,7 @@ from .model_facts import model_facts
 bp = Blueprint("home", __name__)
 
 TABS = (("dataset", "Datasets"), ("model", "Models"), ("pretrained", "Pretrained models"),
-        ("inference", "Inference"), ("check", "Worker checks"))
+        ("inference", "Inference"), ("evaluation", "Evaluations"), ("check", "Worker checks"))
 
 HOME_PAGE_SIZE = 50
 """Rows per tab on the HTML home page; older jobs are one click away (`?tab=<kind>&page=N`).
@@ -35,7 +35,7 @@ def index():
             return [job_summary(j) for j in (jobs[:max(0, limit)] if limit is not None else jobs)]
         return jsonify({"datasets": summaries("dataset"), "models": summaries("model"),
                         "pretrained_models": summaries("pretrained"), "inference": summaries("inference"),
-                        "checks": summaries("check")})
+                        "evaluations": summaries("evaluation"), "checks": summaries("check")})
     active = request.args.get("tab")
     if active not in groups:
         active = TABS[0][0]

@@ -17,6 +17,7 @@ from ..errors import NotFoundError, ValidationError
 from ..fsutil import read_json
 from ..inference import batch, single
 from ..inference.cache import PredictorCache
+from ..inference.geometry import FIT_HELP, FIT_MODES
 from ..inference.predictor import list_snapshot_files
 from ..inference.scoring import sort_key_worst_first
 from ..inference.sources import read_image, under_roots
@@ -24,6 +25,12 @@ from ..uploads import new_stage
 from .helpers import get_job, render, request_data, state, wants_json
 
 bp = Blueprint("inference", __name__)
+
+
+@bp.context_processor
+def _fit_choices():
+    """The input-size choices both inference forms offer (see inference/geometry.py)."""
+    return {"fit_modes": FIT_MODES, "fit_help": FIT_HELP}
 
 MODEL_KINDS = ("model", "pretrained")
 PER_PAGE = 24
@@ -36,7 +43,8 @@ JOB_FILES = ("images", "masks", "overlays", "gt")
 def init_app(app):
     """Per-app caches: loaded predictors and recent single-image results."""
     extras = app.extensions["digits_seg"].extras
-    extras["predictor_cache"] = PredictorCache()
+    settings = app.extensions["digits_seg"].settings
+    extras["predictor_cache"] = PredictorCache(onnx=settings.onnx_inference)
     extras["inference_results"] = single.ResultStore()
 
 
@@ -127,7 +135,7 @@ def infer(job_id):
     predictor = cache.get(model_dir, snapshot, state().settings.infer_device)
     with cache.slot():
         result = single.predict_one(predictor, image, gt=gt, tile=_int_arg(data, "tile"),
-                                    stride=_int_arg(data, "stride"), source=source)
+                                    stride=_int_arg(data, "stride"), source=source, fit=data.get("fit"))
     token = _results().put(result)
     encode = str(data.get("encode") or "base64")
     body = single.result_json(result, encode=encode, url_for_kind=lambda k: url_for(

@@ -129,8 +129,8 @@ def _refuse_broken_network(text, info, crop_size):
         raise ValidationError(exc.message, field="custom_network")
     errors = [p for p in problems if not p.startswith("warning:")]
     if errors:
-        raise ValidationError("The network does not compile: %s (use Validate for the layer table)" % errors[0],
-                              field="custom_network")
+        raise ValidationError("The network cannot be trained: %s (use Validate for the layer table)"
+                              % " | ".join(errors), field="custom_network")
 
 
 @bp.route("/models", methods=["POST"])
@@ -204,7 +204,8 @@ def standard_network(name):
 @bp.route("/models/validate-network.json", methods=["POST"])
 def validate_network():
     """Compile a custom prototxt: layer table (shapes, parameters) or the error with its line."""
-    from ..networks.shapes import check_network, layer_table, total_params
+    from ..networks.analysis import analyse
+    from ..networks.shapes import rows_from_net, total_params
 
     raw = request_data()
     text = raw.get("prototxt") or raw.get("custom_network") or ""
@@ -219,14 +220,17 @@ def validate_network():
         except (NotFoundError, ValidationError, ValueError):
             pass
     shape = (3, size, size)
-    try:
-        rows = layer_table(text, phase="train", input_shape=shape, source="custom network")
-        problems = check_network(text, input_shape=shape, source="custom network")
-    except ValidationError as exc:
-        return jsonify({"ok": False, "error": {"message": exc.message, "line": getattr(exc, "line", None),
+    result = analyse(text, shape, source="custom network")
+    if result.kind != "network":
+        first = result.problems[0]
+        return jsonify({"ok": False, "error": {"message": first.text(), "line": first.line,
                                                "field": "custom_network"}}), 200
-    return jsonify({"ok": not [p for p in problems if not p.startswith("warning:")], "layers": rows,
-                    "total_params": total_params(rows), "problems": problems, "input_shape": list(shape)})
+    view = next((result.phases[p] for p in ("train", "deploy", "val") if result.phases[p].ok), None)
+    rows = rows_from_net(view.net) if view is not None else []
+    return jsonify({"ok": result.phases["train"].ok and not result.errors(), "layers": rows,
+                    "total_params": total_params(rows), "problems": [p.text() for p in result.problems],
+                    "problem_details": [p.to_dict() for p in result.problems],
+                    "phases": {k: v.to_dict() for k, v in result.phases.items()}, "input_shape": list(shape)})
 
 
 # -- job page -------------------------------------------------------------------------------

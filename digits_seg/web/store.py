@@ -120,7 +120,7 @@ def import_model():
 
 @bp.route("/pretrained_models/new", methods=["GET", "POST"])
 def new_pretrained():
-    """Upload a .caffemodel/.h5 + prototxt (+ labels), or a DIGITS model archive."""
+    """Upload a .caffemodel/.h5 + prototxt (+ labels), a torchvision .pth, or a DIGITS model archive."""
     if request.method == "GET":
         return render("store/upload.html", {}, error=None, values={})
     values = request_data()
@@ -136,8 +136,8 @@ def new_pretrained():
             f.save(path)
             files[role] = rel
         if not files:
-            raise ValidationError("choose a DIGITS model archive, or a network (.prototxt) and weights "
-                                  "(.caffemodel or .h5)", field="archive")
+            raise ValidationError("choose a DIGITS model archive, a network (.prototxt) and weights "
+                                  "(.caffemodel or .h5), or a torchvision .pth", field="archive")
         params = importer.validate_params({"source": "upload", "files": files, "upload_dir": stage,
                                            "name": values.get("name")}, settings)
         name = params["name"] or os.path.splitext(request.files[next(iter(files))].filename)[0]
