@@ -26,6 +26,7 @@ setup(
         "tqdm>=4.60",
         "plotly>=5.0",
         "psutil>=5.9",
+        "pydantic>=2.5",
         # ONNX export (model page button, `digits-seg export`) and the ONNX Runtime CPU predictor
         # are core features, not extras: onnxscript is what torch's recommended exporter needs.
         "onnx>=1.15",

@@ -18,6 +18,7 @@
         if (!r.ok) {
           var err = new Error((body.error && body.error.message) || ("HTTP " + r.status));
           err.field = body.error && body.error.field;
+          err.errors = (body.error && body.error.errors) || [];
           throw err;
         }
         return body;

@@ -40,41 +40,89 @@
       out.textContent = opt.title + " Defaults: " + Object.keys(solver).filter(function (k) { return solver[k] !== null; })
         .map(function (k) { return k + " " + solver[k]; }).join(", ") + ".";
     };
-    if (netSelect) { netSelect.addEventListener("change", function () { describe(); preview(); }); describe(); }
+    if (netSelect) { netSelect.addEventListener("change", describe); describe(); }
 
     var previewBox = document.getElementById("lr-preview");
     var timer = null;
+    var PREVIEW_FIELDS = ["network_kind", "network", "epochs", "base_lr", "lr_policy", "lr_step_size", "lr_stepvalues",
+                          "lr_gamma", "lr_power"];
+    /* The server fills blank fields exactly as a submit would (a standard network's recommendation,
+       else the declared defaults), so the plot is the schedule that will run for every network choice. */
     var preview = function () {
       if (!previewBox || !window.Plotly) return;
-      var fields = ["epochs", "base_lr", "lr_policy", "lr_step_size", "lr_stepvalues", "lr_gamma", "lr_power"];
       var q = new URLSearchParams();
-      fields.forEach(function (f) { var i = form.elements[f]; if (i && i.value !== "") q.set(f, i.value); });
-      if (!q.get("lr_policy") || !q.get("base_lr")) {  /* fill the network's defaults for the preview */
-        var opt = netSelect && netSelect.selectedOptions[0];
-        var s = {};
-        try { s = JSON.parse((opt && opt.dataset.solver) || "{}"); } catch (e) { s = {}; }
-        if (!q.get("lr_policy") && s.lr_policy) q.set("lr_policy", s.lr_policy);
-        if (!q.get("base_lr") && s.base_lr) q.set("base_lr", s.base_lr);
-        if (!q.get("epochs") && s.epochs) q.set("epochs", s.epochs);
-        if (!q.get("lr_power") && s.power) q.set("lr_power", s.power);
-        if (!q.get("lr_gamma") && s.gamma) q.set("lr_gamma", s.gamma);
-      }
+      PREVIEW_FIELDS.forEach(function (f) {
+        var i = form.elements[f];  /* the radio group's RadioNodeList has the checked value too */
+        if (i && i.value) q.set(f, i.value);
+      });
       window.digitsSeg.fetchJSON("/models/lr-preview.json?" + q.toString()).then(function (d) {
         var yaxis = {exponentformat: "e", rangemode: "tozero"};
         var top = Math.max.apply(null, d.lr);
         /* a constant rate: show it against zero instead of plotly's ±1 around a flat line */
         if (d.lr.length && top === Math.min.apply(null, d.lr)) { yaxis.range = [0, 2 * top || 1]; yaxis.autorange = false; }
+        previewBox.dataset.baseLr = d.base_lr;
+        previewBox.dataset.policy = d.policy;
         Plotly.react(previewBox, [{x: d.epoch, y: d.lr, mode: "lines", name: "learning rate"}],
           {title: {text: "Learning rate (" + d.policy + ")", font: {size: 13}}, margin: {t: 30, r: 10, b: 40, l: 60},
            xaxis: {title: {text: "epoch"}}, yaxis: yaxis, uirevision: d.policy + top}, PLOT_CONFIG);
       }).catch(function (err) { previewBox.textContent = err.message; });
     };
-    ["epochs", "base_lr", "lr_policy", "lr_step_size", "lr_stepvalues", "lr_gamma", "lr_power"].forEach(function (f) {
-      var i = form.elements[f];
-      if (i) i.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(preview, 300); });
-      if (i) i.addEventListener("change", preview);
+    PREVIEW_FIELDS.forEach(function (f) {
+      form.querySelectorAll('[name="' + f + '"]').forEach(function (i) {
+        i.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(preview, 300); });
+        i.addEventListener("change", preview);
+      });
     });
     preview();
+
+    /* Errors: every field's message under that field; a stale one goes when the field changes or on the
+       next submit. Submitting through fetch keeps the form's URL, so a reload never re-posts. */
+    var clearErrors = function (name) {
+      form.querySelectorAll(".field-error[data-field]" + (name ? '[data-field="' + name + '"]' : "")).forEach(function (e) {
+        e.remove();
+      });
+      if (!name) form.querySelectorAll('[data-role="form-error"]').forEach(function (e) { e.remove(); });
+    };
+    var showErrors = function (errors) {
+      var top = form.querySelector('[data-role="form-errors"]');
+      errors.forEach(function (e) {
+        var p = el("p", e.message);
+        p.className = "field-error";
+        var box = e.field && form.querySelector('[data-field-box="' + e.field + '"]');
+        if (box && box.offsetParent === null && box.closest(".net-panel")) box = null;  /* a hidden panel */
+        if (box) { p.dataset.field = e.field; box.appendChild(p); } else { p.dataset.role = "form-error"; top.appendChild(p); }
+      });
+      var first = form.querySelector(".field-error");
+      if (first && first.scrollIntoView) first.scrollIntoView({block: "center"});
+    };
+    form.addEventListener("input", function (ev) { if (ev.target.name) clearErrors(ev.target.name); });
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      clearErrors();
+      var button = document.getElementById("train-button");
+      if (button) button.disabled = true;
+      window.digitsSeg.fetchJSON(form.action, {method: "POST", body: new FormData(form)}).then(function (d) {
+        window.location.href = d.jobs && d.jobs.length > 1 ? "/" : d.url;
+      }).catch(function (err) {
+        if (button) button.disabled = false;
+        showErrors(err.errors && err.errors.length ? err.errors : [{field: err.field, message: err.message}]);
+      });
+    });
+
+    /* A GPU device with no GPU worker registered: say so before the job waits in the queue silently. */
+    var device = form.elements.device;
+    var deviceWarning = document.getElementById("device-warning");
+    var warnDevice = function () {
+      if (!device || !deviceWarning) return;
+      var gpu = /^gpu/.test(device.value), workers = Number(device.dataset.workers || 0);
+      var text = "";
+      if (!workers) text = "No worker is running: the job waits in the queue until one starts.";
+      else if (gpu && !Number(device.dataset.gpuWorkers || 0))
+        text = "This server has no GPU worker: a job on a GPU waits in the queue until one joins. Choose any or CPU to start now.";
+      deviceWarning.textContent = text;
+      deviceWarning.hidden = !text;
+    };
+    if (device) { device.addEventListener("change", warnDevice); warnDevice(); }
 
     /* Switching to Custom with an empty box starts from the chosen standard network's prototxt. */
     form.querySelectorAll('input[name="network_kind"]').forEach(function (r) {

@@ -10,10 +10,10 @@ from ..errors import ValidationError
 
 def register(subparsers, common):
     """Add `network show` and `network list` to the `digits-seg` parser."""
-    p = subparsers.add_parser("network", parents=[common], help="inspect Caffe network descriptions")
+    p = subparsers.add_parser("network", help="inspect Caffe network descriptions")
     sub = p.add_subparsers(dest="network_command", metavar="ACTION")
     sub.required = True
-    s = sub.add_parser("show", parents=[common],
+    s = sub.add_parser("show",
                        help="print the layer table (shapes, parameters, lr_mult) and problems")
     s.add_argument("file", help="a .prototxt file or a standard network name (see `network list`)")
     s.add_argument("--input", default=None,
@@ -26,8 +26,8 @@ def register(subparsers, common):
     s.add_argument("--deploy-out", metavar="FILE",
                    help="write the deploy network (derived from a train/val file when needed) to FILE")
     s.set_defaults(func=cmd_show)
-    ls = sub.add_parser("list", parents=[common], help="list the shipped standard networks")
-    ls.add_argument("--json", action="store_true")
+    ls = sub.add_parser("list", help="list the shipped standard networks")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
     ls.set_defaults(func=cmd_list)
 
 

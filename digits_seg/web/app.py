@@ -79,17 +79,21 @@ def _persistent_secret(jobs_dir):
 
 
 def _register_error_handlers(app):
-    """One error shape: HTML page or `{"error": {"message", "field"}}` with the 4xx/5xx code."""
+    """One error shape: HTML page or `{"error": {"message", "field", "errors"}}` with the 4xx/5xx code.
 
-    def respond(status, message, field=None, detail=None):
+    `errors` lists every field problem (`{"field", "label", "message"}`) of a ValidationError;
+    `message`/`field` are the first of them, so clients reading only those still work.
+    """
+
+    def respond(status, message, field=None, errors=()):
         if helpers.wants_json():
-            body = {"error": {"message": message, "field": field}}
+            body = {"error": {"message": message, "field": field, "errors": list(errors)}}
             return jsonify(body), status
-        return render_template("error.html", status=status, message=message, field=field), status
+        return render_template("error.html", status=status, message=message, field=field, errors=list(errors)), status
 
     @app.errorhandler(DigitsSegError)
     def domain_error(exc):
-        return respond(exc.status, exc.message, exc.field)
+        return respond(exc.status, exc.message, exc.field, getattr(exc, "errors", ()))
 
     @app.errorhandler(404)
     def not_found(exc):

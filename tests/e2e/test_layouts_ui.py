@@ -17,7 +17,7 @@ def test_import_camvid_layout(live_server, page, artifact_path):
     page.fill("#layout_root", os.path.join(root, "nothing-here"))
     page.click("#detect-layout")
     page.wait_for_selector("[data-role=layout-error]", timeout=30000)
-    assert "is not a folder" in page.text_content("[data-role=layout-error]")
+    assert "nothing-here does not exist" in page.text_content("[data-role=layout-error]")
 
     page.fill("#layout_root", root)
     page.click("#detect-layout")
