@@ -19,18 +19,21 @@ from ..jobs.job import JobState, parse_iso
 from ..training import metrics_log
 from .helpers import format_eta, job_url, state
 
-SETTINGS = (
-    ("epochs", "epochs"), ("batch_size", "batch size"), ("iter_size", "iter size"),
-    ("solver_type", "solver"), ("base_lr", "base learning rate"), ("lr_policy", "LR policy"),
-    ("lr_step_size", "LR step size (% of training)"), ("lr_stepvalues", "LR step values (% of training)"),
-    ("lr_gamma", "LR gamma"), ("lr_power", "LR power"), ("momentum", "momentum"),
-    ("weight_decay", "weight decay"), ("crop_size", "crop size"), ("hflip", "horizontal flips"),
-    ("random_scale", "random scale"), ("mean_subtraction", "mean subtraction"),
-    ("class_weighting", "class weighting"), ("dice_weight", "Dice loss weight"), ("seed", "seed"),
-    ("val_interval", "validation every (epochs)"), ("snapshot_interval", "snapshot every (epochs)"),
-    ("early_stop_patience", "early stop patience"), ("amp", "mixed precision (on CUDA)"),
-)
-"""Training settings shown on the model page and compared across runs: (param, label)."""
+SETTINGS = ("epochs", "batch_size", "iter_size", "solver_type", "base_lr", "lr_policy", "lr_step_size",
+            "lr_stepvalues", "lr_gamma", "lr_power", "momentum", "weight_decay", "crop_size", "hflip",
+            "random_scale", "mean_subtraction", "class_weighting", "dice_weight", "seed", "val_interval",
+            "snapshot_interval", "early_stop_patience", "amp")
+"""Training settings shown on the model page and compared across runs, in this order; their labels
+are the model form's (training.params declares each once)."""
+
+
+def setting_label(key):
+    """The form's label of a training parameter ("Base learning rate"), from its declaration."""
+    from ..training.params import TrainingParams
+
+    field = TrainingParams.model_fields.get(key)
+    return field.title if field is not None and field.title else key.replace("_", " ")
+
 
 LR_POLICY_FIELDS = {"step": ("lr_step_size", "lr_gamma"), "multistep": ("lr_stepvalues", "lr_gamma"),
                     "exp": ("lr_gamma",), "inv": ("lr_gamma", "lr_power"), "poly": ("lr_power",),
@@ -60,11 +63,11 @@ def settings_rows(params):
     lr_fields = {f for fields in LR_POLICY_FIELDS.values() for f in fields}
     wanted = set(LR_POLICY_FIELDS.get(policy, lr_fields))
     rows = []
-    for key, label in SETTINGS:
+    for key in SETTINGS:
         if key in lr_fields and key not in wanted:
             continue
         if key in params:
-            rows.append((key, label, format_value(params[key])))
+            rows.append((key, setting_label(key), format_value(params[key])))
     return rows
 
 
