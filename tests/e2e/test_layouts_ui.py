@@ -30,6 +30,7 @@ def test_import_camvid_layout(live_server, page, artifact_path):
     assert page.text_content("[data-role=layout-ignore]") == "Stored as ignore (255): label value 11"
     assert page.input_value("#images") == os.path.join(root, "CamVid", "train")  # filled for reference ...
     assert page.is_disabled("#images")  # ... and not submitted: the layout supplies the pairs
+    assert page.input_value("#ignore_values") == "11" and page.input_value("#label_map").endswith("10:10 11:255")
     page.screenshot(path=artifact_path("datasets_layout_detected.png"), full_page=True)
 
     page.click("button[data-action=create]")
