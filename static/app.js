@@ -9,6 +9,15 @@
   window.digitsSeg = window.digitsSeg || {};
   window.digitsSeg.csrfToken = csrfToken;
 
+  /* A form shown again after a refused POST (its errors under the fields) takes back its own URL, so
+     reloading the page opens the form instead of re-posting the submission. */
+  document.querySelectorAll("form[data-form-url]").forEach(function (f) {
+    var target = f.dataset.formUrl;
+    if (target && location.pathname !== target && history.replaceState) {
+      history.replaceState(null, "", target + location.search + location.hash);
+    }
+  });
+
   /* fetch JSON with the CSRF header; rejects with the server's error message */
   window.digitsSeg.fetchJSON = function (url, options) {
     options = options || {};

@@ -65,8 +65,12 @@
         Plotly.react(previewBox, [{x: d.epoch, y: d.lr, mode: "lines", name: "learning rate"}],
           {title: {text: "Learning rate (" + d.policy + ")", font: {size: 13}}, margin: {t: 30, r: 10, b: 40, l: 60},
            xaxis: {title: {text: "epoch"}}, yaxis: yaxis, uirevision: d.policy + top}, PLOT_CONFIG);
-      }).catch(function (err) { previewBox.textContent = err.message; });
+        if (previewNote) previewNote.textContent = "";
+      }).catch(function (err) {  /* keep the last plot; the field's own error says the rest on submit */
+        if (previewNote) previewNote.textContent = "Preview not updated: " + err.message;
+      });
     };
+    var previewNote = document.getElementById("lr-preview-note");
     PREVIEW_FIELDS.forEach(function (f) {
       form.querySelectorAll('[name="' + f + '"]').forEach(function (i) {
         i.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(preview, 300); });
