@@ -57,6 +57,35 @@ def _raw(args):
     return raw
 
 
+def _apply_solver_file(raw, info):
+    """`--solver FILE`: fill the solver fields the command line left blank from a Caffe solver file.
+
+    Returns lines saying what was mapped (max_iter becomes epochs for this dataset and batch size).
+    """
+    import os
+
+    from ..errors import ValidationError
+    from ..training.solver_file import read_solver, solver_to_params
+
+    value = raw.get("solver_type")
+    if not isinstance(value, str) or not (os.path.isfile(value) or value.endswith(".prototxt")):
+        return []
+    if not os.path.isfile(value):
+        raise ValidationError("--solver %s: no such solver file" % value, field="solver_type")
+    del raw["solver_type"]
+    with open(value, encoding="utf-8") as fh:
+        msg = read_solver(fh.read(), value)
+    count = ((info.splits.get("train") or {}).get("count") if info is not None else None)
+    batch = str(raw.get("batch_size") or "1").split(",")[0].strip()
+    fields, said = solver_to_params(msg, count, int(batch) if batch.isdigit() else 1, value)
+    for key, v in fields.items():
+        if key in raw:
+            said.append("%s: kept the command line's %s" % (key, raw[key]))
+        else:
+            raw[key] = v
+    return said
+
+
 def _job_name(args, params, sweep, dataset_name, store):
     from ..training.params import default_model_name
 
@@ -109,9 +138,12 @@ def cmd_train(args, settings):
     dataset, info, errors = _check_dataset(store, args)
     params = None
     try:
-        params = validate_params(dict(_raw(args), name=args.name), settings, info)
+        raw = _raw(args)
+        for line in _apply_solver_file(raw, info):
+            print("solver file: %s" % line, file=sys.stderr)
+        params = validate_params(dict(raw, name=args.name), settings, info)
     except ValidationError as exc:
-        errors += exc.errors
+        errors += exc.errors or [{"field": exc.field, "label": "", "message": exc.message}]
     warnings, service = [], None
     if params is not None:
         errors += source_errors(store, params)

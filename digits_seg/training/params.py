@@ -86,7 +86,9 @@ class TrainingParams(BaseModel):
     iter_size: Int = param(1, "Batch accumulation", "Batches whose gradients are summed before one solver step "
                            "(Caffe iter_size): a bigger effective batch without more memory.", ge=1, le=1024)
     solver_type: choice(*SOLVER_TYPES) = param("SGD", "Solver", "SGD with momentum is Caffe's default; Adam/AdamW "
-                                               "need a lower learning rate (about 1e-3).", cli="--solver",
+                                               "need a lower learning rate (about 1e-3). CLI: a Caffe "
+                                               "solver.prototxt instead fills the solver options not given.",
+                                               cli="--solver",
                                                default_text=NETWORK_DEFAULT % "SGD")
     base_lr: numbers(float, gt=0) = param(0.01, "Base learning rate", "If the loss becomes NaN, lower this (e.g. by "
                                           "10x); if it barely moves, raise it. Comma-separated values make a sweep.",
