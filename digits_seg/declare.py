@@ -372,6 +372,13 @@ def check(model, raw):
     return values, errors
 
 
+def clean_name(model, value):
+    """The job name `value` checked against `model`'s `name` field: trimmed, "" when blank; ValidationError if bad."""
+    values, errors = check(model, {"name": value})
+    raise_errors(errors)
+    return values["name"] or ""
+
+
 def raise_errors(errors):
     """Raise one ValidationError carrying every error (the first kept as its message/field)."""
     if errors:

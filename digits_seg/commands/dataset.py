@@ -156,7 +156,11 @@ def _print_check(report):
         print("  %3d %-20s rgb%-16s %10d px in %d images" % (c["index"], c["name"], tuple(c["color"]), c["pixels"],
                                                               c["images"]))
     if s.get("ignore_pixels"):
-        print("  255 (ignore)%28s %10d px" % ("", s["ignore_pixels"]))
+        print("  255 (ignore)%28s %10d px (%.1f%% of all pixels)" % ("", s["ignore_pixels"],
+                                                                   100 * s.get("ignore_share", 0)))
+    print("how labels are read:")
+    for line in (s.get("mapping") or {}).get("text", []):
+        print("  " + line)
     for line in report.lines():
         print(line)
     print("OK: no problems found" if report.ok else "%d problem(s) found: nothing can be created until they are fixed "

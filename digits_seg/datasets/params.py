@@ -5,12 +5,13 @@ from the declaration (see `digits_seg.declare`).
 """
 
 import os
-from typing import Optional
+from typing import Annotated, Optional
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
-from ..declare import Flag, Float, Int, Name, blank, check, choice, field_error, param, raise_errors
+from ..declare import Flag, Float, Int, Name, blank, check, choice, field_error, numbers, param, raise_errors
 from ..errors import ValidationError
+from . import mapping
 from .process import DEFAULT_MAX_PIXELS
 from .transform import CHANNEL_MODES, ENCODINGS, RESIZE_MODES
 
@@ -108,6 +109,24 @@ def parse_size(value, field="resize"):
     return [w, h]
 
 
+def _parsed(parse):
+    """A pydantic before-validator from a `mapping.parse_*` function (blank → None; its message, unprefixed)."""
+    def validate(value):
+        if blank(value) or value in ([], {}):
+            return None
+        try:
+            return parse(value, "")
+        except ValidationError as exc:
+            raise ValueError(exc.message.lstrip(": "))
+    return validate
+
+
+ColorList = Annotated[list, BeforeValidator(_parsed(lambda v, f: [list(c) for c in mapping.parse_colors(v, f)]))]
+"""[r, g, b] colours, from a JSON list or text like `255,255,255; 0,0,0`."""
+LabelMap = Annotated[dict, BeforeValidator(_parsed(mapping.parse_label_map))]
+"""{raw value: stored id}, from a JSON object or text like `7:0 8:1 0:255`."""
+
+
 class DatasetParams(BaseModel):
     """The dataset form (and `dataset create` options), declared once; paths are checked against the data roots after."""
 
@@ -134,6 +153,21 @@ class DatasetParams(BaseModel):
         "PASCAL VOC palette.", default_text="file when a colour-map file is given, else labels")
     color_tolerance: Int = param(0, "Colour tolerance", "Map RGB label colours within this many levels per channel to "
                                  "the nearest colour-map entry (JPEG-damaged labels: try 8).", ge=0, le=64)
+    ignore_values: Optional[numbers(int, ge=0, le=mapping.MAX_RAW_VALUE)] = param(
+        None, "Ignore values", "Label values meaning unlabelled/void (e.g. 11 for CamVid's Unlabelled, 0 for ADE20K's "
+        "'other'): stored as 255, not learnt or scored; their classes leave the list and later classes move down.",
+        cli="--ignore", default_text="none", allowed="values 0 – 65535, comma-separated")
+    ignore_colors: Optional[ColorList] = param(
+        None, "Ignore colours", "Label colours meaning unlabelled (RGB labels, or palette labels read with a colour "
+        "file), e.g. 255,255,255: stored as 255; a colour-file class of that colour is removed.", cli="--ignore-color",
+        default_text="none", allowed="R,G,B colours separated by ';'")
+    unknown_colors: choice(*mapping.UNKNOWN_COLOR_CHOICES) = param(
+        "refuse", "Colours in no class", "Label colours neither in the colour file nor declared ignore: refuse (list "
+        "them with counts and files) or ignore (store them as 255; only when you know what they are).")
+    label_map: Optional[LabelMap] = param(
+        None, "Label map", "Explicit raw value → class id for single-channel labels, e.g. Cityscapes label ids → train "
+        "ids; every value found must be listed (255 stays ignore) and the class names name the new ids.",
+        default_text="none", allowed="raw:id pairs, e.g. 7:0 8:1 0:255 (id 255 = ignore)")
     binary: choice(*BINARY_OPTIONS) = param("auto", "Binary masks", "Treat 0/255 greyscale masks as classes 0/1 "
                                             "(auto detects them).")
     channels: choice(*CHANNEL_MODES) = param("rgb", "Image channels", "Channel conversion of the images: rgb, gray "
@@ -203,8 +237,14 @@ def validate_params(raw, settings, uploaded_dir=None):
     if p["colormap_source"] == "file" and not p["colormap_file"] and blank(raw.get("colormap_file")):
         errors.append(field_error(DatasetParams, "colormap_file", "is missing: the colour map source is `file` "
                                   "(give one `R G B` line per class)"))
-    for key in ("color_tolerance", "binary", "channels", "encoding"):
+    for key in ("color_tolerance", "binary", "channels", "encoding", "unknown_colors"):
         p[key] = values[key]
+    p["ignore_values"] = sorted(set(values["ignore_values"] or ()))
+    p["ignore_colors"] = values["ignore_colors"] or []
+    p["label_map"] = {str(k): v for k, v in sorted(values["label_map"].items())} if values["label_map"] else None
+    if p["label_map"] and p["binary"] == "yes":
+        errors.append(field_error(DatasetParams, "label_map", "cannot be combined with binary masks = yes (a label "
+                                  "map says every class id itself)"))
     given = values["resize"]
     if given is None and raw.get("resize_width") and raw.get("resize_height"):
         given = [raw["resize_width"], raw["resize_height"]]
