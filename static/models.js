@@ -174,6 +174,7 @@
 
     var vbtn = document.getElementById("validate-network");
     if (vbtn) vbtn.addEventListener("click", function () {
+      clearErrors("custom_network");  /* a refused submit's message under the box is stale once validated again */
       var errBox = document.getElementById("validate-error");
       var table = document.getElementById("layer-table");
       var summary = document.getElementById("validate-summary");

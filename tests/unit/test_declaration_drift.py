@@ -84,6 +84,7 @@ def test_model_form_renders_every_declared_field_with_its_label(tmp_path):
                                       "DIGITS_SEG_REDIS_URL": "redis://127.0.0.1:1/0"})
     page = create_app(settings).test_client().get("/models/new").get_data(as_text=True)
     html = page[page.index('id="model-form"'):page.index("</form>")]
+    assert 'data-role="no-dataset"' in page and 'href="/datasets/new"' in page  # no dataset yet: say so, link
     names = set(re.findall(r'name="([a-z_]+)"', html)) - {"csrf_token"}
     declared = {s.name for s in specs(ModelSource) + specs(TrainingParams) if s.form}
     assert names == declared

@@ -79,8 +79,11 @@ def test_sweep_size_is_capped_by_a_setting():
 @pytest.mark.parametrize("name,phrase", [("\ud800", "surrogate"), ("a\x00b", "control characters"),
                                          ("bell\x07", "control characters"), ("x" * 201, "too long")])
 def test_job_names_are_checked_before_anything_is_written(name, phrase):
-    err = errors_of(name, check_name)
-    assert err.field == "name" and phrase in err.message
+    from digits_seg.store.importer import _name as import_name
+
+    for check_one in (check_name, lambda n: import_name({"name": n})):
+        err = errors_of(name, check_one)
+        assert err.field == "name" and phrase in err.message
     assert check_name("  my model  ") == "my model" and check_name("") == ""
 
 
