@@ -23,7 +23,9 @@ def job_data(job):
     log, cut = state().store.read_log(job.id, max_bytes=20_000)
     data["log_tail"] = log
     data["log_truncated"] = cut
-    data["used_by"] = [_user(u) for u in state().service.users_of(job.id)]
+    # Who needs this job (Delete is refused while any does; the dataset page lists its models). It scans
+    # every job, so the JSON twins that pages poll every few seconds leave it out.
+    data["used_by"] = [] if wants_json() else [_user(u) for u in state().service.users_of(job.id)]
     return data
 
 
