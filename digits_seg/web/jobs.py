@@ -24,8 +24,9 @@ def job_data(job):
     data["log_tail"] = log
     data["log_truncated"] = cut
     # Who needs this job (Delete is refused while any does; the dataset page lists its models). It scans
-    # every job, so the JSON twins that pages poll every few seconds leave it out.
-    data["used_by"] = [] if wants_json() else [_user(u) for u in state().service.users_of(job.id)]
+    # every job, so the JSON twin of a live job (polled every few seconds by its page) leaves it out.
+    live = not job.state.finished
+    data["used_by"] = [] if live and wants_json() else [_user(u) for u in state().service.users_of(job.id)]
     return data
 
 
