@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, redirect, request, send_file, se
 
 from ..declare import clean_name
 from ..errors import NotFoundError, ValidationError
-from ..inference.params import TestManyParams
+from ..inference.params import InferManyParams
 from ..fsutil import read_json
 from ..inference import batch, single
 from ..inference.cache import PredictorCache
@@ -254,7 +254,7 @@ def create():
         params["model_id"] = job.id
         if params["source"] == "upload":
             params["upload_dir"] = _stage_uploads(request.files.getlist("files"))
-        name = clean_name(TestManyParams, raw.get("name")) or "test many: %s" % job.name
+        name = clean_name(InferManyParams, raw.get("name")) or "test many: %s" % job.name
         created = state().service.submit("inference", name, params, queue="default")
     except ValidationError as exc:
         if wants_json():

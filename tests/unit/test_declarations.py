@@ -119,7 +119,7 @@ def test_dataset_form_reports_every_problem(tmp_path):
 
 def test_test_many_form_reports_every_problem(tmp_path):
     from digits_seg.declare import clean_name
-    from digits_seg.inference.params import TestManyParams
+    from digits_seg.inference.params import InferManyParams
     from digits_seg.inference.params import validate_params as test_many_params
 
     settings = load_settings(environ={"DIGITS_SEG_DATA_ROOTS": str(tmp_path)})
@@ -128,4 +128,4 @@ def test_test_many_form_reports_every_problem(tmp_path):
     got = {e["field"]: e["message"] for e in err.errors}
     assert set(got) == {"name", "folder", "tile", "alpha", "fit"}
     assert got["folder"].endswith("nope does not exist") and got["tile"] == "Tile (px) must be at least 1, got 0"
-    assert clean_name(TestManyParams, "  run 1 ") == "run 1"
+    assert clean_name(InferManyParams, "  run 1 ") == "run 1"
