@@ -60,7 +60,7 @@ def new_upload_stage(settings):
     params["upload_dir"], and the task moves it into the job folder as `upload/`; so the
     worker never sees a job whose files are still being written.
     """
-    return new_stage(settings.jobs_dir)
+    return new_stage(settings.jobs_dir, min_free_mb=settings.min_free_mb)
 
 
 def staged_path(stage_dir, role, filename):
