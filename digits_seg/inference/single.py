@@ -232,8 +232,10 @@ def decode_upload(data, name="upload", max_pixels=None):
     except Image.UnidentifiedImageError:
         kind = "text, not an image" if _looks_like_text(data) else "not an image format this server reads"
         raise ValidationError("%s is %s; upload a PNG, JPEG, BMP or TIFF file" % (name, kind), field="image")
-    except Image.DecompressionBombError as e:
-        raise ValidationError("%s is too large to decode safely: %s" % (name, e), field="image")
+    except Image.DecompressionBombError:
+        raise ValidationError("%s claims more pixels than can be decoded safely (a decompression bomb?); images above "
+                              "%.1f Mpx are not tested in the web server (setting DIGITS_SEG_MAX_IMAGE_PIXELS)"
+                              % (name, (max_pixels or Image.MAX_IMAGE_PIXELS) / 1e6), field="image")
     except (OSError, ValueError, SyntaxError) as e:
         raise ValidationError("%s is damaged or truncated (%s); save it again and re-upload" % (name, e),
                               field="image")

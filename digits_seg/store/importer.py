@@ -24,6 +24,7 @@ from . import index
 from . import manifest as mf
 from .assemble import assemble
 from .download import download
+from .origin import check_file_origin
 
 UPLOAD_DIR = "upload"
 """Sub-folder of the job folder where uploaded files wait for the import task."""
@@ -194,6 +195,8 @@ def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **
     _check_framework(entry)
     if params.get("name"):
         entry["name"] = params["name"]
+    for f in entry["files"]:
+        check_file_origin(store, model, f)  # before any byte is fetched (see store/origin.py)
     total = sum(f["size"] or 0 for f in entry["files"])
     max_bytes = settings.max_download_mb * 2 ** 20
     if total > max_bytes:

@@ -16,6 +16,7 @@ from ..store import importer
 from ..store import index as store_index
 from ..store.assemble import OUTPUT_FILES
 from ..store.cache import StoreCache
+from ..store.upload_check import check_upload
 from .files import send_job_file
 from .helpers import get_job, job_summary, render, request_data, state, wants_json
 from .jobs import job_data
@@ -118,6 +119,8 @@ def new_pretrained():
                 continue
             path, rel = importer.staged_path(stage, role, f.filename)
             f.save(path)
+            if role != "archive":  # archives are checked by safe_extract in the task
+                check_upload(role, path, os.path.basename(f.filename))
             files[role] = rel
         if not files:
             raise ValidationError("choose a DIGITS model archive, or a network (.prototxt) and weights "
