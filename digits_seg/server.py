@@ -20,10 +20,10 @@ import threading
 import time
 
 from .errors import DigitsSegError
-from .jobs.gpus import list_gpus
+from .gpus import list_gpus
 from .procs import die_with_parent
 from .jobs.queue import connect, escalate_aborts, recover
-from .jobs.uploads import prune_stages
+from .uploads import prune_stages
 from .jobs.redis_server import EmbeddedRedis
 from .jobs.service import SERVE_INFO
 from .jobs.store import JobStore
@@ -31,7 +31,7 @@ from .jobs.store import JobStore
 MONITOR_INTERVAL_S = 2.0
 """Seconds between monitor passes (crash recovery, abort escalation, worker restarts)."""
 UPLOAD_PRUNE_INTERVAL_S = 3600
-"""Seconds between passes removing abandoned upload stages (`jobs.uploads`)."""
+"""Seconds between passes removing abandoned upload stages (`digits_seg.uploads`)."""
 
 
 RQ_DUPLICATE_SIGNAL_S = 1.0

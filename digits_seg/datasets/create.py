@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import fsutil
 from ..errors import JobAborted, ValidationError
-from ..jobs.uploads import adopt_stage
+from ..uploads import adopt_stage
 from . import lmdb_io
 from .check import CheckReport, Collector, task_config
 from .palette import IGNORE_LABEL, default_class_names

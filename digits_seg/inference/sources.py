@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import NotFoundError, ValidationError
-from ..jobs.uploads import adopt_stage
+from ..uploads import adopt_stage
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 """File name endings read as images."""

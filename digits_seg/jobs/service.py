@@ -8,7 +8,7 @@ from ..errors import ConflictError, DigitsSegError, NotFoundError
 from .job import JobState
 from .queue import abort as queue_abort
 from .queue import connect, escalate_aborts, submit
-from .space import ensure_space
+from ..space import ensure_space
 from .store import JobStore
 
 SERVE_INFO = ".serve.json"

@@ -5,7 +5,7 @@ import os
 import socket
 import time
 
-from .gpus import list_gpus
+from ..gpus import list_gpus
 from .queue import WORKER_INFO_TTL_S, advertise_worker, connect, get_queue
 
 

@@ -18,7 +18,7 @@ import os
 import shutil
 
 from ..errors import JobAborted, NotFoundError, ValidationError
-from ..jobs.uploads import STAGES, adopt_stage, new_stage
+from ..uploads import STAGES, adopt_stage, new_stage
 from ..safe_extract import extract_archive
 from . import index
 from . import manifest as mf

@@ -146,7 +146,7 @@ def launch(job_dir, params, *, on_progress, should_stop, log, backend, world_siz
     import torch.multiprocessing as mp
 
     if backend == "nccl":
-        from ..jobs.gpus import list_gpus
+        from ..gpus import list_gpus
 
         visible = len(list_gpus())  # nvidia-smi: no CUDA context in this (forked) process
         if visible < world_size:

@@ -11,7 +11,7 @@ from flask import Flask, jsonify, render_template, request
 from ..config import load_settings, repo_root
 from ..errors import DigitsSegError
 from ..jobs.service import JobService
-from ..jobs.space import disk_full_message
+from ..space import disk_full_message
 from ..jobs.store import JobStore
 from . import edge, helpers, security, streams
 

@@ -19,7 +19,7 @@ from ..datasets.info import DatasetInfo
 from ..datasets.labels import colorize
 from ..datasets.params import complete_path, validate_params
 from ..errors import NotFoundError, ValidationError
-from ..jobs.uploads import new_stage
+from ..uploads import new_stage
 from .folder_checks import FolderChecks
 from .helpers import format_eta, get_job, render, request_data, state, wants_json
 from .jobs import job_data

@@ -20,7 +20,7 @@ from ..inference.cache import PredictorCache
 from ..inference.predictor import list_snapshot_files
 from ..inference.scoring import sort_key_worst_first
 from ..inference.sources import read_image, under_roots
-from ..jobs.uploads import new_stage
+from ..uploads import new_stage
 from .files import send_job_file
 from .helpers import get_job, render, request_data, state, wants_json
 

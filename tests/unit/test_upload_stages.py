@@ -4,7 +4,7 @@ import os
 import time
 
 from digits_seg.jobs.store import JobStore
-from digits_seg.jobs.uploads import STAGES, prune_stages
+from digits_seg.uploads import STAGES, prune_stages
 
 
 def test_only_old_stages_no_job_names_are_removed(tmp_path):
