@@ -9,7 +9,7 @@ reported with the same sentence.
 import errno
 import shutil
 
-from ..errors import DigitsSegError
+from .errors import DigitsSegError
 
 
 class DiskFullError(DigitsSegError):
