@@ -3,11 +3,10 @@
 A wrong file (a text file named .caffemodel, a non-HDF5 `.h5`, a prototxt with a typo,
 an empty file) used to become a queued job that failed later with a parser message
 ("unsupported wire type 6"). These checks read only headers or the top level of the
-file (a `.caffemodel` is walked through mmap without loading its blobs), and say which
+file (a `.caffemodel`'s top level is walked by seeking over its blobs), and say which
 file is wrong and why.
 """
 
-import mmap
 import os
 
 from ..errors import ValidationError
@@ -43,19 +42,50 @@ def _check_hdf5(path, size, name):
 
 
 def _check_caffemodel(path, size, name):
-    from ..networks.wire import WireError, iter_fields
-
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        view = memoryview(data)
-        try:
-            fields = {field for field, _wtype, _value in iter_fields(view)}
-        except (WireError, IndexError, ValueError) as e:
-            raise ValidationError("%s is not a binary Caffe model (NetParameter): %s. Is it a prototxt, an HDF5 file "
-                                  "or truncated?" % (name, e), field="weights")
-        finally:
-            view.release()
+    try:
+        with open(path, "rb") as f:
+            fields = _top_level_fields(f, size)
+    except ValueError as e:
+        raise ValidationError("%s is not a binary Caffe model (NetParameter): %s. Is it a prototxt, an HDF5 file "
+                              "or truncated?" % (name, e), field="weights")
     if not fields & {2, 100}:  # NetParameter.layers (V1) or .layer
         raise ValidationError("%s holds no layers: it is not a Caffe model (.caffemodel)" % name, field="weights")
+
+
+def _varint(f):
+    value = shift = 0
+    while True:
+        b = f.read(1)
+        if not b:
+            raise ValueError("truncated varint at byte %d" % f.tell())
+        value |= (b[0] & 0x7F) << shift
+        if not b[0] & 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise ValueError("malformed varint at byte %d" % f.tell())
+
+
+def _top_level_fields(f, size):
+    """Field numbers of the top-level protobuf message in `f`, skipping (seeking over) every value."""
+    fields = set()
+    while f.tell() < size:
+        key = _varint(f)
+        field, wtype = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("invalid field number 0 at byte %d" % f.tell())
+        skip = {0: None, 1: 8, 2: -1, 5: 4}.get(wtype, "bad")
+        if skip == "bad":
+            raise ValueError("unsupported wire type %d at byte %d" % (wtype, f.tell()))
+        if skip is None:
+            _varint(f)
+        else:
+            n = _varint(f) if skip == -1 else skip
+            if f.tell() + n > size:
+                raise ValueError("field %d claims %d bytes but only %d remain" % (field, n, size - f.tell()))
+            f.seek(n, 1)
+        fields.add(field)
+    return fields
 
 
 def _check_prototxt(path, name):
