@@ -16,10 +16,12 @@ import pytest
 
 from digits_seg.config import load_settings
 from digits_seg.web.app import create_app
-from digits_seg.web.security import PUBLIC_ENDPOINTS, SAFE_METHODS
 from tests.reliability.conftest import disk_state, fabricate_extras
 
 TOKEN = "s3cret-token"
+PUBLIC_ENDPOINTS = ("auth.login", "static", "assets.plotly_js")
+"""The only endpoints answered without the token: the login page and the assets it needs."""
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 @pytest.fixture(scope="module")
