@@ -26,6 +26,8 @@ setup(
         "tqdm>=4.60",
         "plotly>=5.0",
         "psutil>=5.9",
+        "pycocotools>=2.0",  # COCO-style annotations (polygons, RLE) rasterised into masks (datasets/layouts/coco.py)
+        "scipy>=1.10",  # SBD's cls/*.mat labels are MATLAB v5 files, which h5py cannot read (datasets/layouts/voc.py)
     ],
     extras_require={
         "test": [

@@ -16,6 +16,18 @@
       panels.forEach(function (p) { p.hidden = p.dataset.kind !== kind; });
     };
     form.querySelectorAll('input[name="network_kind"]').forEach(function (r) { r.addEventListener("change", showPanel); });
+    // Fine-tuning with another mean than the model's own: say what it costs.
+    var meanSelect = form.elements.mean_subtraction, meanWarn = form.querySelector('[data-role="mean-warning"]');
+    var warnMean = function () {
+      var checked = form.querySelector('input[name="network_kind"]:checked');
+      var fine = checked && (checked.value === "previous" || checked.value === "pretrained");
+      meanWarn.hidden = !(fine && meanSelect.value !== "" && meanSelect.value !== "model");
+    };
+    if (meanSelect && meanWarn) {
+      meanSelect.addEventListener("change", warnMean);
+      form.querySelectorAll('input[name="network_kind"]').forEach(function (r) { r.addEventListener("change", warnMean); });
+      warnMean();
+    }
     showPanel();
 
     var netSelect = document.getElementById("network");

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 from .follow import add_wait_argument, report_queued
@@ -13,8 +14,9 @@ def register(subparsers, common):
     sub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
     sub.required = True
     c = sub.add_parser("create", parents=[common], help="pair, check and convert folders into LMDBs (a dataset job)")
-    c.add_argument("--images", required=True, help="folder of input images (searched recursively)")
-    c.add_argument("--labels", required=True, help="folder of label images, paired with images by file name")
+    c.add_argument("--images", default=None, help="folder of input images (searched recursively)")
+    c.add_argument("--labels", default=None, help="folder of label images, paired with images by file name")
+    add_layout_arguments(c)
     c.add_argument("--name", default=None, help="dataset name (default: the images folder's parent name)")
     v = c.add_mutually_exclusive_group()
     v.add_argument("--val-pct", type=float, default=None, help="percent of pairs held out for validation (default 10)")
@@ -53,9 +55,45 @@ def register(subparsers, common):
     d.set_defaults(func=cmd_demo_data)
 
 
+def add_layout_arguments(c):
+    """`--layout NAME --root DIR` (plus COCO `--categories`, VOC `--lists`): a public dataset in its published layout."""
+    from ..datasets.layouts import CHOICES
+
+    c.add_argument("--layout", choices=CHOICES, default=None,
+                   help="a standard dataset layout under --root (auto: detect which); replaces --images/--labels")
+    c.add_argument("--root", default=None, help="top folder of the standard layout (e.g. VOCdevkit, cityscapes)")
+    c.add_argument("--categories", default=None, help="COCO: comma-separated category names or ids (default: all)")
+    c.add_argument("--lists", choices=["voc", "aug"], default=None,
+                   help="VOC: ImageSets/Segmentation lists (voc) or SBD-style train_aug.txt lists (aug)")
+
+
+def _layout_params(args, settings):
+    """Detect the layout, print what was found (stderr), return (params, detection)."""
+    from ..datasets.layouts.params import layout_params
+    from ..datasets.params import validate_params
+
+    raw = {k: v for k, v in _raw(args).items() if k not in ("images", "labels")}
+    raw.update(layout=args.layout, layout_root=os.path.abspath(args.root), categories=args.categories, lists=args.lists)
+    params, det = layout_params(raw, settings, validate_params)
+    for line in describe_detection(det.to_dict()):
+        print(line, file=sys.stderr)
+    return params, det
+
+
+def describe_detection(d):
+    """Lines telling what a detection found (the CLI's view of the form's "detected" panel)."""
+    out = ["detected %s in %s" % (d["title"], d["root"])]
+    out += ["  %s" % n for n in d["notes"]]
+    out.append("  %d classes: %s" % (len(d["classes"]), ", ".join(c["name"] for c in d["classes"][:12])
+                                     + (", ..." if len(d["classes"]) > 12 else "")))
+    return out
+
+
 def _local_settings(args, settings):
     """The CLI runs as the user: let it read the folders it was given even outside the data roots."""
     paths = [getattr(args, k) for k in ("images", "labels", "val_images", "val_labels", "classes_file", "colormap_file")]
+    if getattr(args, "root", None):
+        paths.append(os.path.join(args.root, "."))
     extra = tuple(os.path.dirname(os.path.realpath(p)) for p in paths if p)
     return settings.replace(data_roots=tuple(settings.resolved_data_roots) + extra)
 
@@ -64,23 +102,35 @@ def _raw(args):
     raw = {k: getattr(args, k) for k in ("images", "labels", "name", "val_images", "val_labels", "seed", "label_suffix",
                                           "classes_file", "colormap_file", "colormap_source", "color_tolerance",
                                           "binary", "channels", "encoding", "resize", "resize_mode", "skip_bad")}
-    raw["images"], raw["labels"] = os.path.abspath(args.images), os.path.abspath(args.labels)
+    for key in ("images", "labels"):
+        if raw.get(key):
+            raw[key] = os.path.abspath(raw[key])
     if args.val_pct is not None:
         raw["val_pct"] = args.val_pct
     return {k: v for k, v in raw.items() if v is not None}
 
 
 def cmd_create(args, settings):
-    from ..datasets.check import check_folders
+    from ..datasets.layouts.checking import check_dataset
     from ..datasets.params import validate_params
     from ..errors import ValidationError
 
     if bool(args.val_images) != bool(args.val_labels):
         raise ValidationError("give both --val-images and --val-labels, or neither", field="val_labels")
     local = _local_settings(args, settings)
-    params = validate_params(_raw(args), local)
+    if args.layout or args.root:
+        if not (args.layout and args.root):
+            raise ValidationError("give both --layout and --root (the dataset's top folder)", field="root")
+        if args.images or args.labels:
+            raise ValidationError("--layout takes the folders from the layout: leave out --images/--labels", field="images")
+        params, _ = _layout_params(args, local)
+    else:
+        if not (args.images and args.labels):
+            raise ValidationError("give --images and --labels (or --layout and --root for a standard dataset layout)",
+                                  field="images")
+        params = validate_params(_raw(args), local)
     if args.check:
-        report = check_folders(params, local)
+        report = check_dataset(params, local)
         if args.json:
             print(json.dumps(report.to_dict(), indent=2))
         else:
@@ -89,11 +139,19 @@ def cmd_create(args, settings):
     if args.now:
         return _run_now(params, settings, args)
     from ..datasets.create import preflight
+    from ..datasets.layouts import stage_conversion
     from ..jobs.service import JobService
 
-    preflight(params)  # missing labels, empty folders...: refused now rather than by the job
-    service = JobService(settings)
-    return report_queued(service.store, service.submit("dataset", params["name"], params), args, "dataset")
+    params = stage_conversion(params, settings.jobs_dir)  # COCO / SBD .mat labels, adopted by the job
+    try:
+        preflight(params)  # missing labels, empty folders...: refused now rather than by the job
+        service = JobService(settings)
+        job = service.submit("dataset", params["name"], params)
+    except BaseException:
+        if params.get("upload_dir"):
+            shutil.rmtree(params["upload_dir"], ignore_errors=True)
+        raise
+    return report_queued(service.store, job, args, "dataset")
 
 
 def _print_check(report):

@@ -35,7 +35,12 @@ def register(subparsers, common):
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--early-stop", dest="early_stop_patience", type=int, default=None,
                    help="stop after this many validations without a better mIoU (0: off)")
-    p.add_argument("--mean", dest="mean_subtraction", choices=["none", "pixel", "image"], default=None)
+    p.add_argument("--mean", dest="mean_subtraction", choices=["none", "pixel", "image", "model"], default=None,
+                   help="mean subtraction (default: none for the standard networks; 'model', the preprocessing of "
+                        "the model it starts from, for --pretrained/--previous)")
+    p.add_argument("--freeze-bn", dest="freeze_bn", choices=["auto", "on", "off"], default=None,
+                   help="BatchNorm uses the start weights' running statistics in training (auto: on below batch 8 "
+                        "when starting from trained weights)")
     p.add_argument("--crop", dest="crop_size", type=int, default=None, help="random crop size (image and label)")
     p.add_argument("--hflip", action="store_true", help="random horizontal flips")
     p.add_argument("--scale", dest="random_scale", default=None, help="random scale range, e.g. 0.5-2.0")
@@ -54,7 +59,7 @@ def register(subparsers, common):
 RAW_KEYS = ("epochs", "batch_size", "iter_size", "base_lr", "solver_type", "momentum", "weight_decay", "lr_policy",
             "lr_step_size", "lr_stepvalues", "lr_gamma", "lr_power", "snapshot_interval", "val_interval", "seed",
             "early_stop_patience", "mean_subtraction", "crop_size", "random_scale", "class_weighting", "dice_weight",
-            "device", "loader_workers")
+            "device", "loader_workers", "freeze_bn")
 
 
 def _raw(args):

@@ -5,6 +5,8 @@ import collections
 import numpy as np
 
 from ..errors import JobAborted
+from . import mapping
+from .palette import parse_colormap_file
 from . import plan as plan_mod
 from .pool import ordered_map
 from .process import DEFAULT_MAX_PIXELS, process_pair
@@ -13,7 +15,8 @@ MAX_FILES_LISTED = 20
 """File names listed per problem in a report (the count is always exact)."""
 
 ERROR_CODES = ("empty_folder", "missing_label", "missing_image", "duplicate_stem", "unreadable", "truncated",
-               "bomb", "size_mismatch", "bad_values", "unknown_colors", "label_mode")
+               "bomb", "size_mismatch", "bad_values", "unknown_colors", "label_mode", "unmapped_values", "same_folder",
+               "channels", "no_train_pairs")
 """Codes of report errors (the web page and API clients may switch on them)."""
 
 
@@ -68,10 +71,34 @@ class Collector:
         self.value_files = {}  # value -> first files holding it
         self._listed = np.zeros(256, dtype=np.int64)  # len(value_files[v]), to skip full lists fast
         self.nearest = {}  # "r,g,b" -> [class index, pixels] mapped through the tolerance
+        self.raw_values = np.zeros(256, dtype=bool)  # raw single-channel values seen (before any mapping)
+        self.palette_used = {}  # (palette index, (r, g, b)) -> stored id, palette labels read by colour
+        self.unmapped = {}  # raw value -> [pixels, files] missing from the label map
+        self.ignored_unknown = {}  # "r,g,b" -> [pixels, files] sent to ignore as unknown colours
+        self.alpha = {True: [], False: []}  # uniform alpha? -> RGBA image files
+        self.split_values = {}  # split -> stored-value pixel counts
 
-    def add(self, r):
+    def add(self, r, split=None):
         for p in r["problems"]:
             self.by_code.setdefault(p["code"], []).append((p["message"], p["files"][0]))
+        for v in r.get("raw_values", ()):
+            self.raw_values[v] = True
+        for i, c, k, _ in r.get("palette_used", ()):
+            self.palette_used[(i, tuple(c))] = k
+        for v, n in r.get("unmapped", {}).items():
+            entry = self.unmapped.setdefault(int(v), [0, []])
+            entry[0] += n
+            entry[1].append(r["label_path"])
+        for color, n in r.get("ignored_colors", {}).items():
+            entry = self.ignored_unknown.setdefault(color, [0, []])
+            entry[0] += n
+            if len(entry[1]) < 5:
+                entry[1].append(r["label_path"])
+        if "alpha" in r and len(self.alpha[r["alpha"]]) < 1000:
+            self.alpha[r["alpha"]].append(r["image_path"])
+        if split is not None and "label_counts" in r and not r["problems"]:
+            self.split_values.setdefault(split, np.zeros(256, dtype=np.int64))
+            self.split_values[split] += r["label_counts"]
         for color, n in r.get("unknown_colors", {}).items():
             entry = self.unknown.setdefault(color, [0, []])
             entry[0] += n
@@ -98,10 +125,11 @@ class Collector:
             entry = self.nearest.setdefault(color, [cls, 0])
             entry[1] += n
 
-    def finish(self, report, tolerance=0, names=None):
-        """Add grouped problems and warnings to `report` (`names`: class names for messages)."""
+    def finish(self, report, tolerance=0, names=None, by_color=False):
+        """Add grouped problems and warnings to `report` (`names`: class names for messages;
+        `by_color`: palette labels are read by colour)."""
         for code, items in self.by_code.items():
-            if code == "unknown_colors":
+            if code in ("unknown_colors", "unmapped_values"):
                 continue
             files = [f for _, f in items]
             if len(items) == 1:
@@ -114,12 +142,34 @@ class Collector:
             desc = "; ".join("(%s): %d px, e.g. %s" % (c, v[0], v[1][0]) for c, v in worst)
             files = sorted({f for v in self.unknown.values() for f in v[1]})
             report.add("error", "unknown_colors", "%d label pixels in %d colours are not in the colour map%s: %s. Fix the "
-                       "colour map, or allow nearest-colour matching within a tolerance (e.g. 2 levels) if these are "
-                       "compression noise" % (total, len(self.unknown),
-                                              " (tolerance %d)" % tolerance if tolerance else "", desc), files)
+                       "colour map, declare them ignore (--ignore-color R,G,B), or allow nearest-colour matching within "
+                       "a tolerance (e.g. 2 levels) if these are compression noise%s"
+                       % (total, len(self.unknown), " (tolerance %d)" % tolerance if tolerance else "", desc,
+                          "; palette labels are read by colour when a colour file is given: if their palette "
+                          "indices already are the class ids, give a class-names file instead" if by_color else ""),
+                       files)
+        for v, (n, files) in sorted(self.unmapped.items()):
+            report.add("error", "unmapped_values", "label value %d in file %s is not in the label map (%d px in %d "
+                       "file(s)): add it to the label map (e.g. %d:255 to ignore it)" % (v, files[0], n, len(files), v),
+                       files)
+        if self.ignored_unknown:
+            total = sum(v[0] for v in self.ignored_unknown.values())
+            worst = sorted(self.ignored_unknown.items(), key=lambda kv: -kv[1][0])[:10]
+            report.add("warning", "unknown_colors_ignored", "%d label pixels in %d colours in no class were stored as "
+                       "ignore (255), as asked: %s" % (total, len(self.ignored_unknown), "; ".join(
+                           "(%s): %d px, e.g. %s" % (c, v[0], v[1][0]) for c, v in worst)),
+                       sorted({f for v in self.ignored_unknown.values() for f in v[1]}))
+        if self.alpha[False]:
+            report.add("warning", "rgba_images", "%d RGBA image(s) have varying transparency: the alpha channel is "
+                       "dropped, so the network sees the colour under transparent pixels; flatten them onto a "
+                       "background first if that colour is meaningless" % len(self.alpha[False]), self.alpha[False])
+        if self.alpha[True]:
+            report.add("warning", "rgba_images", "%d RGBA image(s) with uniform alpha: the alpha channel is dropped "
+                       "(harmless)" % len(self.alpha[True]), self.alpha[True])
         if len(self.palettes) > 1:
             report.add("warning", "palettes_differ", "label files use %d different palettes (first of each listed); "
-                       "class indices are used as they are, colours come from the first file" % len(self.palettes),
+                       "%s" % (len(self.palettes), "each file's indices are read by its own palette's colours" if by_color else
+                              "class indices are used as they are, colours come from the first file"),
                        list(self.palettes.values()))
         for note, files in self.notes.items():
             report.add("warning", "note", "%s (%d file(s))" % (note, len(files)), files)
@@ -139,7 +189,7 @@ def task_config(plan, params, build, mean_image=False):
 
 
 def check_folders(params, settings=None, workers=2, on_progress=None, should_stop=None):
-    """Decode every pair and report all problems and what was found; writes nothing.
+    """Decode every pair with the rules creation uses and report all problems and what was found; writes nothing.
 
     `should_stop()` returning True raises `JobAborted` between pairs (the workers are stopped).
     """
@@ -156,7 +206,7 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
         for n, r in enumerate(results, 1):
             if should_stop and should_stop():
                 raise JobAborted()
-            col.add(r)
+            col.add(r, pairs[r["index"]][0])
             if on_progress:
                 on_progress(n / max(1, len(tasks)), "checked %d of %d pairs" % (n, len(tasks)))
     seen = [int(v) for v in np.nonzero(col.values)[0]]
@@ -164,10 +214,9 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
     values = col.values
     value_images = col.value_images
     if plan.binary:
-        values = np.zeros(256, dtype=np.int64)
-        values[:2] = col.values[0], col.values[255]
-        value_images = np.zeros(256, dtype=np.int64)
-        value_images[:2] = col.value_images[0], col.value_images[255]
+        values = _binary(col.values)
+        value_images = _binary(col.value_images)
+        col.split_values = {s: _binary(v) for s, v in col.split_values.items()}
         col.by_code.pop("bad_values", None)
     elif plan.rules["num_classes"] is not None:
         n = plan.rules["num_classes"]
@@ -175,15 +224,17 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
         if bad:
             files = sorted({f for v in bad for f in col.value_files.get(v, [])})
             report.add("error", "bad_values", "label values %s are ≥ the number of classes (%d) and are not 255 "
-                       "(ignore): fix the labels or the class list" % (bad, n), files)
+                       "(ignore): fix the labels or the class list%s" % (bad, n, _bad_values_hint(plan)), files)
         col.by_code.pop("bad_values", None)
-    col.finish(report, plan.rules["tolerance"], plan.class_names)
+    col.finish(report, plan.rules["tolerance"], plan.class_names, by_color=plan.rules["palette_by_color"])
     for note in plan.notes:
         report.add("warning", "note", note)
     if plan.pairings[0][1].suggested_suffix:
         report.add("warning", "suffix", "label names end with %r: set the label suffix to %r to pair them"
                    % ((plan.pairings[0][1].suggested_suffix,) * 2))
     names = plan.class_names or ["class_%d" % i for i in range(max([v for v in seen if v != 255] or [-1]) + 1)]
+    _dataset_warnings(report, plan, params, col, names)
+    mapping_desc = plan_mod.describe(plan, names, np.flatnonzero(col.raw_values).tolist(), col.palette_used)
     report.summary = {
         "pairs": {s: len(plan.splits[s]) for s in ("train", "val")},
         "label_suffix": plan.pairings[0][1].suffix,
@@ -198,6 +249,95 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
                      "pixels": int(values[i]), "images": int(value_images[i])}
                     for i in range(max(len(names), 1))],
         "ignore_pixels": int(values[255]) if not plan.binary else 0,
+        "ignore_share": float(values[255]) / max(1, int(values.sum())) if not plan.binary else 0.0,
         "values_seen": seen,
+        "raw_values_seen": np.flatnonzero(col.raw_values).tolist(),
+        "mapping": mapping_desc,
+        "ignore_choices": _ignore_choices(plan, params, col),
     }
     return report
+
+
+def _binary(counts):
+    out = np.zeros(256, dtype=np.int64)
+    out[:2] = counts[0], counts[255]
+    return out
+
+
+def _bad_values_hint(plan):
+    if plan.mapping.get("label_map"):
+        return ""
+    return "; or declare values that mean \"unlabelled\" as ignore (--ignore VALUE), or give a label map"
+
+
+def _dataset_warnings(report, plan, params, col, names):
+    """What no single pair shows: empty validation, classes absent from a split, channel mixes, void classes."""
+    if not plan.splits["val"] and plan.splits["train"]:
+        report.add("warning", "no_val_pairs", "0 validation pairs: training cannot report validation accuracy or "
+                   "keep the best snapshot; set a validation percentage or give validation folders")
+    if not plan.splits["train"] and plan.splits["val"]:
+        report.add("error", "no_train_pairs", "no training pairs: the validation share takes every pair; lower the "
+                   "validation percentage")
+    if not plan.binary:
+        for split in ("train", "val"):
+            counts = col.split_values.get(split)
+            if counts is None or not plan.splits[split]:
+                continue
+            missing = [i for i in range(len(names)) if counts[i] == 0]
+            if missing:
+                shown = ", ".join("`%s` (%d)" % (names[i], i) for i in missing[:20])
+                report.add("warning", "class_absent", "%d class(es) never occur in the %s split: %s%s" % (
+                    len(missing), split, shown, ": the model cannot learn them" if split == "train" else
+                    ": their accuracy cannot be measured"))
+    if params.get("channels") == "keep":
+        grey = {m for m in col.image_modes if m in ("L", "1", "I;16", "I;16B", "I;16L", "I", "F", "LA")}
+        if grey and set(col.image_modes) - grey:
+            report.add("error", "channels", "images mix greyscale and colour modes %s with channels=keep; choose RGB or "
+                       "greyscale conversion" % sorted(col.image_modes))
+    m = plan.mapping
+    if plan.rules["palette_by_color"] and col.palette_used:
+        moved = [(i, c, k) for (i, c), k in sorted(col.palette_used.items()) if k != i and k != 255]
+        if moved:
+            report.add("warning", "palette_order", "the labels' palette order differs from %s: the labels are mapped "
+                       "by colour (%s)" % (m["colors_from"], "; ".join(
+                           "palette index %d (%s) → class %d %s" % (i, ",".join(map(str, c)), k,
+                                                                     names[k] if k < len(names) else "")
+                           for i, c, k in moved[:8])))
+    for choice in _void_classes(plan, params):
+        report.add("warning", "void_class", "class %s is named like a void class: declare it ignore (%s) so it is "
+                   "not learnt as a class" % (choice["what"], choice["how"]))
+
+
+def _void_classes(plan, params):
+    """Classes of the class/colour file named like void/unlabelled, with how to declare them ignore."""
+    names = plan_mod._class_names(params)
+    colors = None
+    if params.get("class_colors") or params.get("colormap_source") == "file":
+        colors, file_names = ((params["class_colors"], None) if params.get("class_colors")
+                              else parse_colormap_file(params["colormap_file"]))
+        names = names or file_names
+    declared_v = set(plan.mapping.get("ignore_values") or ())
+    declared_c = {tuple(c) for c in plan.mapping.get("ignore_colors") or ()}
+    out = []
+    for i, name in enumerate(names or ()):
+        if not mapping.looks_void(name):
+            continue
+        by_color = plan.rules["colormap"] is not None and colors is not None and i < len(colors)
+        if by_color and tuple(colors[i]) not in declared_c:
+            rgb = ",".join(map(str, colors[i]))
+            out.append({"what": "%d `%s` (%s)" % (i, name, rgb), "how": "--ignore-color %s" % rgb, "color": list(colors[i]),
+                        "name": name})
+        elif not by_color and i not in declared_v and not plan.mapping.get("label_map"):
+            out.append({"what": "%d `%s`" % (i, name), "how": "--ignore %d" % i, "value": i, "name": name})
+    return out
+
+
+def _ignore_choices(plan, params, col):
+    """Values and colours the form offers to declare ignore: what was seen, void-named classes first."""
+    void = _void_classes(plan, params)
+    values = [{"value": v, "suggested": any(c.get("value") == v for c in void)}
+              for v in np.flatnonzero(col.raw_values).tolist()]
+    colors = [{"color": [int(x) for x in c.split(",")], "pixels": n, "unknown": True}
+              for c, (n, _) in sorted(col.unknown.items(), key=lambda kv: -kv[1][0])[:20]]
+    colors += [{"color": c["color"], "name": c["name"], "suggested": True} for c in void if "color" in c]
+    return {"values": values, "colors": colors}

@@ -18,10 +18,10 @@ from .. import fsutil
 from ..errors import DigitsSegError, JobAborted, ValidationError
 from ..uploads import adopt_stage
 from ..space import disk_full_message, free_mb, is_disk_full
-from . import lmdb_io
-from .check import CheckReport, Collector, task_config
+from . import layouts, lmdb_io
+from .check import CheckReport, Collector, check_folders, task_config
 from .palette import IGNORE_LABEL, default_class_names
-from .plan import make_plan
+from .plan import describe, make_plan
 from .pool import DEFAULT_WORKERS, ordered_map
 from .process import process_pair
 from .stats import SampleSums, SplitStats, class_warnings, write_stats
@@ -46,17 +46,36 @@ def _refuse(report, what):
                           "(CLI: --skip-bad):\n%s" % (what, "\n".join(shown)), detail=report.to_dict())
 
 
-def preflight(params, log=None):
-    """Pair the folders (no decoding) and refuse, with the report, what creation would refuse.
+PAIR_CODES = ("missing_label", "missing_image", "duplicate_stem", "unreadable", "truncated", "bomb", "size_mismatch",
+              "bad_values", "unknown_colors", "label_mode", "unmapped_values")
+"""Report errors confined to pairs: "skip bad pairs" leaves those pairs out instead of refusing."""
 
-    Cheap (file listing only), so the form, the API and the CLI call it before queuing a job:
-    a missing label is an answer to the request, not a failed job a minute later.
+
+def preflight(params, settings=None, workers=2):
+    """Run the full check (every pair decoded with creation's rules) and refuse what creation would refuse.
+
+    The form, the API and the CLI call it before queuing a job, so a bad dataset is an answer
+    to the request, with the check's report, rather than a failed job a minute later. Returns
+    the report (its warnings are worth showing).
     """
+    report = check_folders(params, settings, workers=workers)
+    if params.get("skip_bad"):
+        kept = [e for e in report.errors if e["code"] not in PAIR_CODES]
+        report.warnings[:0] = [e for e in report.errors if e["code"] in PAIR_CODES]
+        report.errors = kept
+    if not report.ok:
+        _refuse(report, "the folders have problems")
+    return report
+
+
+def _pair_plan(params, log=None):
+    """Pair the folders (no decoding) and refuse what cannot be built; unpaired files are skipped with
+    "skip bad pairs". Creation decodes every pair itself, so this is all it needs up front."""
     plan = make_plan(params)
     skip_bad = bool(params.get("skip_bad"))
     report = CheckReport()
     for sev, code, msg, files in plan.problems:
-        fatal = code in ("empty_folder",) or not skip_bad
+        fatal = code in ("empty_folder", "same_folder") or not skip_bad
         report.add("error" if fatal else "warning", code, msg, files)
         if not fatal:
             for f in files:
@@ -82,7 +101,8 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
                    workers=DEFAULT_WORKERS, **extra):
     """Create train/val LMDBs, labels.txt, colormap.json, stats.h5 and dataset.json in `job_dir`."""
     params = adopt_upload(job_dir, params)
-    plan = preflight(params, log)
+    params = layouts.prepare(job_dir, params, log=log, on_progress=on_progress, should_stop=should_stop)
+    plan = _pair_plan(params, log)
     skip_bad = bool(params.get("skip_bad"))
     for note in plan.notes:
         log(note)
@@ -111,6 +131,8 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
     if params.get("upload_dir"):  # the databases hold every pair now; a failed job keeps them to resume
         shutil.rmtree(os.path.join(job_dir, UPLOAD_DIR), ignore_errors=True)
         log("removed the uploaded files: the dataset holds them")
+    if layouts.cleanup(job_dir):
+        log("removed the converted labels: the dataset holds them")
     on_progress(1.0, "done")
     return result
 
@@ -118,7 +140,7 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
 UPLOAD_DIR = "upload"
 """Where a dataset job keeps the extracted zip it was created from, until creation succeeds."""
 
-PATH_PARAMS = ("images", "labels", "val_images", "val_labels", "classes_file", "colormap_file")
+PATH_PARAMS = ("images", "labels", "val_images", "val_labels", "classes_file", "colormap_file", "masks_dir")
 
 
 def adopt_upload(job_dir, params):
@@ -228,7 +250,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
             if should_stop():
                 raise JobAborted()
             split = tasks[r["index"]][5]
-            col.add(r)
+            col.add(r, split)
             if r["problems"]:
                 skipped[split] += 1
                 if skip_bad:
@@ -249,7 +271,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
         stats[s].samples = samples.splits.get(s)
 
     report = CheckReport()
-    col.finish(report, plan.rules["tolerance"], plan.class_names)
+    col.finish(report, plan.rules["tolerance"], plan.class_names, by_color=plan.rules["palette_by_color"])
     if failed:
         _refuse(report, "%d pair(s) have problems" % len(col.bad_pairs))
     if len(channels) > 1:
@@ -273,6 +295,9 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
     warnings = [w["message"] for w in report.warnings] + class_warnings(names, summaries["train"]["class_pixels"])
     for w in warnings:
         log("warning: " + w)
+    label_mapping = describe(plan, names, np.flatnonzero(col.raw_values).tolist(), col.palette_used)
+    for line in label_mapping["text"]:
+        log("label mapping: " + line)
     log("stored %d images and %d labels unchanged; re-encoded %d images and %d labels"
         % (total - reencoded["image"], total - reencoded["label"], reencoded["image"], reencoded["label"]))
     elapsed = time.monotonic() - started
@@ -292,6 +317,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
                        "ignore_pixels": summaries[s]["ignore_pixels"]} for s in SPLITS},
         "mean_pixel": summaries["train"]["mean_pixel"], "mean_samples": stats["train"].mean_samples,
         "binary_mask": plan.binary, "label_mode": plan.label_mode, "colormap_source": plan.colormap_source,
+        "label_mapping": label_mapping,
         "label_suffix": plan.pairings[0][1].suffix, "encoding": params.get("encoding", "png"),
         "resize": params.get("resize"), "resize_mode": params.get("resize_mode") if params.get("resize") else None,
         "skipped": (plan.skipped_files + [{"stem": s, "image": i, "label": l, "reason": m}

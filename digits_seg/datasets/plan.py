@@ -4,8 +4,10 @@ Shared by the pre-flight check and by creation so both see the same pairs and ru
 """
 
 import dataclasses
+import os
 
 from ..errors import ValidationError
+from . import mapping
 from . import palette as pal
 from .labels import is_binary_mask
 from .pairing import pair_folders, split_pairs
@@ -29,6 +31,8 @@ class Plan:
     problems: list = dataclasses.field(default_factory=list)  # (severity, code, message, files)
     notes: list = dataclasses.field(default_factory=list)
     skipped_files: list = dataclasses.field(default_factory=list)  # unpaired files left out with "skip bad pairs"
+    mapping: dict = dataclasses.field(default_factory=dict)  # kind + what was declared (see `describe`)
+    first_palette: list = None  # the first palette label's palette, for describing index mappings
 
 
 def _pairing_problems(pairing, images_dir, labels_dir, problems):
@@ -50,6 +54,16 @@ def _pairing_problems(pairing, images_dir, labels_dir, problems):
         problems.append(("error", "duplicate_stem", "name %r occurs %d times (%s): pairs are matched by file name "
                          "without extension, so rename or remove the extra files" % (stem, len(paths), ", ".join(paths)),
                          paths))
+
+
+def _same_folder(pairing, images_dir, labels_dir, problems):
+    """Each file paired with itself: the label folder was given as the image folder (or vice versa)."""
+    selves = [img for _, img, lbl in pairing.pairs if os.path.realpath(img) == os.path.realpath(lbl)]
+    if selves:
+        problems.append(("error", "same_folder", "the image folder and the label folder are the same folder (%s): "
+                         "%d file(s) would be paired with themselves; give the folder that holds the label images "
+                         "(or set the label suffix, e.g. _L, if labels sit beside their images)"
+                         % (images_dir, len(selves)), selves))
 
 
 def _first_label_image(plan_splits):
@@ -89,18 +103,33 @@ def make_plan(params, binary_values=None):
             None samples a few labels instead.
     """
     problems = []
+    if params.get("layout"):  # a standard layout lists its own pairs (layouts/params.py)
+        from .layouts.params import layout_splits
+
+        splits, pairings = layout_splits(params)
+    else:
+        splits, pairings = _pair(params, problems)
+    return _finish_plan(params, splits, pairings, problems, binary_values)
+
+
+def _pair(params, problems):
     main = pair_folders(params["images"], params["labels"], params.get("label_suffix", "auto"))
     _pairing_problems(main, params["images"], params["labels"], problems)
+    _same_folder(main, params["images"], params["labels"], problems)
     pairings = [("train" if params.get("val_images") else "all", main)]
     if params.get("val_images"):
         val = pair_folders(params["val_images"], params["val_labels"], params.get("label_suffix", "auto"))
         _pairing_problems(val, params["val_images"], params["val_labels"], problems)
+        _same_folder(val, params["val_images"], params["val_labels"], problems)
         pairings.append(("val", val))
         splits = {"train": main.pairs, "val": val.pairs}
     else:
         train, val = split_pairs(main.pairs, params.get("val_pct", 10), params.get("seed", 0))
         splits = {"train": train, "val": val}
+    return splits, pairings
 
+
+def _finish_plan(params, splits, pairings, problems, binary_values):
     first = _first_label_image(splits)
     label_mode = None
     first_palette = None
@@ -114,12 +143,15 @@ def make_plan(params, binary_values=None):
         except Exception:
             label_mode = None  # reported per pair by the full pass
 
-    names = pal.parse_classes_file(params["classes_file"]) if params.get("classes_file") else None
+    names = _class_names(params)
     source = params.get("colormap_source", "labels")
     notes = []
     file_colors = None
-    if source == "file":
+    if params.get("class_colors"):
+        source, file_colors, file_names = "file", [list(c) for c in params["class_colors"]], None
+    elif source == "file":
         file_colors, file_names = pal.parse_colormap_file(params["colormap_file"])
+    if file_colors is not None:
         if names and len(names) != len(file_colors):
             raise ValidationError("the class-names file lists %d classes but the colour map has %d colours; "
                                   "they must match line for line" % (len(names), len(file_colors)), field="classes_file")
@@ -127,11 +159,18 @@ def make_plan(params, binary_values=None):
     elif source == "labels" and label_mode != "P":
         source = "default"  # greyscale/RGB labels carry no palette; the summary shows the source used
 
+    ignore_values = sorted({int(v) for v in params.get("ignore_values") or ()})
+    ignore_colors = sorted({tuple(int(c) for c in rgb) for rgb in params.get("ignore_colors") or ()})
+    label_map = mapping.parse_label_map(params.get("label_map"))
+    declared = bool(ignore_values or label_map)
     binary_opt = params.get("binary", "auto")
     grey = label_mode in ("L", "I;16", "I;16B", "I;16L", "I", "1", "LA")
+    if binary_opt == "yes" and declared:
+        raise ValidationError("a 0/255 binary mask cannot also have ignore values or a label map: set binary to "
+                              "`no` to map values yourself", field="binary")
     if binary_opt == "yes":
         binary = True
-    elif binary_opt == "no" or not grey or (names and len(names) != 2):
+    elif binary_opt == "no" or not grey or declared or (names and len(names) != 2):
         binary = False
     elif binary_values is not None:
         binary = is_binary_mask(binary_values)
@@ -155,12 +194,101 @@ def make_plan(params, binary_values=None):
         if len(colormap) < len(names):
             colormap = colormap + pal.voc_palette(256)[len(colormap):len(names)]
     rgb_labels = label_mode in ("RGB", "RGBA", "RGBX", "PA")
-    rules = {"colormap": tuple(tuple(c) for c in colormap) if (rgb_labels and not binary) else None,
-             "tolerance": int(params.get("color_tolerance", 0)), "binary": binary,
-             "num_classes": len(names) if names else (len(file_colors) if file_colors else None)}
+    by_color = label_mode == "P" and file_colors is not None and not label_map and not binary
     if rgb_labels and source == "labels":
         notes.append("RGB colour-coded labels: mapping colours through the default (PASCAL VOC) palette; "
                      "give a colour-map file if your colours differ")
         source = "default"
+    color_mapped = (rgb_labels or by_color) and not binary
+    raw_colormap = tuple(tuple(int(v) for v in c) for c in colormap)  # indexed by raw class position
+    if color_mapped:
+        _, dropped = mapping.color_entries(raw_colormap, ignore_colors)
+        if ignore_values and rgb_labels:
+            notes.append("ignore values %s apply to single-channel labels; these labels are RGB: declare ignore "
+                         "colours instead" % ignore_values)
+    else:
+        dropped = mapping.ignored_positions(len(names) if names else len(colormap), ignore_values, label_map)
+        if ignore_colors:
+            notes.append("ignore colours %s apply to RGB labels and to palette labels read by colour; these labels "
+                         "are read by value: declare ignore values instead" % [list(c) for c in ignore_colors])
+    if names:
+        names = mapping.drop_positions(names, dropped)
+    if color_mapped or source != "default":  # default colours are by stored id, not by raw value
+        colormap = mapping.drop_positions(colormap, dropped)
+    num_classes = len(names) if names else (len(file_colors) - len(dropped) if file_colors else None)
+    unknown = params.get("unknown_colors") or "refuse"
+    lut = None if binary else mapping.value_lut(ignore_values, label_map)
+    rules = {"colormap": raw_colormap if color_mapped else None,
+             "tolerance": int(params.get("color_tolerance", 0)), "binary": binary, "num_classes": num_classes,
+             "ignore_colors": tuple(ignore_colors) if color_mapped else (), "palette_by_color": by_color,
+             "value_lut": tuple(lut) if lut is not None else None, "unknown_colors": unknown}
+    kind = ("binary" if binary else "palette_by_color" if by_color else "colors" if rgb_labels
+            else "palette_index" if label_mode == "P" else "values")
+    mapping_info = {"kind": kind, "ignore_values": ignore_values, "ignore_colors": [list(c) for c in ignore_colors],
+                    "label_map": {str(k): v for k, v in sorted(label_map.items())} if label_map else None,
+                    "unknown_colors": unknown, "colors_from": _colors_from(params, source)}
     return Plan(splits=splits, pairings=pairings, label_mode=label_mode, class_names=names, colormap=colormap,
-                colormap_source=source, rules=rules, binary=binary, problems=problems, notes=notes)
+                colormap_source=source, rules=rules, binary=binary, problems=problems, notes=notes,
+                mapping=mapping_info, first_palette=first_palette)
+
+
+def _class_names(params):
+    if params.get("class_names"):
+        return [str(n) for n in params["class_names"]]
+    return pal.parse_classes_file(params["classes_file"]) if params.get("classes_file") else None
+
+
+def _colors_from(params, source):
+    if params.get("class_colors"):
+        return "the class colours given"
+    if source == "file":
+        return "colour file %s" % os.path.basename(params.get("colormap_file") or "")
+    return {"labels": "the labels' palette", "default": "the PASCAL VOC palette"}.get(source, source)
+
+
+def describe(plan, names, raw_values=(), palette_used=None):
+    """The label mapping of `plan` in words and as data (`mapping.describe`), with the declared ignore.
+
+    Args:
+        names: the final class names (after ignored classes were dropped).
+        raw_values: raw single-channel values seen in the labels.
+        palette_used: {(palette index, (r, g, b)): stored id} seen in palette labels read by colour.
+    """
+    m, rules = plan.mapping, plan.rules
+    kind = m.get("kind", "values")
+    lut = rules.get("value_lut")
+    extra, entries = [], []
+
+    def stored(v):
+        return v if lut is None else (lut[v] if v < len(lut) else mapping.OUT_OF_RANGE)
+
+    if kind == "binary":
+        entries = [mapping.entry("value", 0, 0, names), mapping.entry("value", 255, 1, names)]
+    elif kind == "colors":
+        extra.append("RGB labels: each colour → the class of that colour in %s" % m["colors_from"])
+        table, _ = mapping.color_entries(rules["colormap"], rules["ignore_colors"])
+        entries = [mapping.entry("colour", list(c), k, names) for c, k in table]
+    elif kind == "palette_by_color":
+        extra.append("palette labels read by colour: palette index → its colour → the class of that colour in %s"
+                     % m["colors_from"])
+        entries = [mapping.entry("palette index", i, k, names, color=c) for (i, c), k in sorted((palette_used or {}).items())]
+    else:
+        pal_colors = plan.first_palette if kind == "palette_index" else None
+        what = "palette index" if pal_colors else "value"
+        extra.append("%s labels read by value: %s → class id%s (colours from %s)"
+                     % ("palette" if pal_colors else "greyscale", what,
+                        " through the label map" if m.get("label_map") else
+                        ", ignored values removed and later classes moved down" if m.get("ignore_values") else "",
+                        m["colors_from"]))
+        entries = [mapping.entry(what, v, stored(v), names, color=pal_colors[v] if pal_colors else None)
+                   for v in sorted(set(raw_values))]
+    if m.get("ignore_values"):
+        extra.append("ignore values declared: %s" % ", ".join(map(str, m["ignore_values"])))
+    if m.get("ignore_colors"):
+        extra.append("ignore colours declared: %s" % "; ".join("(%s)" % ",".join(map(str, c)) for c in m["ignore_colors"]))
+    if kind in ("colors", "palette_by_color"):
+        extra.append("colours in no class: %s" % ("stored as ignore (255)" if m.get("unknown_colors") == "ignore"
+                                                  else "refused (listed with counts and files)"))
+    out = mapping.describe(kind, entries, extra)
+    out.update({k: m.get(k) for k in ("ignore_values", "ignore_colors", "label_map", "unknown_colors", "colors_from")})
+    return out

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from . import datum, transform
-from .labels import LabelRules, decode_label
+from .labels import LabelResult, LabelRules, decode_label, map_counts, palette_lut
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Images larger than this many pixels are refused as possible decompression bombs."""
@@ -48,12 +48,25 @@ def _open(path, data, max_pixels, pixels_needed=_always):
             im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return None, None, ("bomb", "%s refused as a possible decompression bomb (%s)" % (path, e))
+    except Image.UnidentifiedImageError:
+        return None, None, ("unreadable", "%s is not an image: its contents are not PNG, JPEG, BMP, TIFF or another "
+                            "image format (%s); replace the file or remove the pair" % (path, _first_bytes(data)))
     except OSError as e:
         kind = "truncated" if "truncated" in str(e) or "broken" in str(e) else "unreadable"
         return None, None, (kind, "%s cannot be decoded (%s): re-export the file or remove the pair" % (path, e))
     except Exception as e:  # Pillow raises assorted errors on corrupt files
         return None, None, ("unreadable", "%s cannot be decoded (%s: %s)" % (path, type(e).__name__, e))
     return im, size, None
+
+
+def _first_bytes(data):
+    """What a non-image file starts with, for the message (e.g. `starts with "<html>"`)."""
+    if not data:
+        return "the file is empty"
+    head = data[:16]
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "it is text starting with %r" % head.decode("ascii").strip()[:16]
+    return "it starts with bytes %s" % head[:8].hex(" ")
 
 
 def _read(path):
@@ -109,6 +122,10 @@ def process_pair(task, cfg, samples=None):
                                 "message": "image %s is %d×%d but its label %s is %d×%d"
                                 % (image_path, size[0], size[1], label_path, lb.width, lb.height)})
         return res
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        res["alpha"] = _alpha_uniform(im)
+    if lb.mode.startswith("I;16") or lb.mode == "I":
+        res["notes"].append("%s: 16-bit label (values above 255 cannot be stored)" % label_path)
     if lb.mode == "P":  # a checksum is enough to tell palettes apart, and 3 KB less to pickle
         res["palette"] = zlib.crc32(bytes((lb.getpalette() or [])[:768]))
     if lb.format == "JPEG":
@@ -137,6 +154,19 @@ def process_pair(task, cfg, samples=None):
                                 "message": "%s has label values %s (pixel counts %s) outside the %s"
                                 % (label_path, sorted(lr.bad_values), [lr.bad_values[v] for v in sorted(lr.bad_values)],
                                    "0/255 binary mask" if rules.binary else "%s classes" % rules.num_classes)})
+    if lr.unmapped:
+        res["unmapped"] = {str(v): n for v, n in lr.unmapped.items()}
+        res["problems"].append({"code": "unmapped_values", "files": [label_path],
+                                "message": "label value%s %s in file %s %s not in the label map (%s pixels)"
+                                % ("s" if len(lr.unmapped) > 1 else "", ", ".join(map(str, sorted(lr.unmapped))),
+                                   label_path, "are" if len(lr.unmapped) > 1 else "is",
+                                   ", ".join(str(lr.unmapped[v]) for v in sorted(lr.unmapped)))})
+    if lr.ignored_colors:
+        res["ignored_colors"] = {"%d,%d,%d" % c: n for c, n in lr.ignored_colors.items()}
+    if getattr(lr, "raw_values", None) is not None:
+        res["raw_values"] = lr.raw_values
+    if lr.palette_used:
+        res["palette_used"] = [[i, list(c), k, n] for i, (c, k, n) in sorted(lr.palette_used.items())]
     res["label_counts"] = lr.counts
     if res["problems"] or not cfg.get("build", True):
         return res
@@ -180,33 +210,56 @@ def process_pair(task, cfg, samples=None):
     return res
 
 
+def _alpha_uniform(image):
+    """True when every pixel has the same alpha (a flat alpha is harmless; a varying one is a cut-out)."""
+    try:
+        a = np.asarray(image.convert("RGBA").getchannel("A") if image.mode == "P" else image.getchannel("A"))
+    except (ValueError, OSError):
+        return True
+    return bool(a.min() == a.max()) if a.size else True
+
+
 class _Label:
     """A decoded label: class-index counts always; the index array only when asked for."""
 
-    def __init__(self, image, result=None, counts=None, bad_values=None):
-        self.image, self.result = image, result
+    def __init__(self, image, result=None, counts=None, bad_values=None, lut=None):
+        self.image, self.result, self.lut = image, result, lut
         self.indices = result.indices if result is not None else None
         self.counts = counts if counts is not None else np.bincount(self.indices.ravel(), minlength=256).astype(np.int64)
-        self.changed = result.changed if result is not None else False
-        self.notes = result.notes if result is not None else []
-        self.unknown_colors = result.unknown_colors if result is not None else {}
+        self.changed = result.changed if result is not None else lut is not None
+        for key in ("notes", "unknown_colors", "nearest_colors", "unmapped", "ignored_colors", "palette_used"):
+            setattr(self, key, getattr(result, key) if result is not None else {} if key != "notes" else [])
         self.bad_values = result.bad_values if result is not None else (bad_values or {})
         self.nearest_pixels = result.nearest_pixels if result is not None else 0
-        self.nearest_colors = result.nearest_colors if result is not None else {}
 
     def array(self):
         if self.indices is None:
             self.indices = np.asarray(self.image)
+            if self.lut is not None:
+                self.indices = np.take(self.lut, self.indices)
         return self.indices
 
 
 def _decode_label(image, rules):
-    """Palette/greyscale index labels: count classes with Pillow's C histogram (no array copy);
-    everything else goes through `decode_label`."""
-    if image.mode in ("P", "L") and not rules.binary:
-        counts = np.asarray(image.histogram()[:256], dtype=np.int64)
-        bad = {}
-        if rules.num_classes is not None:
-            bad = {v: int(counts[v]) for v in range(rules.num_classes, 255) if counts[v]}
-        return _Label(image, counts=counts, bad_values=bad)
-    return _Label(image, result=decode_label(image, rules))
+    """Palette/greyscale index labels: count classes with Pillow's C histogram (no array copy), and map
+    the counts, not the pixels, through any lookup: the pixels are only mapped when the labels must be
+    re-encoded. Everything else goes through `decode_label`."""
+    if image.mode not in ("P", "L") or rules.binary:
+        return _Label(image, result=decode_label(image, rules))
+    counts = np.asarray(image.histogram()[:256], dtype=np.int64)
+    raw_values = np.flatnonzero(counts).tolist()
+    res = LabelResult(indices=None, changed=False, mode=image.mode)
+    lut = None
+    if image.mode == "P" and rules.palette_by_color:
+        ids, near, colors = palette_lut(image, rules)
+        lut, changed, counts = map_counts(counts, ids, res, rules, colors, near)
+    elif rules.value_lut is not None:
+        lut, changed, counts = map_counts(counts, rules.value_lut, res, rules)
+    if lut is not None and not changed:
+        lut = None
+    if rules.num_classes is not None:
+        res.bad_values.update({v: int(counts[v]) for v in range(rules.num_classes, 255) if counts[v]})
+    label = _Label(image, result=res, counts=counts, lut=lut)
+    label.changed = lut is not None
+    label.raw_values = raw_values
+    return label

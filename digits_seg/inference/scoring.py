@@ -1,8 +1,9 @@
 """Per-image and aggregate scores of predictions against ground truth (numpy, no torch).
 
 Rows of the confusion matrix are the true class, columns the predicted class; pixels
-labelled 255 (ignore) or with a true id beyond the model's classes are left out. A class
-absent from the ground truth has no IoU (None, not 0: the net was never asked about it).
+labelled 255 (ignore) or with a true id beyond the model's classes are left out. The scores are FCN's
+standard definitions (training/metrics.py): a class predicted but absent from the ground
+truth has IoU 0; one absent from both has none.
 The scores come from the trainer's metric code, so "test many" on the validation split
 reproduces the numbers on the model page.
 """

@@ -149,6 +149,26 @@ def _classes_from(files, entry, net, log):
     return [{"name": "class_%d" % i, "color": palette[i]} for i in range(n)]
 
 
+def _preprocess_record(entry, mean_file_pixel):
+    """The imported model's preprocess.json: the entry's `preprocess`, else RGB with its mean file's mean, if any.
+
+    Training from this model and inference with it both read this file, so what the store
+    says the model expects is what it gets. A manifest's bare `mean` list is not used: the
+    bundled FCN entries give the authors' mean there while their networks subtract their own.
+    """
+    rec = dict(entry.get("preprocess") or {})
+    rec.setdefault("channels", entry.get("channels") or 3)
+    rec.setdefault("channel_order", "RGB")
+    if mean_file_pixel is not None and not rec.get("mean_pixel"):
+        rec["mean_pixel"] = list(mean_file_pixel)
+    rec.setdefault("mean_subtraction", "pixel" if rec.get("mean_pixel") else "none")
+    if rec["mean_subtraction"] == "none":
+        rec["mean_pixel"] = None
+    rec.setdefault("scale", 1.0)
+    rec.setdefault("input_size", entry.get("input_size"))
+    return rec
+
+
 def assemble(job_dir, files, entry, log, provenance):
     """Build the pretrained model in `job_dir` from local `files` ({role: path}); return the manifest.
 
@@ -188,6 +208,8 @@ def assemble(job_dir, files, entry, log, provenance):
         if files.get("mean"):
             mean = read_mean_binaryproto(files["mean"])
             log("mean: per-channel mean %s from %s" % (mean, os.path.basename(files["mean"])))
+        preprocess = _preprocess_record(entry, mean if files.get("mean") else None)
+        write_json_atomic(os.path.join(stage, "preprocess.json"), preprocess)
         if files.get("license"):
             out["license"] = os.path.join(stage, "license.txt")
             shutil.copyfile(files["license"], out["license"])
@@ -197,6 +219,7 @@ def assemble(job_dir, files, entry, log, provenance):
             "classes": classes,
             "num_classes": len(classes),
             "mean": mean,
+            "preprocess": preprocess,
             "has_weights": "weights" in out,
             "needs_internet": False,
             "files": [file_record(p, role) for role, p in out.items()],

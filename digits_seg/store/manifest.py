@@ -161,6 +161,20 @@ def _finish(entry):
     return entry
 
 
+PREPROCESS_KEYS = ("channels", "channel_order", "mean_subtraction", "mean_pixel", "scale", "input_size")
+"""Keys of a manifest's `preprocess` object (the model's preprocess.json, docs/CONTRACTS.md → training)."""
+
+
+def _preprocess(value, warnings):
+    """The manifest's `preprocess` object reduced to its known keys, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        warnings.append("manifest preprocess is not a JSON object; ignored")
+        return None
+    return {k: value[k] for k in PREPROCESS_KEYS if k in value}
+
+
 def from_manifest(data, folder):
     """Build an entry dict from our `manifest.json` content (already JSON-decoded)."""
     warnings = []
@@ -183,6 +197,7 @@ def from_manifest(data, folder):
         "input_size": [int(v) for v in size] if size else None,
         "channels": data.get("channels") if data.get("channels") in (1, 3) else 3,
         "mean": _number_list(data.get("mean")),
+        "preprocess": _preprocess(data.get("preprocess"), warnings),
         "files": files,
         "license": _text(data.get("license"), 200),
         "source": {"url": _text(source.get("url"), 2000), "citation": _text(source.get("citation"))},

@@ -107,6 +107,24 @@ def _job_info(model_dir):
     return job, metrics, trained_on
 
 
+def _preprocess(model_dir):
+    """The model's input recipe (its preprocess.json, or what inference falls back to) for the manifest.
+
+    A mean image cannot travel in a manifest: such a model is published with its mean pixel,
+    which is what inference uses when the mean image is unavailable.
+    """
+    from ..inference.preprocess import load_preprocess
+    from .manifest import PREPROCESS_KEYS
+
+    try:
+        rec = load_preprocess(model_dir).to_dict()
+    except (NotFoundError, ValidationError):
+        return None  # an old folder without preprocess.json whose dataset is gone: nothing to say
+    if rec.get("mean_subtraction") == "image":
+        rec["mean_subtraction"] = "pixel" if rec.get("mean_pixel") else "none"
+    return {k: rec.get(k) for k in PREPROCESS_KEYS}
+
+
 def publish(model_dir, to_dir, snapshot="best", name=None, *, entry_id=None, description=None,
             license=None, source_url=None, citation=None, overwrite=False):
     """Add `model_dir` as a new entry of the store folder `to_dir`; return the entry's manifest.
@@ -129,11 +147,14 @@ def publish(model_dir, to_dir, snapshot="best", name=None, *, entry_id=None, des
     weights_src = _weights_source(model_dir, snapshot)
     classes = _classes(model_dir)
     network = (job.get("params") or {}).get("network") or {}
+    preprocess = _preprocess(model_dir)
     meta = {
         "name": name, "description": description or old.get("description"),
         "architecture": network.get("name") if network.get("kind") == "standard" else old.get("architecture"),
-        "classes": classes, "input_size": old.get("input_size"), "channels": old.get("channels", 3),
-        "mean": old.get("mean"), "license": license or old.get("license"),
+        "classes": classes, "input_size": (preprocess or {}).get("input_size") or old.get("input_size"),
+        "channels": (preprocess or {}).get("channels") or old.get("channels", 3),
+        "mean": preprocess.get("mean_pixel") if preprocess else old.get("mean"), "preprocess": preprocess,
+        "license": license or old.get("license"),
         "source": {"url": source_url, "citation": citation},
         "trained_on": trained_on or old.get("trained_on"), "metrics": metrics or old.get("metrics") or {},
         "published_from": {"job": job.get("id") or os.path.basename(model_dir),

@@ -95,15 +95,23 @@ def mean_tensor(mode, dataset_info, channels, device):
     return torch.from_numpy(mp).view(1, channels, 1, 1).to(device)
 
 
-def to_input(images_u8, mean, dtype=None, channels_last=False):
-    """uint8 N×C×H×W (already on the device) → float input minus the mean, as the network expects."""
+def to_input(images_u8, mean, dtype=None, channels_last=False, bgr=False, scale=1.0):
+    """uint8 N×C×H×W (already on the device) → the network input: channels in its order, minus the mean, scaled.
+
+    The order of operations is `inference.preprocess.Preprocess.apply`'s (the mean is given in
+    the network's channel order), so training and inference feed the same numbers.
+    """
     import torch
 
     x = images_u8.float()
+    if bgr:
+        x = x.flip(1)
     if mean is not None:
         if mean.shape[-2:] != (1, 1) and mean.shape[-2:] != x.shape[-2:]:
             mean = torch.nn.functional.interpolate(mean, size=x.shape[-2:], mode="bilinear", align_corners=False)
         x = x - mean
+    if scale != 1.0:
+        x = x * scale
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x

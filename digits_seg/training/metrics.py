@@ -1,8 +1,12 @@
 """Segmentation metrics from a confusion matrix accumulated on the device.
 
-Rows of the confusion matrix are the true class, columns the predicted class. A class that
-never occurs in the ground truth has no IoU or accuracy (reported as None, not 0), because
-"0%" would claim the network failed on something it was never asked about.
+Rows of the confusion matrix are the true class, columns the predicted class. The scores are
+FCN's (Long et al., `score.py`): pixel accuracy, mean (per-class) accuracy, mean IU and
+frequency-weighted IU, as MMSegmentation and the benchmarks compute them, so numbers can be
+compared with published ones. A class predicted but absent from the ground truth has IoU 0
+(every pixel given to it is a false positive); only a class absent from both the ground truth
+and the prediction has no IoU (None) and is left out of the mean. Accuracy is recall, so it
+is undefined (None) for a class absent from the ground truth.
 """
 
 import numpy as np
@@ -33,9 +37,11 @@ def scores_from_confusion(conf):
     predicted = conf.sum(axis=0)
     present = gt > 0
     union = gt + predicted - tp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(present, tp / np.where(union > 0, union, 1), np.nan)
-        acc = np.where(present, tp / np.where(gt > 0, gt, 1), np.nan)
+    seen = union > 0  # in the ground truth or the prediction
+    iou = np.full(conf.shape[0], np.nan)
+    acc = np.full(conf.shape[0], np.nan)
+    iou[seen] = tp[seen] / union[seen]
+    acc[present] = tp[present] / gt[present]
     freq = gt / total if total > 0 else np.zeros_like(gt)
 
     def opt(x):
@@ -45,7 +51,7 @@ def scores_from_confusion(conf):
         "pixel_acc": float(tp.sum() / total) if total > 0 else None,
         "mean_acc": opt(np.nanmean(acc)) if present.any() else None,
         "mean_iou": opt(np.nanmean(iou)) if present.any() else None,
-        "fw_iou": float(np.nansum(freq * iou)) if present.any() else None,
+        "fw_iou": float((freq[present] * iou[present]).sum()) if present.any() else None,
         "per_class_iou": [opt(v) for v in iou],
         "per_class_acc": [opt(v) for v in acc],
     }

@@ -15,8 +15,9 @@ from .solver import SOLVER_TYPES
 NETWORK_KINDS = ("standard", "custom", "previous", "pretrained")
 """Where the network description comes from."""
 
-MEAN_MODES = ("none", "pixel", "image")
-"""Mean subtraction: nothing, the dataset's per-channel mean, or its mean image."""
+MEAN_MODES = ("none", "pixel", "image", "model")
+"""Mean subtraction: nothing, the dataset's per-channel mean, its mean image, or (the default when
+fine-tuning) the preprocessing of the model the job starts from (training/input_recipe.py)."""
 
 CLASS_WEIGHTINGS = ("none", "inverse", "median")
 """Class weights for the loss: none, inverse frequency, median frequency balancing."""
@@ -39,6 +40,7 @@ DEFAULTS = {
     "seed": None,
     "early_stop_patience": 0,
     "mean_subtraction": "pixel",
+    "freeze_bn": "auto",
     "crop_size": None,
     "hflip": False,
     "random_scale": None,
@@ -176,6 +178,9 @@ def default_model_name(network, dataset_name, store):
 
 def _network_defaults(network):
     """The recommended solver of a standard network (batch size, crop, lr...), or {}."""
+    if network["kind"] in ("pretrained", "previous"):
+        # Preprocessing is part of a trained model: keep it (training/input_recipe.py).
+        return {"mean_subtraction": "model"}
     if network["kind"] != "standard":
         return {}
     try:
@@ -242,6 +247,11 @@ def validate_params(raw, settings=None, dataset_info=None):
     p["early_stop_patience"] = _number(raw, "early_stop_patience", int, 0)
 
     p["mean_subtraction"] = _choice(raw, "mean_subtraction", MEAN_MODES)
+    if p["mean_subtraction"] == "model" and p["network"]["kind"] not in ("pretrained", "previous"):
+        raise ValidationError("mean_subtraction 'model' keeps the preprocessing of a pretrained or previous model; "
+                              "for a %s network choose none, pixel or image" % p["network"]["kind"],
+                              field="mean_subtraction")
+    p["freeze_bn"] = _choice(raw, "freeze_bn", ("auto", "on", "off"), default="auto")
     crop = _number(raw, "crop_size", int, 1, 16384, allow_none=True)
     p["crop_size"] = crop
     p["hflip"] = _bool(raw, "hflip")

@@ -28,7 +28,8 @@ import numpy as np
 from ..errors import JobAborted, ValidationError
 from ..fsutil import write_bytes_atomic, write_json_atomic
 from . import snapshots as snaps
-from .augment import IGNORE_LABEL, JointTransform, mean_tensor, to_input
+from .augment import IGNORE_LABEL, JointTransform, to_input
+from .input_recipe import freeze_batchnorm, input_tensors, resolve_recipe, should_freeze_bn
 from .loader import class_weights, make_loader, open_split
 from .loss import segmentation_loss
 from .lr_policy import lr_at, resolve_policy
@@ -136,17 +137,15 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir, dd
     s.iters_per_epoch = math.ceil(s.batches_per_epoch / s.iter_size)
     s.total_iters = s.iters_per_epoch * int(params["epochs"])
     s.schedule = resolve_policy(params, s.total_iters)
-    mean_mode = params.get("mean_subtraction", "pixel")
-    mean_pixel = getattr(info, "mean_pixel", None)
+    kind = (params.get("network") or {}).get("kind")
+    source_dir = pretrained_dir if kind == "pretrained" else previous_dir if kind == "previous" else None
+    s.recipe = resolve_recipe(params, info, [crop, crop] if crop else info.splits["train"].get("size"), source_dir,
+                              log if main else (lambda _t: None))
     if main:
         write_bytes_atomic(os.path.join(job_dir, "solver.prototxt"),
                            solver_prototxt(params, s.total_iters, s.iters_per_epoch).encode("utf-8"))
-        write_json_atomic(os.path.join(job_dir, "preprocess.json"), {
-            "channels": int(info.channels), "channel_order": "RGB", "mean_subtraction": mean_mode,
-            "mean_pixel": None if mean_mode == "none" or mean_pixel is None else [float(v) for v in mean_pixel],
-            "scale": 1.0, "input_size": [crop, crop] if crop else (info.splits["train"].get("size")),
-        })
-    s.mean = mean_tensor(mean_mode, info, int(info.channels), s.device)
+        write_json_atomic(os.path.join(job_dir, "preprocess.json"), s.recipe)
+    s.mean, s.bgr, s.scale = input_tensors(s.recipe, info, s.device)
     weights = None
     if params.get("class_weighting", "none") != "none":
         weights = class_weights(params["class_weighting"], info.class_pixel_counts("train")[: s.num_classes])
@@ -232,6 +231,11 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
             report = load_weights(s.net, s.init_weights, reinit="all-mismatched")
             for line in report.lines():
                 log(line)
+    if should_freeze_bn(params, s.init_weights is not None):
+        frozen = freeze_batchnorm(s.net)
+        if frozen:
+            log("BatchNorm statistics frozen in %d layers (batch size %d, start weights loaded): training uses the "
+                "loaded running statistics, as Caffe's use_global_stats" % (len(frozen), s.batch_size))
     if s.channels_last:
         s.net.to(memory_format=torch.channels_last)
     # DDP broadcasts rank 0's weights here, after any resume / initial weights were loaded.
@@ -242,7 +246,7 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
     autocast = _autocast(s)
 
     def prepare(images):
-        return to_input(images, s.mean, channels_last=s.channels_last)
+        return to_input(images, s.mean, channels_last=s.channels_last, bgr=s.bgr, scale=s.scale)
 
     epochs = int(params["epochs"])
     log_every = int(params.get("log_interval", 10))
@@ -282,8 +286,9 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
             _nan_error(params, "validation")
         if main:
             append_metrics(job_dir, rec)
-        log("Validation at epoch %g: loss %.4f, pixel acc %.4f, mIoU %.4f" % (
-            epoch_float, rec["loss"] or 0, rec["pixel_acc"] or 0, rec["mean_iou"] or 0))
+        log("Validation at epoch %g: loss %.4f, pixel acc %.4f, mean acc %.4f, mIoU %.4f, fw IoU %.4f" % (
+            epoch_float, rec["loss"] or 0, rec["pixel_acc"] or 0, rec["mean_acc"] or 0, rec["mean_iou"] or 0,
+            rec["fw_iou"] or 0))
         miou = rec["mean_iou"]
         if miou is not None and (state["best"] is None or miou > state["best"]):
             state["best"] = miou
@@ -294,6 +299,9 @@ def train(job_dir, params, *, on_progress, should_stop, log, dataset_dir, resume
         else:
             state["since_best"] += 1
 
+    if s.init_weights and iteration == 0 and s.val_loader is not None and val_iters:
+        # The untouched start model's score: what fine-tuning has to beat (or at least keep).
+        validate(0.0)
     loss_acc = torch.zeros((), device=s.device)
     n_acc, images_acc, t_last = 0, 0, time.time()
     stopped_early = False

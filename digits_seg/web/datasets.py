@@ -13,10 +13,12 @@ import shutil
 import numpy as np
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
-from ..datasets.check import check_folders
+from ..datasets.layouts import stage_conversion
+from ..datasets.layouts.checking import check_dataset
 from ..datasets.create import preflight
 from ..datasets.info import DatasetInfo
 from ..datasets.labels import colorize
+from ..datasets.layouts.params import layout_params
 from ..datasets.params import complete_path, validate_params
 from ..errors import NotFoundError, ValidationError
 from ..uploads import new_stage
@@ -44,6 +46,9 @@ def new():
         params = dict(get_job(clone, kind="dataset").params or {})
         if params.get("resize"):
             params["resize"] = "%dx%d" % tuple(params["resize"])
+        if params.get("layout"):  # the form re-detects the layout; its derived lists are not form fields
+            params = {k: v for k, v in params.items() if k not in ("class_names", "class_colors", "label_map")}
+            params["categories"] = ",".join((params.pop("layout_options", None) or {}).get("categories") or [])
         values.update({k: v for k, v in params.items() if v is not None and k != "upload_dir"})
     return render("datasets/new.html", {"values": values, "roots": list(state().settings.resolved_data_roots)},
                   values=values, error=None)
@@ -86,7 +91,10 @@ def create():
     stage = None
     try:
         stage, uploaded = _upload(settings)
-        params = validate_params(values, settings, uploaded_dir=uploaded)
+        params = _validate(values, settings, uploaded)
+        if not stage:  # COCO / SBD .mat labels: converted into a stage, checked, adopted by the job
+            params = stage_conversion(params, settings.jobs_dir)
+            stage = params.get("upload_dir")
         preflight(params)
         if stage:
             params["upload_dir"] = stage
@@ -105,19 +113,34 @@ def create():
     return redirect(url)
 
 
+def _validate(values, settings, uploaded=None):
+    """Dataset params from the form/JSON: a standard layout when `layout_root` is given, else plain folders."""
+    if values.get("layout_root") and not uploaded:
+        return layout_params(values, settings, validate_params)[0]
+    return validate_params(values, settings, uploaded_dir=uploaded)
+
+
+@bp.route("/datasets/detect.json", methods=["POST"])
+def detect_layout():
+    """Recognise a standard layout (`layout_root`, `layout` auto|voc|..., COCO `categories`): what was found and
+    the dataset params it fills; nothing is written."""
+    params, det = layout_params(request_data(), state().settings, validate_params)
+    return jsonify({"detection": det.to_dict(), "params": params})
+
+
 @bp.route("/datasets/check.json", methods=["POST"])
 def check():
     """Pre-flight check of the submitted folders: every problem, nothing written."""
     settings = state().settings
-    params = validate_params(request_data(), settings)
-    return jsonify(check_folders(params, settings).to_dict())
+    params = _validate(request_data(), settings)
+    return jsonify(check_dataset(params, settings).to_dict())
 
 
 @bp.route("/datasets/checks.json", methods=["POST"])
 def start_check():
     """Start a folder check in the background (202); poll `url` for progress, ETA and the report."""
     settings = state().settings
-    params = validate_params(request_data(), settings)
+    params = _validate(request_data(), settings)
     check = _checks().start(params, settings)
     return jsonify(dict(check.to_dict(), url=url_for("datasets.check_status", check_id=check.id))), 202
 

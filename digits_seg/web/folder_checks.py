@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 
-from ..datasets.check import check_folders
+from ..datasets.layouts.checking import check_dataset
 from ..errors import ConflictError, DigitsSegError, JobAborted, NotFoundError
 
 MAX_RUNNING = 2
@@ -48,7 +48,7 @@ class FolderCheck:
 
     def _run(self):
         try:
-            report = check_folders(self.params, self.settings, on_progress=self._on_progress,
+            report = check_dataset(self.params, self.settings, on_progress=self._on_progress,
                                    should_stop=self._should_stop)
             self.report = report.to_dict()
         except JobAborted:

@@ -87,7 +87,7 @@ def test_import_h5_entry(tmp_path, store, settings):
     params = importer.validate_params({"store": store, "model": "tiny-h5"}, settings)
     result = importer.import_model(job, params, **rec.kwargs(settings))
     assert sorted(os.listdir(job)) == ["colormap.json", "job.json", "labels.txt", "manifest.json",
-                                       "network.prototxt", "weights.h5"]
+                                       "network.prototxt", "preprocess.json", "weights.h5"]
     got = read_blobs(os.path.join(job, "weights.h5"))
     for layer, arrays in _blobs().items():
         for a, b in zip(arrays, got[layer]):

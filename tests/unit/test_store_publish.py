@@ -17,6 +17,11 @@ from digits_seg.store.publish import publish, slugify
 NET = 'name: "tiny"\nlayer { name: "score" type: "Convolution" bottom: "data" top: "score" convolution_param { num_output: 2 kernel_size: 1 } }\n'
 
 
+PREPROCESS = {"channels": 3, "channel_order": "BGR", "mean_subtraction": "pixel", "mean_pixel": [104.0, 117.0, 123.0],
+              "scale": 1.0, "input_size": [32, 32]}
+"""What the trainer recorded for the model job below (preprocess.json)."""
+
+
 def _model_job(root, job_id="20260101-000000-abcd"):
     """A model job folder as the trainer leaves it (snapshots with solver state, metrics, labels)."""
     d = os.path.join(root, job_id)
@@ -37,6 +42,8 @@ def _model_job(root, job_id="20260101-000000-abcd"):
         f.write("background\nthing\n")
     with open(os.path.join(d, "colormap.json"), "w") as f:
         json.dump([[0, 0, 0], [10, 20, 30]], f)
+    with open(os.path.join(d, "preprocess.json"), "w") as f:
+        json.dump(PREPROCESS, f)
     with open(os.path.join(d, "metrics.jsonl"), "w") as f:
         f.write('{"type": "val", "iteration": 10, "epoch": 1, "mean_iou": 0.61, "pixel_acc": 0.9}\n'
                 '{"type": "val", "iteration": 20, "epoch": 2, "mean_iou": 0.55, "pixel_acc": 0.88}\n'
@@ -135,7 +142,9 @@ def test_make_pretrained_from_a_model_job(tmp_path):
                                    log=lambda t: None, settings=settings)
     assert result["name"] == "My FCN" and result["num_classes"] == 2
     assert sorted(os.listdir(target)) == ["colormap.json", "labels.txt", "manifest.json", "network.prototxt",
-                                          "weights.h5"]
+                                          "preprocess.json", "weights.h5"]
+    # the model's preprocessing travels with it: training from the pretrained copy and inference use it
+    assert json.load(open(os.path.join(target, "preprocess.json"))) == PREPROCESS
     man = json.load(open(os.path.join(target, "manifest.json")))
     assert man["metrics"]["val_mean_iou"] == 0.61 and man["imported_from"]["model_job"] == os.path.basename(job)
     np.testing.assert_array_equal(read_blobs(os.path.join(target, "weights.h5"))["score"][1], [1.0, 1.0])

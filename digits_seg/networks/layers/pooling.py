@@ -15,18 +15,24 @@ import torch.nn.functional as F
 from .base import CaffeLayer, hw, register
 
 
+def _ceil_div(a, b):
+    """ceil(a / b) in integers: sizes stay symbolic when torch.export traces the net (a float
+    ceil made the exporter assume the traced size's parity, so odd sizes came out wrong)."""
+    return -((-a) // b)
+
+
 def caffe_pool_size(size, k, s, p, round_mode="CEIL"):
     """Return Caffe's pooled size along one axis."""
     if round_mode == "FLOOR":
         return (size + 2 * p - k) // s + 1
-    out = int(math.ceil((size + 2 * p - k) / s)) + 1
+    out = _ceil_div(size + 2 * p - k, s) + 1
     if p > 0 and (out - 1) * s >= size + p:
         out -= 1
     return out
 
 
 def _torch_pool_size(size, k, s, p):
-    out = int(math.ceil((size + 2 * p - k) / s)) + 1
+    out = _ceil_div(size + 2 * p - k, s) + 1
     if (out - 1) * s >= size + p:
         out -= 1
     return out
@@ -37,25 +43,31 @@ class Pooling(CaffeLayer):
         super().__init__(spec, out_shapes)
         self.method, self.k, self.s, self.p = method, k, s, p
         self.is_global, self.round_mode = is_global, round_mode
+        # Decided once from the geometry, not per input: a size-dependent branch would make
+        # torch.export freeze the traced size (and ONNX graphs wrong at other sizes).
+        # With 2p <= k, torch's ceil mode equals Caffe's except when p == 0 and s > k.
+        self.fast = all(2 * pi <= ki for pi, ki in zip(p, k)) and (
+            round_mode == "FLOOR" or all(pi > 0 or si <= ki for pi, si, ki in zip(p, s, k)))
 
     def forward(self, x):
         if self.is_global:
             if self.method == "MAX":
                 return x.amax(dim=(2, 3), keepdim=True)
             return x.mean(dim=(2, 3), keepdim=True)
-        h, w = x.shape[2], x.shape[3]
         k, s, p = self.k, self.s, self.p
-        oh = caffe_pool_size(h, k[0], s[0], p[0], self.round_mode)
-        ow = caffe_pool_size(w, k[1], s[1], p[1], self.round_mode)
-        fast = (2 * p[0] <= k[0] and 2 * p[1] <= k[1]
-                and (self.round_mode == "FLOOR" or
-                     (oh == _torch_pool_size(h, k[0], s[0], p[0])
-                      and ow == _torch_pool_size(w, k[1], s[1], p[1]))))
-        if fast:
+        if self.fast:
             ceil = self.round_mode == "CEIL"
+            if self.method == "MAX" and ceil and p == (0, 0):
+                # Caffe's ceil rounding as right/bottom padding + floor mode: the same windows,
+                # with sizes torch.export can follow at any input size (torch's ceil_mode
+                # adds a size guard it cannot prove, which breaks a dynamic-size export).
+                return F.max_pool2d(F.pad(x, (0, s[1] - 1, 0, s[0] - 1), value=float("-inf")), k, s)
             if self.method == "MAX":
                 return F.max_pool2d(x, k, s, p, ceil_mode=ceil)
             return F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=True)
+        h, w = x.shape[2], x.shape[3]
+        oh = caffe_pool_size(h, k[0], s[0], p[0], self.round_mode)
+        ow = caffe_pool_size(w, k[1], s[1], p[1], self.round_mode)
         return self._explicit(x, h, w, oh, ow)
 
     def _explicit(self, x, h, w, oh, ow):

@@ -100,17 +100,19 @@ class Crop(CaffeLayer):
         self.axis, self.offsets = axis, list(offsets)
 
     def forward(self, x, ref):
-        index = [slice(None)] * self.axis
         for i, off in enumerate(self.offsets):
             d = self.axis + i
             size = ref.shape[d]
-            if off + size > x.shape[d]:
+            if not torch.compiler.is_exporting() and off + size > x.shape[d]:
                 raise ValidationError(
                     "layer '%s' (Crop): cannot crop %d at offset %d from axis %d of size %d "
                     "(input %s, reference %s)" % (self.caffe_name, size, off, d, x.shape[d],
                                                   list(x.shape), list(ref.shape)))
-            index.append(slice(off, off + size))
-        return x[tuple(index)]
+            # narrow (offset, length) rather than a slice: a slice's end is clamped to the
+            # axis, and torch.export then rewrites it with an equality that holds only at
+            # the traced size (an ONNX graph exported at 64x64 cropped odd sizes wrongly).
+            x = x.narrow(d, off, size)
+        return x
 
 
 @register("Crop")
