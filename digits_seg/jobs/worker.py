@@ -78,9 +78,12 @@ def run_worker(redis_url, gpu=None, name=None, burst=False, logging_level="WARNI
         try:
             worker.work(burst=burst, logging_level=logging_level, with_scheduler=False)
             return
-        except redis.exceptions.ConnectionError as exc:
-            # Redis went away (killed, restarting): wait for it here instead of exiting, so
-            # the worker does not crash-loop while `serve` restarts its embedded Redis.
+        except Exception as exc:
+            # Redis went away (killed, restarting; RQ surfaces that as ConnectionError or as
+            # whatever its command failed with): wait for it here instead of exiting, so the
+            # worker does not crash-loop while `serve` restarts its embedded Redis.
+            if not isinstance(exc, redis.exceptions.ConnectionError) and wait_for_redis(conn, 0.5):
+                raise  # Redis is fine: a real error
             print("worker %s: lost Redis (%s); waiting for it to come back" % (worker_name, exc), flush=True)
             if not wait_for_redis(conn, REDIS_WAIT_S):
                 raise
@@ -101,10 +104,11 @@ def wait_for_redis(conn, timeout):
     import redis
 
     deadline = time.time() + timeout
-    while time.time() < deadline:
+    while True:
         try:
             conn.ping()
             return True
         except redis.exceptions.RedisError:
+            if time.time() >= deadline:
+                return False
             time.sleep(0.5)
-    return False
