@@ -3,10 +3,21 @@ viewer still render in a real browser, and the browser reports no CSP violation.
 
 import shutil
 
+import pytest
+
 from tests.conftest import LiveServer
 
 
-def test_pages_work_under_the_csp(tiny_trained, tmp_path, page):
+@pytest.fixture
+def strict_page(browser):
+    """A page that enforces the CSP (the shared `page` fixture bypasses it for Playwright's own eval)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def test_pages_work_under_the_csp(tiny_trained, tmp_path, strict_page):
+    page = strict_page
     jobs = str(tmp_path / "jobs")
     shutil.copytree(tiny_trained["jobs"], jobs)
     server = LiveServer(tmp_path, env={"DIGITS_SEG_JOBS_DIR": jobs, "DIGITS_SEG_WORKERS": "0"})
