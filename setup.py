@@ -26,6 +26,12 @@ setup(
         "tqdm>=4.60",
         "plotly>=5.0",
         "psutil>=5.9",
+        "pydantic>=2.5",
+        # ONNX export (model page button, `digits-seg export`) and the ONNX Runtime CPU predictor
+        # are core features, not extras: onnxscript is what torch's recommended exporter needs.
+        "onnx>=1.15",
+        "onnxruntime>=1.17",
+        "onnxscript>=0.1",
         "pycocotools>=2.0",  # COCO-style annotations (polygons, RLE) rasterised into masks (datasets/layouts/coco.py)
         "scipy>=1.10",  # SBD's cls/*.mat labels are MATLAB v5 files, which h5py cannot read (datasets/layouts/voc.py)
     ],
@@ -34,11 +40,10 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.2",
             "playwright>=1.40",
-            "onnx>=1.15",
-            "onnxruntime>=1.17",
-            "onnxscript>=0.1",
+            # Reference models for tests/unit/test_torchvision_weights.py; scripts/test installs it first
+            # with --no-deps (matches torch 2.13.0; see tests/torchvision_models.py).
+            "torchvision==0.28.0",
         ],
-        "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
     },
     entry_points={"console_scripts": ["digits-seg=digits_seg.cli:main"]},
 )

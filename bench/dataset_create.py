@@ -111,6 +111,30 @@ def read_rate(split_dir):
     return {"records": len(ds), "seconds": time.perf_counter() - t}
 
 
+def label_sizes(split_dir, sample=64):
+    """Mean bytes of the stored (re-encoded) label PNGs, and of the same labels at zlib level 6: the
+    size cost of `transform.LABEL_PNG_COMPRESS_LEVEL`."""
+    import io
+
+    import lmdb
+    from PIL import Image
+
+    from digits_seg.datasets.datum import decode_datum
+
+    env = lmdb.open(os.path.join(split_dir, "labels"), readonly=True, lock=False)
+    stored = level6 = n = 0
+    with env.begin() as txn:
+        for _, value in txn.cursor():
+            data = decode_datum(value).data
+            buf = io.BytesIO()
+            Image.open(io.BytesIO(data)).save(buf, "PNG", compress_level=6)
+            stored, level6, n = stored + len(data), level6 + len(buf.getvalue()), n + 1
+            if n == sample:
+                break
+    env.close()
+    return {"label_png_bytes": stored / max(1, n), "label_png_bytes_at_level_6": level6 / max(1, n)}
+
+
 def _cpu_s():
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
@@ -210,6 +234,7 @@ def main():
         out["reader_records_per_s"] = rr["records"] / rr["seconds"]
         rr = isolated(read_rate, os.path.join(root, "out_png_rgb_1", "train_db"))
         out["reader_records_per_s_png"] = rr["records"] / rr["seconds"]
+        out["png_rgb"].update(label_sizes(os.path.join(root, "out_png_rgb_1", "train_db")))
         print(json.dumps(out, indent=2))
     finally:
         if not args.workdir:

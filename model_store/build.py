@@ -7,7 +7,9 @@ Each entry is written with `digits_seg.store.publish.add_entry`, so the bundled 
 exactly the layout any store has (manifest.json with sha256 per file, DIGITS info.json,
 master.json). Weights of the FCN authors are listed by URL ("needs internet"); they do not
 publish checksums, so the ones given are those recorded by third parties that downloaded
-the same files (named in each file's `note`). Entries not generated here (the SynthCity
+the same files (named in each file's `note`). PyTorch's model hub files carry the start of
+their sha256 in the name (`vgg16-397923af.pth`): recorded as `sha256_prefix` and checked
+at import beside the full sha256. Entries not generated here (the SynthCity
 model trained by this project, see README.md) are left untouched.
 """
 
@@ -22,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from digits_seg.networks.standard import STANDARD_NETWORKS, standard_prototxt  # noqa: E402
+from digits_seg.networks.torchvision_weights import IMAGENET_PREPROCESS  # noqa: E402
 from digits_seg.store.publish import add_entry, rebuild_master  # noqa: E402
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -34,6 +37,14 @@ FCN_CITATION = ("Long, Shelhamer, Darrell. Fully Convolutional Networks for Sema
 FCN_MEAN_NOTE = ("The FCN authors fed BGR images minus the per-channel mean (B 104.0, G 116.7, R 122.7); this "
                  "network subtracts 116 from every channel of RGB input (as DIGITS did), so fine-tune before "
                  "relying on the published accuracy.")
+
+TORCHVISION_LICENSE = "BSD-3-Clause (torchvision); the weights were trained on ImageNet/COCO, whose terms apply"
+TORCHVISION_NOTE = ("PyTorch's model hub file (the 8 hex digits in its name start its sha256; the importer checks "
+                    "them and the full sha256 recorded by others who downloaded the same file). Converted on import "
+                    "from the PyTorch state_dict (read with torch.load(weights_only=True)) to this network's layers; "
+                    "the import writes preprocess.json with the ImageNet input these weights expect.")
+BACKBONE_NOTE = ("ImageNet backbone only: the class-score layers start from their fillers and take your dataset's "
+                 "class count when you train (the 21 VOC names are placeholders). ")
 
 ENTRIES = [
     {
@@ -84,6 +95,61 @@ ENTRIES = [
                  "batches of 8 or more.",
     },
     {
+        "id": "fcn-8s-vgg16-imagenet", "network": "fcn-8s-torchvision", "classes": VOC_CLASSES,
+        "name": "FCN-8s with VGG-16 ImageNet backbone (torchvision weights)", "license": TORCHVISION_LICENSE,
+        "trained_on": "ImageNet-1k classification (backbone); score layers untrained",
+        "metrics": {"imagenet_top1": 0.71592},
+        "source": {"url": "https://pytorch.org/vision/stable/models/generated/torchvision.models.vgg16.html",
+                   "citation": "Simonyan, Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
+                               "Recognition. ICLR 2015. " + FCN_CITATION},
+        "notes": BACKBONE_NOTE + "fc6/fc7 are reshaped into 7x7 and 1x1 convolutions; ImageNet's fc8 is dropped. "
+                 "About 528 MiB. " + TORCHVISION_NOTE,
+        "preprocess": "imagenet",
+        "remote": [{"role": "weights", "name": "vgg16-397923af.pth",
+                    "url": "https://download.pytorch.org/models/vgg16-397923af.pth", "size": 553433881,
+                    "sha256": "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+                    "sha256_prefix": "397923af",
+                    "note": "torchvision VGG16_Weights.IMAGENET1K_V1"}],
+    },
+    {
+        "id": "deeplab-v3-resnet50-imagenet", "network": "deeplab-v3-torchvision", "classes": VOC_CLASSES,
+        "name": "DeepLab-v3 with ResNet-50 ImageNet backbone (torchvision weights)", "license": TORCHVISION_LICENSE,
+        "trained_on": "ImageNet-1k classification (backbone); ASPP and score layers untrained",
+        "metrics": {"imagenet_top1": 0.7613},
+        "source": {"url": "https://pytorch.org/vision/stable/models/generated/torchvision.models.resnet50.html",
+                   "citation": "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016. "
+                               "Chen, Papandreou, Schroff, Adam. Rethinking Atrous Convolution for Semantic "
+                               "Image Segmentation. arXiv 1706.05587, 2017."},
+        "notes": BACKBONE_NOTE + "ResNet50_Weights.IMAGENET1K_V1, the backbone torchvision's own DeepLab-v3 "
+                 "was trained from (IMAGENET1K_V2, resnet50-11ad3fa6.pth, is newer with a longer recipe). "
+                 "ImageNet's fc layer is dropped. About 98 MiB. " + TORCHVISION_NOTE,
+        "preprocess": "imagenet",
+        "remote": [{"role": "weights", "name": "resnet50-0676ba61.pth",
+                    "url": "https://download.pytorch.org/models/resnet50-0676ba61.pth", "size": 102530333,
+                    "sha256": "0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a",
+                    "sha256_prefix": "0676ba61",
+                    "note": "torchvision ResNet50_Weights.IMAGENET1K_V1"}],
+    },
+    {
+        "id": "deeplab-v3-resnet50-coco-voc", "network": "deeplab-v3-torchvision", "classes": VOC_CLASSES,
+        "name": "DeepLab-v3 ResNet-50 (COCO, 21 VOC classes; torchvision weights)", "license": TORCHVISION_LICENSE,
+        "trained_on": "COCO train2017, the images with the 20 PASCAL VOC categories (plus background)",
+        "metrics": {"val_mean_iou": 0.664, "pixel_accuracy": 0.924},
+        "source": {"url": "https://github.com/pytorch/vision/tree/main/references/segmentation#deeplabv3_resnet50",
+                   "citation": "Chen, Papandreou, Schroff, Adam. Rethinking Atrous Convolution for Semantic "
+                               "Image Segmentation. arXiv 1706.05587, 2017."},
+        "notes": "torchvision's DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1: mIoU 66.4 and pixel accuracy "
+                 "92.4 on COCO val2017 with VOC labels (torchvision's numbers, images resized to 520). The "
+                 "auxiliary training head is dropped. About 161 MiB. " + TORCHVISION_NOTE,
+        "preprocess": "imagenet",
+        "remote": [{"role": "weights", "name": "deeplabv3_resnet50_coco-cd0a2569.pth",
+                    "url": "https://download.pytorch.org/models/deeplabv3_resnet50_coco-cd0a2569.pth",
+                    "size": 168312152,
+                    "sha256": "cd0a25694c4a0f7106b38f4938bf90a874f2f241cc410b8f63c7024399538f06",
+                    "sha256_prefix": "cd0a2569",
+                    "note": "torchvision DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1"}],
+    },
+    {
         "id": "fc-densenet", "network": "fc-densenet", "classes": CAMVID_CLASSES,
         "name": "FC-DenseNet (compact Tiramisu), network only", "license": "BSD-3-Clause",
         "source": {"url": "https://arxiv.org/abs/1611.09326",
@@ -107,6 +173,8 @@ def build(store_dir):
             "metrics": spec.get("metrics", {}), "notes": spec.get("notes"),
             "solver": dict(info.solver), "published_at": None,
         }
+        if spec.get("preprocess") == "imagenet":
+            meta["preprocess"] = dict(IMAGENET_PREPROCESS)
         add_entry(store_dir, spec["id"], meta, {"network.prototxt": ("network", text.encode("utf-8"))},
                   remote_files=spec.get("remote", ()), overwrite=True)
     return rebuild_master(store_dir, msg="digits-seg bundled model store")

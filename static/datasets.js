@@ -71,7 +71,25 @@
         tr.appendChild(el("td", c.pixels + " px")); tr.appendChild(el("td", c.images + " images"));
         tbody.appendChild(tr);
       });
+      var ig = document.createElement("tr");
+      ig.dataset.class = "ignore";
+      var hs = el("span", undefined, "swatch hatched"), htd = document.createElement("td");
+      htd.appendChild(hs);
+      ig.appendChild(el("td", "255")); ig.appendChild(htd); ig.appendChild(el("td", "ignore (not learnt)"));
+      ig.appendChild(el("td", (s.ignore_pixels || 0) + " px (" + (100 * (s.ignore_share || 0)).toFixed(1) + "%)"));
+      ig.appendChild(el("td", ""));
+      tbody.appendChild(ig);
       box.appendChild(table);
+      if (s.mapping && s.mapping.text.length) {
+        var mp = el("details", undefined, "mapping");
+        mp.open = s.mapping.text.length <= 12;
+        mp.dataset.role = "mapping";
+        mp.appendChild(el("summary", "How labels are read"));
+        var ml = mp.appendChild(el("ul"));
+        s.mapping.text.forEach(function (line) { ml.appendChild(el("li", line)); });
+        box.appendChild(mp);
+      }
+      if (s.ignore_choices) showIgnoreChoices(box, s.ignore_choices);
     }
     [["errors", "field-error"], ["warnings", "muted"]].forEach(function (kind) {
       if (!report[kind[0]].length) return;
@@ -86,6 +104,42 @@
       });
       box.appendChild(ul);
     });
+  }
+
+  // Values and colours found by the check, offered as ignore: ticking one edits the ignore field,
+  // so what is declared is always what the field says (and what a re-check or create uses).
+  function listOf(input, sep) {
+    return input.value.split(sep).map(function (x) { return x.trim(); }).filter(Boolean);
+  }
+
+  function choice(box, input, sep, token, text, suggested) {
+    var label = el("label"), cb = document.createElement("input");
+    cb.type = "checkbox";
+    cb.value = token;
+    cb.checked = listOf(input, sep).indexOf(token) >= 0;
+    cb.addEventListener("change", function () {
+      var items = listOf(input, sep).filter(function (x) { return x !== token; });
+      if (cb.checked) items.push(token);
+      input.value = items.join(sep === ";" ? "; " : ", ");
+    });
+    label.appendChild(cb);
+    label.appendChild(document.createTextNode(" " + text + (suggested ? " (named like void)" : "")));
+    box.appendChild(label);
+  }
+
+  function showIgnoreChoices(box, choices) {
+    if (!choices.values.length && !choices.colors.length) return;
+    var wrap = el("div", undefined, "ignore-choices");
+    wrap.dataset.role = "ignore-choices";
+    wrap.appendChild(el("p", "Declare as ignore (stored as 255, not learnt): tick to fill the ignore fields, then check again.", "small"));
+    var values = document.getElementById("ignore_values"), colors = document.getElementById("ignore_colors");
+    choices.values.forEach(function (c) { choice(wrap, values, ",", String(c.value), "value " + c.value, c.suggested); });
+    choices.colors.forEach(function (c) {
+      var token = c.color.join(",");
+      choice(wrap, colors, ";", token, "colour (" + token + ")" + (c.name ? " " + c.name : "") +
+             (c.pixels ? ", " + c.pixels + " px not in the colour map" : ""), c.suggested);
+    });
+    box.appendChild(wrap);
   }
 
   // The check runs in the background on the server (a big folder takes minutes): start it, poll

@@ -48,7 +48,9 @@
       window.digitsSegViewer.mount(fresh, cfg);
       var t = body.timing || {};
       timing.textContent = body.width + "×" + body.height + " · " + body.weights + " · server " +
-        (t.server_s || 0).toFixed(2) + " s (forward " + (t.predict_s || 0).toFixed(2) + " s)" +
+        (t.server_s || 0).toFixed(2) + " s (forward " + (t.predict_s || 0).toFixed(2) + " s" +
+        (t.engine ? ", " + (t.engine === "onnxruntime" ? "ONNX Runtime" : "PyTorch") : "") + ")" +
+        (body.fit ? " · " + body.fit.text : "") +
         (body.scores ? " · pixel acc " + (100 * body.scores.pixel_acc).toFixed(1) + "%, mean IoU " +
          (100 * (body.scores.mean_iou || 0)).toFixed(1) + "%" : "");
     }).catch(function (err) {

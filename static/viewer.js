@@ -127,7 +127,7 @@
       self.render();
     });
     self.canvas.addEventListener("mousemove", function (e) { self.hover(e); });
-    self.canvas.addEventListener("mouseleave", function () { self.q("hover").textContent = ""; });
+    self.canvas.addEventListener("mouseleave", function () { var h = self.q("hover"); h.textContent = ""; h.hidden = true; });
   };
 
   Viewer.prototype.className = function (id) {
@@ -167,6 +167,10 @@
           col = cmap[c] || [0, 0, 0];
           a = contour ? 1 : alpha;
           r = r * (1 - a) + col[0] * a; g = g * (1 - a) + col[1] * a; b = b * (1 - a) + col[2] * a;
+        } else if (c === IGNORE && !contour) {
+          /* ignore (255): grey diagonal stripes, never a class colour */
+          var hatch = ((i % this.w) + Math.floor(i / this.w)) % 8 < 4 ? 96 : 176;
+          r = r * (1 - alpha) + hatch * alpha; g = g * (1 - alpha) + hatch * alpha; b = b * (1 - alpha) + hatch * alpha;
         }
       }
       out[4 * i] = r; out[4 * i + 1] = g; out[4 * i + 2] = b; out[4 * i + 3] = 255;
@@ -214,7 +218,15 @@
     if (x < 0 || y < 0 || x >= this.w || y >= this.h) return;
     var i = y * this.w + x, text = "(" + x + ", " + y + ") predicted: " + this.className(this.pred[i]);
     if (this.gt) text += " · ground truth: " + this.className(this.gt[i]);
-    this.q("hover").textContent = text;
+    var tip = this.q("hover");
+    tip.textContent = text;
+    tip.hidden = false;
+    /* next to the cursor (a line under a tall image was off-screen); on the cursor's left near the right edge */
+    var stage = tip.offsetParent ? tip.offsetParent.getBoundingClientRect() : rect;
+    var left = e.clientX - stage.left + 14, top = e.clientY - stage.top + 16;
+    if (left + tip.offsetWidth > stage.width) left = Math.max(0, e.clientX - stage.left - tip.offsetWidth - 10);
+    tip.style.left = left + "px";
+    tip.style.top = top + "px";
   };
 
   /* The cut-out download keeps the classes currently shown. */

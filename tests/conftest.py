@@ -46,6 +46,27 @@ def synthcity_dataset_job(settings, src, count, size, seed, val_pct=20, name="sy
     return job.id
 
 
+def train_tiny_model(store, dataset_id, name="tiny", **overrides):
+    """Train a tiny-fcn on a finished dataset job in this process (seconds) and mark it done; returns its id."""
+    from digits_seg.datasets.info import DatasetInfo
+    from digits_seg.jobs.job import JobState
+    from digits_seg.training.params import validate_params
+    from digits_seg.training.trainer import train
+
+    raw = {"dataset_id": dataset_id, "network": "tiny-fcn", "network_kind": "standard", "epochs": 3,
+           "batch_size": 4, "base_lr": 0.01, "solver_type": "Adam", "lr_policy": "fixed", "loader_workers": 0,
+           "seed": 1, "device": "cpu"}
+    raw.update(overrides)
+    dataset_dir = store.job_dir(dataset_id)
+    params = validate_params(raw, None, DatasetInfo.load(dataset_dir))
+    model = store.create("model", name, params)
+    train(store.job_dir(model.id), params, on_progress=lambda f, m: None, should_stop=lambda: False,
+          log=lambda t: None, dataset_dir=dataset_dir, resume=False, pretrained_dir=None, previous_dir=None)
+    for state in (JobState.RUNNING, JobState.DONE):
+        store.set_state(model.id, state)
+    return model.id
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: slow test (CI still runs it)")
     config.addinivalue_line("markers", "e2e: browser test (Playwright + /usr/bin/chromium)")
@@ -98,8 +119,9 @@ def settings(jobs_dir, redis_url, tmp_path):
 
     data_root = tmp_path / "data"
     data_root.mkdir(exist_ok=True)
+    # ONNX Runtime inference off: its exports take seconds per model; tests of it turn it on.
     return load_settings({"jobs_dir": jobs_dir, "redis_url": redis_url, "data_roots": str(data_root),
-                          "heartbeat_s": "1"}, environ={})
+                          "heartbeat_s": "1", "onnx_inference": "0"}, environ={})
 
 
 class WorkerProcess:
@@ -112,6 +134,7 @@ class WorkerProcess:
             cmd += ["--name", name]
         full_env = dict(os.environ)
         full_env["DIGITS_SEG_HEARTBEAT_S"] = str(settings.heartbeat_s)
+        full_env["DIGITS_SEG_ONNX_INFERENCE"] = "1" if settings.onnx_inference else "0"
         full_env.update(env or {})
         self.proc = subprocess.Popen(cmd, env=full_env, start_new_session=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -192,7 +215,8 @@ class LiveServer:
         full_env = dict(os.environ)
         full_env.update({"DIGITS_SEG_JOBS_DIR": self.jobs_dir, "DIGITS_SEG_PORT": str(self.port),
                          "DIGITS_SEG_DATA_ROOTS": self.data_root, "DIGITS_SEG_WORKERS": str(workers),
-                         "DIGITS_SEG_HEARTBEAT_S": "1", "PYTHONUNBUFFERED": "1"})
+                         "DIGITS_SEG_HEARTBEAT_S": "1", "DIGITS_SEG_ONNX_INFERENCE": "0",
+                         "PYTHONUNBUFFERED": "1"})
         full_env.pop("REDIS_URL", None)
         full_env.pop("DIGITS_SEG_REDIS_URL", None)
         full_env.update(env or {})

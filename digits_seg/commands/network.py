@@ -10,32 +10,43 @@ from ..errors import ValidationError
 
 def register(subparsers, common):
     """Add `network show` and `network list` to the `digits-seg` parser."""
-    p = subparsers.add_parser("network", parents=[common], help="inspect Caffe network descriptions")
+    p = subparsers.add_parser("network", help="inspect Caffe network descriptions")
     sub = p.add_subparsers(dest="network_command", metavar="ACTION")
     sub.required = True
-    s = sub.add_parser("show", parents=[common],
+    s = sub.add_parser("show",
                        help="print the layer table (shapes, parameters, lr_mult) and problems")
     s.add_argument("file", help="a .prototxt file or a standard network name (see `network list`)")
-    s.add_argument("--input", default="3x224x224",
-                   help="input size CxHxW (e.g. 3x375x500 for a 500x375 image)")
-    s.add_argument("--phase", choices=["train", "val", "deploy"], default="deploy")
+    s.add_argument("--input", default=None,
+                   help="input size CxHxW (e.g. 3x375x500 for a 500x375 image); default: the file's "
+                        "input declaration, else 3x224x224")
+    s.add_argument("--phase", choices=["train", "val", "deploy"], default=None,
+                   help="phase whose layer table to print (default: deploy when it builds, else train)")
     s.add_argument("--classes", type=int, default=21, help="class count for a standard network")
     s.add_argument("--json", action="store_true", help="print the table as JSON")
+    s.add_argument("--deploy-out", metavar="FILE",
+                   help="write the deploy network (derived from a train/val file when needed) to FILE")
     s.set_defaults(func=cmd_show)
-    ls = sub.add_parser("list", parents=[common], help="list the shipped standard networks")
-    ls.add_argument("--json", action="store_true")
+    ls = sub.add_parser("list", help="list the shipped standard networks")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
     ls.set_defaults(func=cmd_list)
 
 
+MAX_INPUT_SIDE = 16384
+"""Largest --input height/width (the dataset's largest resize)."""
+
+
 def parse_input_shape(text):
-    """Parse 'CxHxW' (or 'HxW', 3 channels) into a (C, H, W) tuple."""
-    m = re.fullmatch(r"\s*(?:(\d+)[x×,])?(\d+)[x×,](\d+)\s*", text or "")
+    """Parse 'CxHxW' into a (C, H, W) tuple; two numbers are refused ('3x64': channels or height?)."""
+    m = re.fullmatch(r"\s*(\d+)[x×,](\d+)[x×,](\d+)\s*", text or "")
     if not m:
-        raise ValidationError("--input must look like 3x375x500 (channels x height x width), "
-                              "got %r" % text, field="input")
-    c, h, w = int(m.group(1) or 3), int(m.group(2)), int(m.group(3))
-    if min(c, h, w) < 1:
-        raise ValidationError("--input sizes must be >= 1, got %r" % text, field="input")
+        hint = " (two numbers: give channels, height and width, e.g. 3x64x64)" if re.fullmatch(
+            r"\s*\d+[x×,]\d+\s*", text or "") else ""
+        raise ValidationError("--input must look like 3x375x500 (channels x height x width), got %r%s"
+                              % (text, hint), field="input")
+    c, h, w = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if not (1 <= c <= 64 and 1 <= h <= MAX_INPUT_SIDE and 1 <= w <= MAX_INPUT_SIDE):
+        raise ValidationError("--input %r is out of range: 1-64 channels, 1-%d pixels per side"
+                              % (text, MAX_INPUT_SIDE), field="input")
     return c, h, w
 
 
@@ -72,19 +83,110 @@ def format_table(rows):
 
 
 def cmd_show(args, settings):
-    from ..networks.shapes import check_network, layer_table
+    """Show the phases a file supports, a layer table and every problem; follow a solver's nets."""
+    shape = parse_input_shape(args.input) if args.input else None  # a typo is answered before torch loads
+    from ..networks.analysis import analyse
+    from ..networks.compiler import DEFAULT_INPUT_SHAPE
     text, source = _load(args)
-    shape = parse_input_shape(args.input)
-    rows = layer_table(text, phase=args.phase, input_shape=shape, source=source)
-    problems = check_network(text, input_shape=shape, source=source)
+    result = analyse(text, shape or DEFAULT_INPUT_SHAPE, source) if shape else _analyse_declared(text, source)
+    if result.kind == "solver":
+        return _show_solver(args, result, shape)
+    return _show_network(args, result, shape)
+
+
+def _analyse_declared(text, source):
+    from ..errors import DigitsSegError
+    from ..networks.analysis import analyse
+    from ..networks.compiler import DEFAULT_INPUT_SHAPE, _as_message, declared_input_shape
+    try:
+        declared = declared_input_shape(_as_message(text, source))
+    except DigitsSegError:
+        declared = None
+    return analyse(text, declared or DEFAULT_INPUT_SHAPE, source)
+
+
+def _table_rows(view):
+    from ..networks.shapes import rows_from_net
+    return rows_from_net(view.net)
+
+
+def _show_network(args, result, shape, out=None):
+    out = out or sys.stdout
+    phase = args.phase or next((p for p in ("deploy", "train", "val") if result.phases.get(p)
+                                and result.phases[p].ok), None)
+    view = result.phases.get(phase) if phase else None
+    rows = _table_rows(view) if view is not None and view.ok else []
+    if args.deploy_out and result.phases.get("deploy") and result.phases["deploy"].ok:
+        from ..fsutil import write_bytes_atomic
+        from ..networks.analysis import deploy_prototxt
+        dshape = shape or tuple(result.phases["deploy"].net.input_shapes["data"][1:])
+        write_bytes_atomic(args.deploy_out, deploy_prototxt(result.message, dshape, result.source).encode("utf-8"))
     if args.json:
-        json.dump({"layers": rows, "problems": problems}, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        json.dump(dict(result.to_dict(), table_phase=phase, layers=rows,
+                       problems=[p.text() for p in result.problems],
+                       problem_details=[p.to_dict() for p in result.problems]), out, indent=1)
+        out.write("\n")
     else:
-        print(format_table(rows))
-        for p in problems:
-            print(p)
-    return 1 if any(not p.startswith("warning:") for p in problems) else 0
+        if result.phases:
+            print("%s%s: phases" % (result.source, " (%s)" % result.name if result.name else ""), file=out)
+            for name, v in result.phases.items():
+                print("  %-7s %s" % (name, ("yes, " + v.how) if v.ok else "no: " + v.error), file=out)
+        if rows:
+            print("layer table, phase %s:" % phase, file=out)
+            print(format_table(rows), file=out)
+        if args.deploy_out and result.phases.get("deploy") and result.phases["deploy"].ok:
+            print("deploy network written to %s" % args.deploy_out, file=out)
+        elif args.deploy_out:
+            print("no deploy network: the deploy phase does not build", file=out)
+        stream = out if result.ok else sys.stderr
+        for p in result.problems:
+            print(p.text(), file=stream)
+    if not result.ok:
+        raise ValidationError("no phase of %s can be built (%d problem%s listed above)"
+                              % (result.source, len(result.errors()), "" if len(result.errors()) == 1 else "s"),
+                              field="file")
+    return 0
+
+
+def _show_solver(args, result, shape):
+    from ..training.solver_file import solver_settings
+    msg = result.solver
+    settings_list = solver_settings(msg)
+    base = os.path.dirname(os.path.abspath(args.file))
+    nets, problems = [], []
+    for fld in ("net", "train_net", "test_net"):
+        for value in msg.get_all(fld):
+            path = os.path.join(base, str(value))
+            nets.append((fld, str(value), path, os.path.exists(path)))
+            if not os.path.exists(path):
+                problems.append("warning: %s: `%s: \"%s\"` (line %s) is not at %s; put the network file there "
+                                "to check it, or give it to `network show` directly"
+                                % (result.source, fld, value, msg.line_of(fld), path))
+    if args.json:
+        json.dump({"source": result.source, "kind": "solver", "solver": settings_list,
+                   "nets": [{"field": f, "value": v, "path": p, "exists": e} for f, v, p, e in nets],
+                   "problems": problems}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    print("%s: a solver file" % result.source)
+    for item in settings_list:
+        print("  %-18s %s" % (item["field"], item["value"]))
+    for p in problems:
+        print(p)
+    for fld, value, path, exists in nets:
+        if not exists:
+            continue
+        print("\n%s: %s" % (fld, path))
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        from ..networks.analysis import analyse
+        from ..networks.compiler import DEFAULT_INPUT_SHAPE
+        sub = analyse(text, shape or DEFAULT_INPUT_SHAPE, path) if shape else _analyse_declared(text, path)
+        try:
+            _show_network(args, sub, shape)
+        except ValidationError as exc:
+            print("error: %s" % exc.message)
+    return 0
 
 
 def cmd_list(args, settings):

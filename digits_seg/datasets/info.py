@@ -24,6 +24,8 @@ class DatasetInfo:
         self.variable_size = bool(data.get("variable_size"))
         self.channels = int(data.get("channels", 3))
         self.mean_pixel = list(data.get("mean_pixel") or [])
+        self.resize = data.get("resize")  # [w, h] images were resized to at creation, or None
+        self.resize_mode = data.get("resize_mode")
         self.warnings = list(data.get("warnings", []))
         self._stats = None
 
@@ -74,12 +76,21 @@ class DatasetInfo:
                  "pixels": int(pixels[i]), "share": float(pixels[i]) / total, "images": int(images[i])}
                 for i, n in enumerate(self.classes)]
 
+    def ignore_row(self, split="train"):
+        """{pixels, share}: the split's ignore (255) pixels and their share of all its pixels."""
+        st = self.stats().get(split)
+        ignored = int(st["ignore_pixels"]) if st is not None else int(self._data["splits"].get(split, {}).get(
+            "ignore_pixels", 0))
+        total = int(self.class_pixel_counts(split).sum()) + ignored
+        return {"pixels": ignored, "share": ignored / total if total else 0.0}
+
     def to_dict(self):
         d = dict(self._data)
         d.update(classes=self.classes, colormap=self.colormap, num_classes=self.num_classes,
                  ignore_label=self.ignore_label, splits={s: dict(self._data["splits"][s]) for s in self._data["splits"]},
                  variable_size=self.variable_size, channels=self.channels, mean_pixel=self.mean_pixel,
-                 class_table={s: self.class_table(s) for s in self.splits})
+                 class_table={s: self.class_table(s) for s in self.splits},
+                 ignored={s: self.ignore_row(s) for s in self.splits})
         return d
 
 

@@ -10,10 +10,11 @@ import dataclasses
 import functools
 
 import numpy as np
+from PIL import Image
 
 from ..errors import ValidationError
 from .mapping import OUT_OF_RANGE, UNMAPPED, color_entries
-from .palette import IGNORE_LABEL, palette_of
+from .palette import IGNORE_LABEL, hatch_ignore, palette_of
 
 GREY_MODES = ("L", "I;16", "I;16L", "I;16B", "I;16N", "I", "1")
 
@@ -61,6 +62,13 @@ class LabelResult:
     unmapped: dict = dataclasses.field(default_factory=dict)  # raw value -> pixel count, not in the label map
     ignored_colors: dict = dataclasses.field(default_factory=dict)  # (r, g, b) -> pixels sent to 255 as unknown
     palette_used: dict = dataclasses.field(default_factory=dict)  # palette index -> ((r, g, b), stored id, pixels)
+    counts: np.ndarray = None  # pixels per stored value (256 int64)
+
+
+def index_counts(indices):
+    """Pixels per value of an H×W uint8 array: Pillow's C histogram, 3x faster than `np.bincount`."""
+    a = np.ascontiguousarray(indices, dtype=np.uint8)
+    return np.asarray(Image.fromarray(a.reshape(a.shape[0], -1), "L").histogram(), dtype=np.int64)
 
 
 def _counts(values, counts):
@@ -152,7 +160,7 @@ def map_counts(counts, lut, res, rules, colors=None, near=None):
 
 def _apply(a, lut, res, rules, colors=None, near=None):
     counts = np.bincount(a.ravel(), minlength=256)
-    stored, changed, _ = map_counts(counts, lut, res, rules, colors, near)
+    stored, changed, res.counts = map_counts(counts, lut, res, rules, colors, near)
     if not changed:
         return a.astype(np.uint8, copy=False)
     res.changed = True
@@ -193,8 +201,8 @@ def _rgb(image, rules, res):
             res.notes.append("alpha channel ignored")
         image = image.convert("RGB")
         res.changed = True
-    a = np.asarray(image)  # RGB, not an RGBA uint32 view: Pillow's RGBA export is 3x slower
     if rules.colormap is None:
+        a = np.asarray(image)
         if np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]):
             res.notes.append("RGB label with equal channels read as greyscale indices")
             res.changed = True
@@ -202,15 +210,17 @@ def _rgb(image, rules, res):
         raise ValidationError("RGB colour-coded label needs a colour map: choose `colour map from a text file` "
                               "and give one `R G B` line per class")
     res.changed = True
-    packed = a[..., 0].astype(np.uint32)
-    packed |= a[..., 1].astype(np.uint32) << 8
-    packed |= a[..., 2].astype(np.uint32) << 16
+    packed = _packed_rgb(image)
     ignore = tuple(map(tuple, rules.ignore_colors or ()))
     out = np.take(_color_lut(rules.colormap, ignore), packed)
+    res.counts = index_counts(out)
+    if not res.counts[_UNKNOWN]:  # every colour is in the table: no per-pixel search for misses
+        return out
     miss = out == _UNKNOWN
-    if ignore and miss.any():  # ignore colours are stored as 255 by the table itself: not misses
+    if ignore:  # ignore colours are stored as 255 by the table itself: not misses
         miss[miss] = ~np.isin(packed[miss], [r | (g << 8) | (b << 16) for r, g, b in ignore])
     if miss.any():
+        res.counts = None  # misses mapped to nearest classes change the counts
         vals, inverse, cnt = np.unique(packed[miss], return_inverse=True, return_counts=True)
         rgb = np.stack([vals & 255, (vals >> 8) & 255, (vals >> 16) & 255], axis=1).astype(np.int32)
         ids, near = lookup_colors(rgb, rules)
@@ -223,6 +233,18 @@ def _rgb(image, rules, res):
                 bucket = res.ignored_colors if rules.unknown_colors == "ignore" else res.unknown_colors
                 bucket[(r, g, b)] = int(c)
     return out
+
+
+def _packed_rgb(image):
+    """H×W intp r | g << 8 | b << 16 of an RGB image, ready to index a colour table.
+
+    Pillow's RGBX export is a plain copy of its 4-byte pixels (pad byte 255, masked off), 3x
+    faster than combining three strided channel copies; and gathering with intp indices made
+    once here is 4x faster than `np.take` with uint32 ones, which converts them itself.
+    """
+    packed = np.frombuffer(image.tobytes("raw", "RGBX"), dtype="<u4").astype(np.intp)
+    packed &= 0xFFFFFF
+    return packed.reshape(image.height, image.width)
 
 
 _UNKNOWN = 255  # the colour table's entry for both "not in the map" and "ignore colour" (told apart after)
@@ -266,12 +288,12 @@ def decode_label(image, rules):
     else:
         raise ValidationError("label mode %s is not supported; save labels as palette PNG, greyscale PNG "
                               "(class index per pixel) or RGB colour-coded PNG" % image.mode)
-    if rules.num_classes is not None:
-        over = (a >= rules.num_classes) & (a != IGNORE_LABEL)
-        if over.any():
-            vals, cnt = np.unique(a[over], return_counts=True)
-            res.bad_values.update(_counts(vals, cnt))
     res.indices = np.ascontiguousarray(a, dtype=np.uint8)
+    if res.counts is None:
+        res.counts = index_counts(res.indices)
+    if rules.num_classes is not None:
+        over = np.flatnonzero(res.counts[rules.num_classes:IGNORE_LABEL]) + rules.num_classes
+        res.bad_values.update({int(v): int(res.counts[v]) for v in over})
     return res
 
 
@@ -282,8 +304,8 @@ def is_binary_mask(values):
 
 
 def colorize(indices, colormap):
-    """Return an H×W×3 uint8 image of class colours (ignore and unknown values black)."""
+    """Return an H×W×3 uint8 image of class colours; ignore (255) hatched grey, unknown values black."""
     lut = np.zeros((256, 3), dtype=np.uint8)
     cm = np.asarray(colormap, dtype=np.uint8).reshape(-1, 3)[:255]
     lut[:len(cm)] = cm
-    return lut[indices]
+    return hatch_ignore(lut[indices], indices)

@@ -41,7 +41,7 @@ def parse_color(value, field="ignore_colors"):
     except (TypeError, ValueError):
         rgb = None
     if rgb is None or len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
-        raise ValidationError("%s: %r is not a colour; write R,G B as three numbers 0-255, e.g. 255,255,255"
+        raise ValidationError("%s: %r is not a colour; write R,G,B as three numbers 0-255, e.g. 255,255,255"
                               % (field, value), field=field)
     return rgb
 
@@ -56,6 +56,22 @@ def parse_value(value, field="ignore_values"):
     if not 0 <= v <= MAX_RAW_VALUE:
         raise ValidationError("%s: %d is outside 0-%d" % (field, v, MAX_RAW_VALUE), field=field)
     return v
+
+
+def parse_values(values, field="ignore_values"):
+    """Sorted distinct raw values from a list, or text like `"11"` / `"0, 11"`."""
+    if values in (None, "", []):
+        return []
+    items = values.replace(";", ",").replace(",", " ").split() if isinstance(values, str) else list(values)
+    return sorted({parse_value(v, field) for v in items})
+
+
+def parse_colors(colors, field="ignore_colors"):
+    """Sorted distinct [r, g, b] from a list of colours, or text like `"255,255,255; 0 0 0"`."""
+    if colors in (None, "", []):
+        return []
+    items = [c for c in colors.split(";") if c.strip()] if isinstance(colors, str) else list(colors)
+    return sorted({tuple(parse_color(c, field)) for c in items})
 
 
 def parse_label_map(mapping, field="label_map"):

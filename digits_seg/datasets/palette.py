@@ -4,6 +4,8 @@ import csv
 import io
 import os
 
+import numpy as np
+
 from ..errors import ValidationError
 
 IGNORE_LABEL = 255
@@ -11,6 +13,23 @@ IGNORE_LABEL = 255
 
 MAX_CLASSES = 255
 """Class indices are 0..254; 255 is reserved for ignore."""
+
+
+IGNORE_HATCH = ((96, 96, 96), (176, 176, 176))
+"""The two greys of the diagonal stripes that mark ignore (255) pixels in pictures: never a class colour."""
+
+HATCH_PERIOD = 8
+"""Pixels per stripe pair of the ignore hatch."""
+
+
+def hatch_ignore(rgb, mask, ignore=IGNORE_LABEL):
+    """Draw ignore pixels of `mask` as grey diagonal stripes in the H×W×3 `rgb` (in place; returned)."""
+    where = mask == ignore
+    if where.any():
+        yy, xx = np.nonzero(where)
+        dark = ((xx + yy) % HATCH_PERIOD) < HATCH_PERIOD // 2
+        rgb[yy, xx] = np.where(dark[:, None], IGNORE_HATCH[0], IGNORE_HATCH[1]).astype(rgb.dtype)
+    return rgb
 
 
 def voc_palette(n=256):

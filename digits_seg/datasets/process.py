@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from . import datum, transform
-from .labels import LabelResult, LabelRules, decode_label, map_counts, palette_lut
+from .labels import LabelResult, LabelRules, decode_label, index_counts, map_counts, palette_lut
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """Images larger than this many pixels are refused as possible decompression bombs."""
@@ -181,7 +181,7 @@ def process_pair(task, cfg, samples=None):
     if resize:
         work = transform.resize_image(work, resize, cfg["resize_mode"])
         indices = transform.resize_label(lr.array(), resize, cfg["resize_mode"])
-        res["label_counts"] = np.bincount(indices.ravel(), minlength=256).astype(np.int64)
+        res["label_counts"] = index_counts(indices)
     channels = len(work.getbands())
     w, h = size if keep_image else work.size
     # Decoded pixels are only materialised when something needs them: the bytes of unchanged
@@ -225,7 +225,7 @@ class _Label:
     def __init__(self, image, result=None, counts=None, bad_values=None, lut=None):
         self.image, self.result, self.lut = image, result, lut
         self.indices = result.indices if result is not None else None
-        self.counts = counts if counts is not None else np.bincount(self.indices.ravel(), minlength=256).astype(np.int64)
+        self.counts = counts if counts is not None else result.counts
         self.changed = result.changed if result is not None else lut is not None
         for key in ("notes", "unknown_colors", "nearest_colors", "unmapped", "ignored_colors", "palette_used"):
             setattr(self, key, getattr(result, key) if result is not None else {} if key != "notes" else [])

@@ -45,7 +45,8 @@ class PredictorCache:
     """LRU of `Predictor`s keyed by (model folder, weight file, its mtime, device)."""
 
     def __init__(self, capacity=DEFAULT_CAPACITY, max_concurrent=DEFAULT_MAX_CONCURRENT, wait_s=DEFAULT_WAIT_S,
-                 loader=None):
+                 loader=None, onnx=False):
+        from .onnx_backend import BackgroundExports
         from .predictor import Predictor
 
         self.capacity = max(1, int(capacity))
@@ -56,6 +57,8 @@ class PredictorCache:
         self._loading = {}
         self._slots = threading.BoundedSemaphore(max(1, int(max_concurrent)))
         self.loads = 0  # how many times a model was actually loaded (for tests and the status page)
+        # CPU predictors run in PyTorch until their ONNX graph is exported and verified (onnx_backend).
+        self.exports = BackgroundExports() if onnx else None
 
     def get(self, model_dir, snapshot="best", device="cpu"):
         """Return a loaded Predictor, loading it at most once even under concurrent requests.
@@ -89,6 +92,8 @@ class PredictorCache:
                 self.loads += 1
                 while len(self._entries) > self.capacity:
                     self._entries.popitem(last=False)
+            if self.exports is not None and str(predictor.device) == "cpu" and predictor.engine == "pytorch":
+                self.exports.request(predictor)
             return predictor
 
     @contextlib.contextmanager
@@ -102,11 +107,11 @@ class PredictorCache:
         finally:
             self._slots.release()
 
-    def predict(self, model_dir, image, snapshot="best", device="cpu", tile=None, stride=None):
+    def predict(self, model_dir, image, snapshot="best", device="cpu", tile=None, stride=None, fit="auto"):
         """Load (or reuse) the model and return (predictor, H×W uint8 class ids)."""
         predictor = self.get(model_dir, snapshot, device)
         with self.slot():
-            return predictor, predictor.predict(image, tile=tile, stride=stride)
+            return predictor, predictor.predict(image, tile=tile, stride=stride, fit=fit)
 
     def evict(self, model_dir=None):
         """Forget cached predictors (all, or those of one model folder, e.g. when a job is deleted)."""

@@ -5,12 +5,19 @@ order, 0..255, and returns N×K×H×W class scores. The model's input recipe (ch
 mean subtraction, scale; see `preprocess.py`) is baked into the graph so a user does not
 have to repeat it (argmax over axis 1 gives the class ids).
 
-We use the TorchScript-based ONNX exporter (`dynamo=False`): `torch.export` cannot follow
-the compiled Caffe graph's blob-name dispatch. Tracing records sizes used in Python
-arithmetic as constants, so every export is checked on a second, different input size
-(and, for ONNX, with onnxruntime against PyTorch) before the file is published; a net
-whose graph is not size-generic fails with a clear error rather than a silently wrong file.
+ONNX files come from the exporter PyTorch recommends (`torch.onnx.export(..., dynamo=True)`,
+built on `torch.export`, with symbolic batch/height/width). Its symbolic shapes can still
+go wrong where a layer's size arithmetic is not expressible (we saw a graph traced at 64×64
+crop odd sizes one pixel too large before the pooling and crop layers were made
+export-friendly), so every file is run with onnxruntime at three sizes, one odd, and
+compared with PyTorch before it is published. When the recommended exporter fails or its
+graph disagrees, the TorchScript-based exporter (deprecated by PyTorch, still shipped) is
+tried and verified the same way; the report says which exporter wrote the file and why.
+A graph neither exporter gets right is refused with the reason, never published.
 """
+
+import contextlib
+import io
 
 import os
 import warnings
@@ -20,8 +27,11 @@ import numpy as np
 from ..errors import ValidationError
 from ..fsutil import temp_path_for
 
-DEFAULT_OPSET = 17
-"""ONNX opset written (>= 17: LayerNormalization and friends are standard from there)."""
+DEFAULT_OPSET = 18
+"""ONNX opset written: the dynamo exporter's native opset (17 is the lowest accepted)."""
+
+EXPORTERS = ("auto", "dynamo", "torchscript")
+"""`auto`: the recommended (dynamo) exporter, falling back to the TorchScript one when its graph fails."""
 
 EXPORT_SIZES = ((64, 80), (96, 72), (37, 45))
 """(H, W) in pixels: the first traces the graph, all verify it (an odd size catches frozen rounding)."""
@@ -49,7 +59,7 @@ def _wrapped(predictor):
             self.score_blob = predictor.score_blob
             self.register_buffer("mean", mean)
             self.register_buffer("mean_image", mean_image if mean_image is not None else torch.zeros(0))
-            self.scale = float(pre.scale)
+            self.register_buffer("scale", torch.tensor(pre.scale, dtype=torch.float32).reshape(1, -1, 1, 1))
 
         def forward(self, image):
             x = image.flip(1) if flip else image
@@ -92,46 +102,102 @@ def _check_close(name, got, want, size):
     return err
 
 
+def _prepare(path):
+    """Create the output's folder (as `infer --out` does) so the temp file can sit beside it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isfile(folder):
+        raise ValidationError("cannot write %s: %s is a file, not a folder" % (path, folder), field="out")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError("cannot create the folder %s for %s: %s" % (folder, os.path.basename(path),
+                                                                          exc.strerror or exc), field="out")
+
+
 def _publish(tmp, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     os.replace(tmp, path)
 
 
-def export_onnx(model_dir, path, snapshot="best", opset=DEFAULT_OPSET, predictor=None):
-    """Write an ONNX file for a model snapshot, verified with onnxruntime; return a report dict."""
+def _export_dynamo(module, x0, tmp, opset):
     import torch
 
+    dyn = torch.export.Dim.DYNAMIC
+    # The exporter narrates its steps on stdout; a CLI printing JSON must not mix them in.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, (x0,), None, dynamo=True, opset_version=opset,
+                                    input_names=["image"], output_names=["scores"],
+                                    dynamic_shapes={"image": {0: dyn, 2: dyn, 3: dyn}}, verbose=False)
+        program.save(tmp)
+
+
+def _export_torchscript(module, x0, tmp, opset):
+    import torch
+
+    with warnings.catch_warnings():
+        # Tracer warnings about frozen Python sizes are what the verification checks;
+        # the deprecation warning is why this is only the fallback.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (x0,), tmp, dynamo=False, opset_version=opset,
+            input_names=["image"], output_names=["scores"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                          "scores": {0: "batch", 2: "height", 3: "width"}},
+        )
+
+
+def _reason(exc):
+    """First line of the innermost cause (the exporter wraps the real error in its own)."""
+    if isinstance(exc, ValidationError):
+        return exc.message
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return ("%s: %s" % (type(exc).__name__, lines[0]) if lines else type(exc).__name__)[:300]
+
+
+def export_module(module, channels, path, opset=DEFAULT_OPSET, exporter="auto"):
+    """Export a module taking 1×C×H×W, verify it with onnxruntime, publish it at `path`; return a report."""
     if opset < 17:
         raise ValidationError("opset must be at least 17, got %d" % opset, field="opset")
-    from .predictor import Predictor
-
-    predictor = predictor or Predictor.from_model_dir(model_dir, snapshot=snapshot, device="cpu")
-    module = _wrapped(predictor)
-    channels = predictor.preprocess.channels
+    if exporter not in EXPORTERS:
+        raise ValidationError("unknown exporter %r. Available: %s" % (exporter, ", ".join(EXPORTERS)),
+                              field="exporter")
     x0 = _sample(channels, EXPORT_SIZES[0], 0)
+    _prepare(path)
     tmp = temp_path_for(path) + ".onnx"
+    tried = []
     try:
-        with warnings.catch_warnings():
-            # Tracer warnings about frozen Python sizes are what the two-size check below verifies.
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(
-                module, (x0,), tmp, dynamo=False, opset_version=opset,
-                input_names=["image"], output_names=["scores"],
-                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                              "scores": {0: "batch", 2: "height", 3: "width"}},
-            )
-        report = verify_onnx(tmp, module, channels)
-        _publish(tmp, path)
+        for name in ("dynamo", "torchscript") if exporter == "auto" else (exporter,):
+            try:
+                (_export_dynamo if name == "dynamo" else _export_torchscript)(module, x0, tmp, opset)
+                report = verify_onnx(tmp, module, channels)
+            except Exception as exc:  # noqa: BLE001 - any exporter failure is reported, then the next is tried
+                tried.append("%s exporter: %s" % (name, _reason(exc)))
+                continue
+            _publish(tmp, path)
+            break
+        else:
+            raise ValidationError("this network cannot be exported to ONNX: %s" % "; ".join(tried), field="format")
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    report.update({"path": path, "opset": opset, "classes": predictor.classes,
-                   "weights": os.path.basename(predictor.weights_path or "")})
+    report.update({"path": path, "opset": opset, "exporter": name, "exporter_notes": tried})
+    return report
+
+
+def export_onnx(model_dir, path, snapshot="best", opset=DEFAULT_OPSET, predictor=None, exporter="auto"):
+    """Write an ONNX file (preprocessing inside) for a model snapshot, verified with onnxruntime; return a report."""
+    from .predictor import Predictor
+
+    predictor = predictor or Predictor.from_model_dir(model_dir, snapshot=snapshot, device="cpu", backend="torch")
+    report = export_module(_wrapped(predictor), predictor.preprocess.channels, path, opset, exporter)
+    report.update({"classes": predictor.classes, "weights": os.path.basename(predictor.weights_path or "")})
     return report
 
 
 def verify_onnx(onnx_path, module, channels):
-    """Run the ONNX file with onnxruntime at two sizes and compare with PyTorch; return max errors."""
+    """Run the ONNX file with onnxruntime at three sizes (one odd) and compare with PyTorch; return max errors."""
     import onnx
     import onnxruntime
 
@@ -151,9 +217,10 @@ def export_torchscript(model_dir, path, snapshot="best", predictor=None):
 
     from .predictor import Predictor
 
-    predictor = predictor or Predictor.from_model_dir(model_dir, snapshot=snapshot, device="cpu")
+    predictor = predictor or Predictor.from_model_dir(model_dir, snapshot=snapshot, device="cpu", backend="torch")
     module = _wrapped(predictor)
     channels = predictor.preprocess.channels
+    _prepare(path)
     tmp = temp_path_for(path) + ".pt"
     try:
         with torch.no_grad(), warnings.catch_warnings():

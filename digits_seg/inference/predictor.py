@@ -6,8 +6,9 @@ Call flow:
       ├─ compile_net(network.prototxt, phase="deploy", include_loss=False)
       ├─ load_weights(net, file)          (every layer with parameters must be filled)
       └─ load_preprocess(dir), read_classes(dir)
-    .predict(image) → preprocess → forward (whole image, or sliding tiles when larger
-                      than the training size) → argmax → H×W uint8 class ids
+    .run(image, fit) → geometry (the dataset's resize, sliding tiles or native size; see
+                       geometry.py) → preprocess → forward → argmax → H×W uint8 class ids
+                       at the input's size, and the Fit used
 """
 
 import os
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import NotFoundError, ValidationError
 from ..fsutil import read_json
+from .geometry import Fit, check_fit, load_transform, restore_mask, scale_image
 from .preprocess import load_preprocess
 from .visualize import voc_colormap
 
@@ -117,7 +119,8 @@ def _check_device(device):
 class Predictor:
     """A compiled network with weights, its classes, colours and input recipe; thread-safe to call."""
 
-    def __init__(self, net, *, classes, colormap, preprocess, device="cpu", model_dir=None, weights_path=None):
+    def __init__(self, net, *, classes, colormap, preprocess, device="cpu", model_dir=None, weights_path=None,
+                 transform=None):
         import torch
 
         self.device = torch.device(device)
@@ -127,11 +130,27 @@ class Predictor:
         self.preprocess = preprocess
         self.model_dir = model_dir
         self.weights_path = weights_path
+        self.transform = transform  # the dataset's resize (geometry.DatasetTransform) or None
         self.load_report = None
+        self._onnx = None  # onnx_backend.OnnxNet running the net on the CPU, when attached
+        self.onnx_note = None
+
+    def attach_onnx(self, onnx_net):
+        """Run the network in ONNX Runtime from now on (a verified graph of these very weights)."""
+        self._onnx = onnx_net
+
+    @property
+    def engine(self):
+        return "onnxruntime" if self._onnx is not None else "pytorch"
 
     @classmethod
-    def from_model_dir(cls, model_dir, snapshot="best", device="cpu"):
-        """Load `network.prototxt` + a snapshot of a model (or pretrained) job folder."""
+    def from_model_dir(cls, model_dir, snapshot="best", device="cpu", backend="auto"):
+        """Load `network.prototxt` + a snapshot of a model (or pretrained) job folder.
+
+        Args:
+            backend: "auto" (ONNX Runtime on the CPU when the snapshot's verified graph is
+                cached, else PyTorch), "onnxruntime" (export the graph now if missing) or "torch".
+        """
         from ..networks.compiler import compile_net
         from ..networks.weights import load_weights
 
@@ -161,8 +180,9 @@ class Predictor:
             num_classes = _probe_num_classes(net, preprocess, dev)
         classes, colormap = read_classes(model_dir, num_classes)
         pred = cls(net, classes=classes, colormap=colormap, preprocess=preprocess, device=dev,
-                   model_dir=model_dir, weights_path=weights)
+                   model_dir=model_dir, weights_path=weights, transform=load_transform(model_dir))
         pred.load_report = report
+        _choose_backend(pred, backend)
         return pred
 
     @property
@@ -179,8 +199,11 @@ class Predictor:
         """Return N×K×H×W class scores for an N×C×H×W input tensor (resized to it if the net is coarser)."""
         import torch
 
-        out = self.net(data)
-        scores = out[self.score_blob] if isinstance(out, dict) else out
+        if self._onnx is not None:
+            scores = torch.from_numpy(self._onnx(data.numpy()))
+        else:
+            out = self.net(data)
+            scores = out[self.score_blob] if isinstance(out, dict) else out
         if scores.dim() != 4:
             raise ValidationError("blob %r has shape %s; inference needs N×K×H×W class scores"
                                   % (self.score_blob, tuple(scores.shape)), field="network")
@@ -217,10 +240,47 @@ class Predictor:
                 return self.forward(data).float()
             return sliding_logits(self.forward, data, tile, stride, should_stop=should_stop)
 
-    def predict(self, image, tile=None, stride=None):
+    def predict(self, image, tile=None, stride=None, fit="auto"):
         """Return the H×W uint8 class ids predicted for a uint8 H×W[×C] image."""
-        scores = self.scores(image, tile, stride)
-        return scores.argmax(1)[0].to("cpu").numpy().astype(np.uint8)
+        return self.run(image, fit=fit, tile=tile, stride=stride)[0]
+
+    def plan_fit(self, width, height, fit="auto", tile=None):
+        """Return the Fit for an image: an explicit `tile` (N > 0: tiles, 0: whole) wins over `fit`."""
+        fit = check_fit(fit)
+        original = (int(width), int(height))
+        if tile not in (None, ""):
+            if not tile:
+                return Fit("whole", original)
+            t = (tile, tile) if isinstance(tile, int) else tuple(tile)
+            return Fit("tiles", original, tile=(min(t[0], height), min(t[1], width)))
+        if fit in ("auto", "dataset") and self.transform is not None:
+            return Fit("dataset", original, scaled=tuple(self.transform.scaled_size(width, height)),
+                       resize_mode=self.transform.mode)
+        if fit == "dataset":
+            raise ValidationError("this model's dataset was not resized at creation (or is unknown): choose "
+                                  "fit auto, tiles or whole", field="fit")
+        if fit == "whole":
+            return Fit("whole", original)
+        auto = self.auto_tile(height, width)
+        if fit == "tiles":
+            size = self.preprocess.input_size
+            if not size:
+                raise ValidationError("this model does not record its training size: give a tile size", field="tile")
+            auto = (min(size[1], height), min(size[0], width))
+        return Fit("tiles", original, tile=auto) if auto else Fit("whole", original)
+
+    def run(self, image, fit="auto", tile=None, stride=None, should_stop=None):
+        """Return (H×W uint8 class ids at the input's size, the Fit used) for a uint8 image."""
+        img = np.asarray(image)
+        plan = self.plan_fit(img.shape[1], img.shape[0], fit, tile)
+        if plan.mode == "dataset":
+            scaled = scale_image(img, plan.scaled) if tuple(plan.scaled) != plan.original else img
+            scores = self.scores(scaled, tile=0)
+            mask = scores.argmax(1)[0].to("cpu").numpy().astype(np.uint8)
+            return restore_mask(mask, plan.original), plan
+        scores = self.scores(img, tile=plan.tile if plan.mode == "tiles" else 0, stride=stride,
+                             should_stop=should_stop)
+        return scores.argmax(1)[0].to("cpu").numpy().astype(np.uint8), plan
 
     def describe(self):
         """Return JSON-able facts for pages and logs."""
@@ -231,7 +291,26 @@ class Predictor:
             "classes": self.classes,
             "colormap": self.colormap,
             "preprocess": self.preprocess.to_dict(),
+            "engine": self.engine,
+            "dataset_resize": ({"size": list(self.transform.size), "mode": self.transform.mode}
+                               if self.transform else None),
         }
+
+
+def _choose_backend(predictor, backend):
+    from . import onnx_backend
+
+    if backend not in onnx_backend.BACKENDS:
+        raise ValidationError("unknown backend %r. Available: %s" % (backend, ", ".join(onnx_backend.BACKENDS)),
+                              field="backend")
+    if backend == "torch":
+        return
+    if backend == "onnxruntime":
+        onnx_backend.ensure(predictor)
+    elif str(predictor.device) == "cpu":
+        cached = onnx_backend.load_cached(predictor.model_dir, predictor.weights_path)
+        if cached is not None:
+            predictor.attach_onnx(cached)
 
 
 def _probe_num_classes(net, preprocess, device):

@@ -33,7 +33,7 @@ class Preprocess:
     channel_order: str = "RGB"
     mean_subtraction: str = "none"
     mean_pixel: tuple = None
-    scale: float = 1.0
+    scale: object = 1.0  # a float, or one float per channel (ImageNet-style 1/std)
     input_size: tuple = None  # (w, h) of training crops/images; larger images are tiled
     source: str = "default"   # where this came from, for the log and the model page
     mean_image: object = dataclasses.field(default=None, repr=False, compare=False)  # H×W×C float32 or None
@@ -43,6 +43,7 @@ class Preprocess:
         d["mean_image"] = list(np.asarray(self.mean_image).shape) if self.mean_image is not None else None
         d["mean_pixel"] = list(self.mean_pixel) if self.mean_pixel is not None else None
         d["input_size"] = list(self.input_size) if self.input_size is not None else None
+        d["scale"] = list(self.scale) if isinstance(self.scale, tuple) else self.scale
         return d
 
     def apply(self, image):
@@ -69,7 +70,7 @@ class Preprocess:
         elif self.mean_pixel is not None:
             x = x - np.asarray(self.mean_pixel, np.float32).reshape(1, 1, -1)
         if self.scale != 1.0:
-            x = x * np.float32(self.scale)
+            x = x * np.asarray(self.scale, np.float32).reshape(1, 1, -1)
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
@@ -113,10 +114,21 @@ def _from_record(rec, source):
         channel_order=str(rec.get("channel_order") or "RGB").upper(),
         mean_subtraction=mode,
         mean_pixel=tuple(float(v) for v in mean) if mean is not None else None,
-        scale=float(rec.get("scale", 1.0) or 1.0),
+        scale=_scale(rec.get("scale", 1.0), channels, source),
         input_size=_size(rec.get("input_size")),
         source=source,
     )
+
+
+def _scale(value, channels, source):
+    """`scale` as a float, or a tuple of one float per channel (torchvision's 1 / (255 * std))."""
+    if isinstance(value, (list, tuple)):
+        if len(value) not in (1, channels) or not all(isinstance(v, (int, float)) and v for v in value):
+            raise ValidationError("%s: scale must be a number or %d non-zero numbers (one per channel), got %r"
+                                  % (source, channels, value), field="scale")
+        values = tuple(float(v) for v in value)
+        return values[0] if len(values) == 1 else values
+    return float(value or 1.0)
 
 
 def _dataset_dir(model_dir, params):

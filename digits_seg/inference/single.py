@@ -43,6 +43,7 @@ class OneResult:
     source: str = ""
     timing: dict = dataclasses.field(default_factory=dict)
     token: str = ""
+    fit: dict = None  # geometry.Fit.to_dict(): at which scale the network saw the image
 
     def histogram(self):
         return visualize.class_histogram(self.mask, self.classes, self.colormap)
@@ -54,17 +55,17 @@ class OneResult:
         return {k: sc[k] for k in ("pixel_acc", "mean_acc", "mean_iou", "fw_iou", "per_class_iou")}
 
 
-def predict_one(predictor, image, gt=None, tile=None, stride=None, source=""):
+def predict_one(predictor, image, gt=None, tile=None, stride=None, source="", fit="auto"):
     """Run the predictor on one uint8 image and return a OneResult (gt checked against the size)."""
     t0 = time.perf_counter()
-    mask = predictor.predict(image, tile=tile, stride=stride)
+    mask, used = predictor.run(image, fit=fit, tile=tile, stride=stride)
     predict_s = time.perf_counter() - t0
     if gt is not None and np.asarray(gt).shape != mask.shape:
         raise ValidationError("ground truth is %s but the image is %s" % (np.asarray(gt).shape, mask.shape),
                               field="gt")
     return OneResult(image=np.asarray(image), mask=mask, classes=predictor.classes, colormap=predictor.colormap,
                      weights=os.path.basename(predictor.weights_path or ""), gt=gt, source=source,
-                     timing={"predict_s": round(predict_s, 4)})
+                     timing={"predict_s": round(predict_s, 4), "engine": predictor.engine}, fit=used.to_dict())
 
 
 def parse_keep(raw, classes):
@@ -139,6 +140,7 @@ def result_json(result, encode="base64", url_for_kind=None, alpha=0.5):
         "ignored_pixels": hist["ignored"],
         "scores": result.scores(),
         "timing": dict(result.timing),
+        "fit": result.fit,
     }
     if url_for_kind is not None:
         kinds = [k for k in RENDER_KINDS if k not in ("gt", "gt_ids", "error") or result.gt is not None]

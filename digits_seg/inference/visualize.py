@@ -9,6 +9,7 @@ import io
 import numpy as np
 from PIL import Image
 
+from ..datasets.palette import hatch_ignore
 from ..errors import ValidationError
 from ..fsutil import write_bytes_atomic
 
@@ -76,9 +77,15 @@ def as_rgb(image):
     raise ValidationError("image must be H×W, H×W×1, H×W×3 or H×W×4, got shape %s" % (image.shape,), field="image")
 
 
-def colorize(mask, colormap, ignore_color=DEFAULT_IGNORE_COLOR):
-    """Return the H×W×3 uint8 colour image of a class-id mask using the dataset's palette."""
-    return palette_array(colormap, ignore_color)[_check_mask(mask)]
+def colorize(mask, colormap, ignore_color=None):
+    """Return the H×W×3 uint8 colour image of a class-id mask using the dataset's palette.
+
+    Ignore (255) pixels are hatched grey (never a class colour: black is VOC's background)
+    unless `ignore_color` asks for one flat colour; ids beyond the colour map are black.
+    """
+    mask = _check_mask(mask)
+    rgb = palette_array(colormap, ignore_color or DEFAULT_IGNORE_COLOR)[mask]
+    return rgb if ignore_color is not None else hatch_ignore(rgb, mask, IGNORE_LABEL)
 
 
 def _same_size(image, mask):

@@ -29,6 +29,7 @@ TASKS = {
     "pretrained": ("digits_seg.store.importer", "import_model"),
     "inference": ("digits_seg.inference.batch", "infer_many"),
     "check": ("digits_seg.jobs.check", "check_worker"),
+    "evaluation": ("digits_seg.inference.evaluation", "evaluate_job"),
 }
 """Job kind → (module, function) of the domain task; imported lazily in the work horse."""
 
@@ -70,19 +71,33 @@ class Heartbeat(threading.Thread):
             self.finished.wait(0.25)
 
 
-def make_callbacks(store, job_id, heartbeat):
+def eta_seconds(first, fraction, now):
+    """Seconds left, at the rate of this run alone: from `first` = (time, fraction) of its first report.
+
+    A resumed training job starts at the fraction its earlier runs reached; dividing this run's
+    elapsed time by the whole fraction promised the rest in a few seconds.
+    """
+    t0, f0 = first
+    gained = fraction - f0
+    if gained <= 0.005 or now <= t0:
+        return None
+    return (now - t0) * (1.0 - fraction) / gained
+
+
+def make_callbacks(store, job_id, heartbeat, clock=time.time):
     """Build (on_progress, should_stop, log) for a domain function."""
-    started = time.time()
+    first = []
     last_write = [0.0]
 
     def on_progress(fraction, message=""):
         fraction = min(max(float(fraction), 0.0), 1.0)
-        now = time.time()
+        now = clock()
+        if not first:
+            first.append((now, fraction))
         if now - last_write[0] < PROGRESS_WRITE_INTERVAL_S and fraction < 1.0:
             return
         last_write[0] = now
-        elapsed = now - started
-        eta = elapsed * (1.0 - fraction) / fraction if fraction > 0.005 else None
+        eta = eta_seconds(first[0], fraction, now)
 
         def change(job):
             if job.state != JobState.RUNNING:
@@ -150,6 +165,8 @@ def run_job(job_id, jobs_dir):
                     log=log, **extra)
         _finish(store, job_id, JobState.DONE, result=result or {})
         log("Done.")
+        if job.kind == "model" and settings.onnx_inference:
+            _prepare_cpu_inference(store.job_dir(job_id), log)
     except JobAborted as exc:
         _finish(store, job_id, JobState.ABORTED, message=exc.message)
         log("Aborted: " + exc.message)
@@ -168,6 +185,22 @@ def run_job(job_id, jobs_dir):
     finally:
         heartbeat.finished.set()
     return {"state": store.get(job_id).state.value}
+
+
+def _prepare_cpu_inference(model_dir, log):
+    """Export the best snapshot's graph for ONNX Runtime (CPU inference); a failure only costs speed."""
+    from ..inference import onnx_backend
+    from ..inference.predictor import Predictor
+
+    started = time.monotonic()
+    try:
+        predictor = Predictor.from_model_dir(model_dir, device="cpu", backend="torch")
+        report = onnx_backend.build(predictor, onnx_backend.cache_path(model_dir, predictor.weights_path))
+    except Exception as exc:  # noqa: BLE001 - the model is done either way; CPU inference stays in PyTorch
+        log("CPU inference stays in PyTorch: no ONNX graph (%s)" % (getattr(exc, "message", None) or exc))
+        return
+    log("CPU inference will run in ONNX Runtime: graph of %s exported and verified in %.1f s (%s exporter)"
+        % (os.path.basename(predictor.weights_path), time.monotonic() - started, report["exporter"]))
 
 
 def _finish(store, job_id, state, message=None, error=None, result=None):
@@ -208,4 +241,6 @@ def _extra_arguments(store, job, settings):
         return {"model_dir": store.job_dir(params["model_id"]), "settings": settings}
     if job.kind in ("dataset", "pretrained", "check"):
         return {"settings": settings}
+    if job.kind == "evaluation":
+        return {"dataset_dir": store.job_dir(params["dataset_id"]) if params.get("dataset_id") else None}
     return {}

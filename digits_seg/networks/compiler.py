@@ -21,7 +21,7 @@ from . import prototxt
 from .v1_layers import upgrade_v1
 from .layers import DATA_LAYER_TYPES, LAYERS, LayerSpec, supported_types
 from .layers.base import param_mults
-from .layers.loss import loss_settings
+from .layers.loss import loss_class_weights, loss_settings
 
 PHASES = {"train": ("TRAIN", "train"), "val": ("TEST", "val"), "deploy": ("TEST", "deploy")}
 """Our phase names -> (Caffe phase, implied stage), as DIGITS used them."""
@@ -119,6 +119,16 @@ def _where(layer, source):
                                   " at %s line %s" % (source, line) if line else "")
 
 
+def describe_data_layer(layer, source="<string>"):
+    """Name a data layer for messages: 'data' (Python VOCSegDataLayer at FILE line 1)."""
+    kind = str(layer.get("type", "?"))
+    p = layer.get("python_param")
+    if kind == "Python" and isinstance(p, prototxt.Message) and p.has("layer"):
+        kind += " " + str(p.get("layer"))
+    line = getattr(layer, "line", None)
+    return "'%s' (%s%s)" % (layer.get("name", "?"), kind, " at %s line %s" % (source, line) if line else "")
+
+
 def _is_loss(type_name):
     return type_name.endswith("Loss")
 
@@ -150,8 +160,10 @@ class _Builder:
         self.info = []
         self.loss_weights = {}
         self.notes = []
+        self.unbound = {}                          # extra data-layer tops -> their layer
 
     def _data_layer(self, layer):
+        """Bind the first top to `data`, the second (or `label`) to `label`; others stay unbound."""
         tops = [str(t) for t in layer.get_all("top")]
         for i, top in enumerate(tops):
             if top == "label" or (i == 1 and top != "data"):
@@ -159,9 +171,7 @@ class _Builder:
             elif i == 0:
                 self.current[top] = 0
             else:
-                raise ValidationError("%s: data layer top '%s' cannot be mapped to our inputs "
-                                      "'data'/'label'" % (_where(layer, self.source), top),
-                                      field="network")
+                self.unbound[top] = layer
 
     def build(self):
         later_tops = {}
@@ -197,6 +207,13 @@ class _Builder:
                                       "exclude { stage: \"deploy\" } to it"
                                       % _where(layer, self.source), field="network")
             return self.current[bottom]
+        if bottom in self.unbound:
+            raise ValidationError("%s: bottom '%s' is the extra top of data layer %s; only the first two "
+                                  "tops are bound to our dataset's data and label (one label per image), "
+                                  "so this top is not supported: remove the layers that use it"
+                                  % (_where(layer, self.source), bottom,
+                                     describe_data_layer(self.unbound[bottom], self.source)),
+                                  field="network")
         if bottom in later_tops and later_tops[bottom] >= i:
             why = ("it is produced by a later layer (a cycle, or layers out of order; "
                    "Caffe runs layers in file order)")
@@ -379,12 +396,13 @@ def compile_net(net, phase="train", stages=(), include_loss=True, input_shape=No
     else:
         builder.build()
     loss_layer = find_loss_layer(msg)
-    loss_spec = {"ignore_label": None, "normalization": "VALID"}
+    loss_spec = {"ignore_label": None, "normalization": "VALID", "class_weights": None}
     score = None
     if loss_layer is not None:
         spec = LayerSpec(loss_layer, [], phase, 1, source)
         ignore, norm = loss_settings(spec)
-        loss_spec = {"ignore_label": ignore, "normalization": norm}
+        loss_spec = {"ignore_label": ignore, "normalization": norm,
+                     "class_weights": loss_class_weights(spec)}
         bottoms = [str(b) for b in loss_layer.get_all("bottom")]
         if bottoms and bottoms[0] in builder.current:
             score = bottoms[0]

@@ -234,8 +234,14 @@ def load_weights(net, path_or_blobs, reinit=()):
                                   "network (layers: %s)" % (", ".join(map(repr, unknown)),
                                                             ", ".join(targets) or "none"), field="reinit")
     report, copies, problems = LoadReport(source=source), [], []
+    modules = dict(zip(getattr(net, "layer_names", ()), getattr(net, "layers", ())))
     for name, tgt in targets.items():
         src = file_blobs.get(name)
+        adapt = getattr(modules.get(name), "adapt_blobs", None)
+        note = ""
+        if src is not None and adapt is not None:
+            # A layer whose blob layout differs between forks or modes (caffe-segnet's BN).
+            src, note = adapt(src)
         if src is None:
             if tgt:
                 report.layers.append(LayerLoad(name, "missing", "not in the weights file; kept "
@@ -251,6 +257,8 @@ def load_weights(net, path_or_blobs, reinit=()):
             continue
         else:
             copies.append((src, tgt))
+            if note:
+                detail = "%s; %s" % (detail, note)
         report.layers.append(LayerLoad(name, status, detail, shapes))
     if problems:
         names = [n for n, _ in problems]

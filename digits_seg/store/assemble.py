@@ -9,6 +9,7 @@ so a failure leaves no partial pretrained model.
 """
 
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -16,11 +17,12 @@ import time
 import numpy as np
 
 from ..errors import ValidationError
-from ..fsutil import write_json_atomic
+from ..fsutil import write_bytes_atomic, write_json_atomic
+from ..networks.weights import save_h5
 from . import manifest as mf
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-OUTPUT_FILES = ("network.prototxt", "weights.h5", "labels.txt", "colormap.json", "manifest.json")
+OUTPUT_FILES = ("network.prototxt", "weights.h5", "labels.txt", "colormap.json", "preprocess.json", "manifest.json")
 """Files a pretrained job folder holds (weights.h5 only when the model has weights)."""
 
 
@@ -70,11 +72,20 @@ def guess_num_classes(net):
     return n
 
 
+def _weights_only_h5(path):
+    """True for an HDF5 file holding nothing but Caffe's `data/<layer>/<i>` groups (no solver state)."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return set(h5.keys()) == {"data"}
+
+
 def convert_weights(src, dst, log):
     """Write the weights of an HDF5 snapshot or a `.caffemodel` (sniffed) to `dst` as weights-only HDF5.
 
     Returns {layer: [blob shapes]}. Solver state in a snapshot is dropped: a pretrained
-    model is a starting point, not a run to resume.
+    model is a starting point, not a run to resume. A file that already is weights-only HDF5
+    is kept byte for byte, so the imported file is the one whose size and sha256 were verified.
     """
     from ..networks.weights import read_blobs, save_h5
 
@@ -87,9 +98,79 @@ def convert_weights(src, dst, log):
     if not blobs:
         raise ValidationError("%s holds no weight blobs; is it a .caffemodel or Caffe HDF5 snapshot?"
                               % os.path.basename(src), field="weights")
-    save_h5(blobs, dst)
-    log("weights: %s (%s, %d layers) written as weights.h5" % (os.path.basename(src), kind, len(blobs)))
+    if kind == "HDF5 snapshot" and _weights_only_h5(src):
+        shutil.copyfile(src, dst)
+        log("weights: %s (weights-only HDF5, %d layers) kept unchanged as weights.h5"
+            % (os.path.basename(src), len(blobs)))
+    else:
+        save_h5(blobs, dst)
+        log("weights: %s (%s, %d layers) written as weights.h5" % (os.path.basename(src), kind, len(blobs)))
     return {k: [tuple(np.shape(a)) for a in v] for k, v in blobs.items()}
+
+
+def colormap_bytes(colors):
+    """colormap.json as the publisher writes it (one line), so a store's file imports unchanged."""
+    return json.dumps([list(c) for c in colors]).encode("utf-8")
+
+
+def _write_colormap(path, classes, given):
+    """The store's own colormap.json when it holds exactly these colours, else one written from them."""
+    colors = [list(c["color"]) for c in classes]
+    if given:
+        try:
+            with open(given, "rb") as f:
+                data = f.read()
+            if json.loads(data.decode("utf-8")) == colors:
+                write_bytes_atomic(path, data)
+                return
+        except (OSError, ValueError, UnicodeDecodeError):
+            pass  # a colormap that does not match the classes is replaced by theirs
+    write_bytes_atomic(path, colormap_bytes(colors))
+
+
+def convert_pytorch_weights(path, log):
+    """Convert a torchvision `.pth` (see networks/torchvision_weights.py) and log what was done."""
+    from ..networks.torchvision_weights import convert_file
+
+    converted = convert_file(path)
+    for line in converted.lines():
+        log("weights: " + line)
+    return converted
+
+
+def _pytorch_network(converted, files, entry, log):
+    """The standard network a converted .pth belongs to, for an upload that has no prototxt."""
+    from ..networks.prototxt import parse
+    from ..networks.standard import standard_prototxt
+
+    count = None
+    if files.get("labels"):
+        with open(files["labels"], "r", encoding="utf-8", errors="replace") as f:
+            count = sum(1 for ln in f if ln.strip())
+    count = count or converted.num_classes or len(entry.get("classes") or []) or 21
+    log("network: standard network %s with %d classes (no network file was given)"
+        % (converted.architecture.network, count))
+    text = standard_prototxt(converted.architecture.network, max(count, 2))
+    return text, parse(text, source=converted.architecture.network)
+
+
+def check_blobs_fit(converted, text, name):
+    """Raise ValidationError unless every converted layer exists in the network with the same blob shapes."""
+    from ..networks.compiler import compile_net
+
+    have = {k: [tuple(b.shape) for b in v]
+            for k, v in compile_net(text, "deploy", device="meta").layer_blobs().items()}
+    absent = [k for k in converted.blobs if k not in have]
+    wrong = ["%s %s (network: %s)" % (k, [list(b.shape) for b in v], [list(x) for x in have[k]])
+             for k, v in converted.blobs.items() if k in have and [tuple(b.shape) for b in v] != have[k]]
+    if absent or wrong:
+        raise ValidationError("%s weights do not fit the network %s: %s%s. Use the standard network %s (or upload "
+                              "the .pth without a network file)"
+                              % (converted.architecture.title, name,
+                                 "no layers %s" % ", ".join(absent[:8]) if absent else "",
+                                 ("; " if absent and wrong else "") + ("blob shapes differ: %s" % "; ".join(wrong[:4])
+                                                                       if wrong else ""),
+                                 converted.architecture.network), field="weights")
 
 
 def read_mean_binaryproto(path):
@@ -177,20 +258,34 @@ def assemble(job_dir, files, entry, log, provenance):
         entry: an entry dict (manifest.py) describing the model (name, classes, license, ...).
         provenance: JSON-able dict recorded as `imported_from` (store URL, upload names, ...).
     """
-    if not files.get("network"):
+    from ..networks.torchvision_weights import is_pytorch_file
+
+    converted = None
+    if files.get("weights") and is_pytorch_file(files["weights"]):
+        converted = convert_pytorch_weights(files["weights"], log)
+    if not files.get("network") and converted is None:
         raise ValidationError("the model has no network description (prototxt); it cannot be imported",
                               field="network")
     stage = os.path.join(job_dir, ".assemble-partial")
     shutil.rmtree(stage, ignore_errors=True)
     os.makedirs(stage)
     try:
-        text, net = read_network(files["network"])
+        if files.get("network"):
+            text, net = read_network(files["network"])
+        else:
+            text, net = _pytorch_network(converted, files, entry, log)
         out = {"network": os.path.join(stage, "network.prototxt")}
         with open(out["network"], "w", encoding="utf-8") as f:
             f.write(text)
-        if files.get("weights"):
+        if converted is not None:
+            check_blobs_fit(converted, text, os.path.basename(files.get("network") or converted.architecture.network))
+            out["weights"] = os.path.join(stage, "weights.h5")
+            save_h5(converted.blobs, out["weights"])
+            shapes = {k: [tuple(b.shape) for b in v] for k, v in converted.blobs.items()}
+        elif files.get("weights"):
             out["weights"] = os.path.join(stage, "weights.h5")
             shapes = convert_weights(files["weights"], out["weights"], log)
+        if files.get("weights"):
             names = set(_layer_names(net))
             unused = sorted(set(shapes) - names)
             if unused:
@@ -203,12 +298,16 @@ def assemble(job_dir, files, entry, log, provenance):
         with open(out["labels"], "w", encoding="utf-8") as f:
             f.write("".join(c["name"] + "\n" for c in classes))
         out["colormap"] = os.path.join(stage, "colormap.json")
-        write_json_atomic(out["colormap"], [c["color"] for c in classes])
+        _write_colormap(out["colormap"], classes, files.get("colormap"))
         mean = entry.get("mean")
         if files.get("mean"):
             mean = read_mean_binaryproto(files["mean"])
             log("mean: per-channel mean %s from %s" % (mean, os.path.basename(files["mean"])))
-        preprocess = _preprocess_record(entry, mean if files.get("mean") else None)
+        if converted is not None:  # what torchvision's weights were trained on, whatever the entry says
+            preprocess = converted.preprocess
+            log("preprocess.json: %s (the input these weights expect)" % preprocess)
+        else:
+            preprocess = _preprocess_record(entry, mean if files.get("mean") else None)
         write_json_atomic(os.path.join(stage, "preprocess.json"), preprocess)
         if files.get("license"):
             out["license"] = os.path.join(stage, "license.txt")

@@ -84,9 +84,17 @@ class _Hasher:
 
 
 def verify(url, result, expected):
-    """Raise DownloadError when a digest in `expected` ({algo: hex}) differs from `result`."""
+    """Raise DownloadError when a digest in `expected` ({algo: hex}) differs from `result`.
+
+    `sha256_prefix` is checked against the start of the sha256 (PyTorch hub's file-name hashes).
+    """
     for algo, want in (expected or {}).items():
-        if want and result.get(algo) != want.lower():
+        if want and algo == "sha256_prefix":
+            if not result.get("sha256", "").startswith(want.lower()):
+                raise DownloadError("%s: sha256 %s does not start with %s, the hash prefix its publisher put in the "
+                                    "file name; the download is corrupt or the file was replaced; nothing was kept"
+                                    % (url, result.get("sha256"), want))
+        elif want and result.get(algo) != want.lower():
             raise DownloadError("%s: %s mismatch (expected %s, got %s); the download is corrupt "
                                 "or the file was replaced on the store; nothing was kept"
                                 % (url, algo, want, result.get(algo)))

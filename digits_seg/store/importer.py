@@ -9,6 +9,8 @@ two shapes (made by `validate_params`):
 - `{"source": "upload", "files": {"archive": rel} | {"network": rel, "weights": rel,
   "labels": rel|None}, "name": str|None}` where each `rel` is a path relative to the job
   folder under `upload/` (the web view or CLI saved the files there, see `upload_path`).
+  A torchvision `.pth` (VGG-16, ResNet-50, DeepLab-v3 ResNet-50) may come without a
+  network: the matching standard network is used (see networks/torchvision_weights.py).
 
 A failed or aborted import keeps nothing but job.json (and log.txt, written by the jobs layer).
 """
@@ -71,12 +73,10 @@ def staged_path(stage_dir, role, filename):
 
 
 def _name(raw):
-    name = raw.get("name")
-    if name is None or (isinstance(name, str) and not name.strip()):
-        return None
-    if not isinstance(name, str) or len(name) > 200:
-        raise ValidationError("name must be text of at most 200 characters", field="name")
-    return name.strip()
+    """The job name given, checked like every job name (printable, storable, at most 200 characters), or None."""
+    from ..declare import Named, clean_name
+
+    return clean_name(Named, raw.get("name")) or None
 
 
 def validate_params(raw, settings):
@@ -128,11 +128,20 @@ def validate_params(raw, settings):
         if len(clean) > 1:
             raise ValidationError("give either a DIGITS model archive or separate files, not both",
                                   field="archive")
-    elif not clean.get("network") or not clean.get("weights"):
+    elif not clean.get("weights") or not (clean.get("network") or _is_pth_name(clean["weights"])):
         missing = "network" if not clean.get("network") else "weights"
         raise ValidationError("upload a %s file (a .prototxt network and .caffemodel/.h5 weights are both "
-                              "required), or a DIGITS model archive" % missing, field=missing)
+                              "required; a torchvision .pth of VGG-16, ResNet-50 or DeepLab-v3 needs no network), "
+                              "or a DIGITS model archive" % missing, field=missing)
     return out
+
+
+PTH_SUFFIXES = (".pth", ".pt")
+"""Upload names taken as PyTorch state_dicts: these may come without a network file."""
+
+
+def _is_pth_name(rel):
+    return rel.lower().endswith(PTH_SUFFIXES)
 
 
 def _validate_model_source(raw, settings):
@@ -229,7 +238,7 @@ def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **
             done += result["size"]
             if not total:
                 on_progress(0.9 * (i + 1) / len(entry["files"]), "downloaded %s" % f["name"])
-            if f["role"] in ("network", "weights", "labels", "mean", "license") and f["role"] not in local:
+            if f["role"] in ("network", "weights", "labels", "colormap", "mean", "license") and f["role"] not in local:
                 local[f["role"]] = dest
         on_progress(0.9, "building the pretrained model")
         provenance = {"store": store, "model": model,

@@ -6,7 +6,7 @@ is untrusted; anything malformed is dropped with a warning rather than failing t
 
 Entry dict keys: id, folder, name, description, architecture, framework, classes
 ([{name, color}] or None), num_classes, input_size ([w, h] or None), channels, mean,
-files ([{role, name, url, size, sha256}]), size_bytes, license, source ({url, citation}),
+files ([{role, name, url, size, sha256, other_hashes: {sha1, md5, sha256_prefix}}]), size_bytes, license, source ({url, citation}),
 trained_on, metrics ({name: number}), needs_internet, has_weights, format ("manifest" or
 "digits"), warnings.
 """
@@ -16,7 +16,7 @@ import re
 FORMAT = "digits-seg-model/1"
 """Value of `format` in manifests written by this project."""
 
-ROLES = ("network", "weights", "labels", "colormap", "mean", "solver", "license", "other")
+ROLES = ("network", "weights", "labels", "colormap", "mean", "solver", "license", "preprocess", "other")
 """File roles a manifest may declare."""
 
 DIGITS_FILE_KEYS = (
@@ -36,6 +36,7 @@ MAX_TEXT = 4000
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
+_SHA256_PREFIX = re.compile(r"^[0-9a-f]{8,63}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
@@ -131,7 +132,9 @@ def _file(item, warnings):
         warnings.append("file %s has a malformed sha256; it will be rejected at import" % name)
         sha = "invalid"
     other = {}
-    for algo, pattern in (("sha1", _SHA1), ("md5", _MD5)):
+    # sha256_prefix: the leading hex digits of the sha256 that PyTorch's hub puts in file names
+    # (`vgg16-397923af.pth`); torch.hub checks the same prefix.
+    for algo, pattern in (("sha1", _SHA1), ("md5", _MD5), ("sha256_prefix", _SHA256_PREFIX)):
         v = item.get(algo)
         if isinstance(v, str) and pattern.match(v.lower()):
             other[algo] = v.lower()

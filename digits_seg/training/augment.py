@@ -110,7 +110,7 @@ def to_input(images_u8, mean, dtype=None, channels_last=False, bgr=False, scale=
         if mean.shape[-2:] != (1, 1) and mean.shape[-2:] != x.shape[-2:]:
             mean = torch.nn.functional.interpolate(mean, size=x.shape[-2:], mode="bilinear", align_corners=False)
         x = x - mean
-    if scale != 1.0:
+    if isinstance(scale, torch.Tensor) or scale != 1.0:  # a tensor: one factor per channel
         x = x * scale
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

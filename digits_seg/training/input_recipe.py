@@ -50,7 +50,8 @@ def _source_recipe(source_dir, info, dataset_id, log):
     rec = {"channels": int(info.channels or 3), "channel_order": src.channel_order,
            "mean_subtraction": src.mean_subtraction,
            "mean_pixel": list(src.mean_pixel) if src.mean_pixel is not None else None,
-           "scale": float(src.scale), "inherited_from": os.path.basename(os.path.normpath(source_dir))}
+           "scale": list(src.scale) if isinstance(src.scale, tuple) else float(src.scale),
+           "inherited_from": os.path.basename(os.path.normpath(source_dir))}
     if src.mean_subtraction == "image":
         job_path = os.path.join(source_dir, "job.json")
         src_ds = (read_json(job_path).get("params") or {}).get("dataset_id") if os.path.isfile(job_path) else None
@@ -111,7 +112,9 @@ def describe(rec):
         mean = "mean image of dataset %s" % rec.get("mean_image_dataset")
     else:
         mean = "no mean subtraction"
-    return "%s, %s, scale %g" % (rec.get("channel_order", "RGB"), mean, float(rec.get("scale", 1.0)))
+    scale = rec.get("scale", 1.0)
+    scale = ("[%s]" % ", ".join("%.4g" % v for v in scale)) if isinstance(scale, (list, tuple)) else "%g" % float(scale)
+    return "%s, %s, scale %s" % (rec.get("channel_order", "RGB"), mean, scale)
 
 
 def input_tensors(rec, info, device):
@@ -128,7 +131,10 @@ def input_tensors(rec, info, device):
     else:
         mean = None
     bgr = channels == 3 and str(rec.get("channel_order", "RGB")).upper() == "BGR"
-    return mean, bgr, float(rec.get("scale", 1.0) or 1.0)
+    scale = rec.get("scale", 1.0)
+    if isinstance(scale, (list, tuple)):  # one factor per channel (torchvision's ImageNet 1 / (255 std))
+        return mean, bgr, torch.tensor([float(v) for v in scale], dtype=torch.float32).view(1, -1, 1, 1).to(device)
+    return mean, bgr, float(scale or 1.0)
 
 
 def should_freeze_bn(params, has_start_weights):

@@ -28,8 +28,13 @@ def confusion_matrix(pred, target, num_classes, ignore_label=255):
     return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def scores_from_confusion(conf):
-    """Pixel acc, mean acc, mean IoU, frequency-weighted IoU and per-class IoU/acc from a confusion matrix."""
+def scores_from_confusion(conf, exclude=()):
+    """Pixel acc, mean acc, mean IoU, frequency-weighted IoU and per-class IoU/acc from a confusion matrix.
+
+    Args:
+        exclude: class ids left out of the per-class values and the means (void classes a
+            scorer was told to ignore; their ground-truth pixels must already be left out).
+    """
     conf = np.asarray(conf, dtype=np.float64)
     total = conf.sum()
     tp = np.diag(conf)
@@ -42,6 +47,10 @@ def scores_from_confusion(conf):
     acc = np.full(conf.shape[0], np.nan)
     iou[seen] = tp[seen] / union[seen]
     acc[present] = tp[present] / gt[present]
+    dropped = [k for k in exclude if 0 <= k < conf.shape[0]]
+    iou[dropped] = np.nan
+    acc[dropped] = np.nan
+    present[dropped] = False
     freq = gt / total if total > 0 else np.zeros_like(gt)
 
     def opt(x):

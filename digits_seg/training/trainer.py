@@ -106,6 +106,11 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir, dd
     s.net = compile_net(text, phase="train", include_loss=False, input_shape=(int(info.channels or 3), in_h, in_w))
     ignore = (s.net.loss_spec or {}).get("ignore_label")
     s.ignore_label = IGNORE_LABEL if ignore is None else int(ignore)
+    if s.ignore_label != IGNORE_LABEL and s.ignore_label >= s.num_classes:
+        # e.g. SegNet's ignore_label 11 = CamVid's void class, which our datasets store as 255.
+        log("The network ignores label %d (outside the dataset's %d classes); the dataset marks unlabelled "
+            "pixels %d, so those are ignored" % (s.ignore_label, s.num_classes, IGNORE_LABEL))
+        s.ignore_label = IGNORE_LABEL
 
     train_db, val_db = open_split(dataset_dir, "train"), None
     if (info.splits.get("val") or {}).get("count"):
@@ -144,10 +149,20 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir, dd
     if main:
         write_bytes_atomic(os.path.join(job_dir, "solver.prototxt"),
                            solver_prototxt(params, s.total_iters, s.iters_per_epoch).encode("utf-8"))
+        # The dataset's resize: inference scales new images the same way (inference/geometry.py).
+        s.recipe = dict(s.recipe, resize=getattr(info, "resize", None), resize_mode=getattr(info, "resize_mode", None))
         write_json_atomic(os.path.join(job_dir, "preprocess.json"), s.recipe)
     s.mean, s.bgr, s.scale = input_tensors(s.recipe, info, s.device)
     weights = None
-    if params.get("class_weighting", "none") != "none":
+    net_weights = (s.net.loss_spec or {}).get("class_weights")
+    if net_weights and params.get("class_weighting", "none") == "none":
+        if len(net_weights) != s.num_classes:
+            raise ValidationError("The network's loss layer has %d class_weighting values but the dataset has %d "
+                                  "classes; give one per class" % (len(net_weights), s.num_classes), field="network")
+        log("Class weights from the network's loss layer (class_weighting): %s"
+            % ", ".join("%.4g" % w for w in net_weights))
+        weights = torch.tensor(net_weights, dtype=torch.float32, device=s.device)
+    elif params.get("class_weighting", "none") != "none":
         weights = class_weights(params["class_weighting"], info.class_pixel_counts("train")[: s.num_classes])
         log("Class weights (%s frequency): %s" % (params["class_weighting"], ", ".join("%.3g" % w for w in weights)))
         weights = torch.from_numpy(weights).to(s.device)

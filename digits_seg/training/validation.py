@@ -64,11 +64,9 @@ def run_validation(net, loader, *, device, num_classes, ignore_label, loss_fn, p
 
 
 def _colorize(label, colormap):
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    cm = np.asarray(colormap or [], dtype=np.uint8).reshape(-1, 3)[:255]
-    lut[: len(cm)] = cm
-    lut[255] = (0, 0, 0)
-    return lut[label]
+    from ..datasets.labels import colorize
+
+    return colorize(label, colormap or [])  # ignore pixels hatched grey, as on every page
 
 
 def _thumb(arr, nearest=False):

@@ -15,7 +15,7 @@ from ..space import disk_full_message
 from ..jobs.store import JobStore
 from . import edge, helpers, security, streams
 
-FEATURE_BLUEPRINTS = ("datasets", "models", "inference", "store")
+FEATURE_BLUEPRINTS = ("datasets", "models", "compare", "inference", "store", "evaluation")
 """Blueprint modules in digits_seg/web/ registered when present (each exposes `bp`)."""
 
 
@@ -61,7 +61,10 @@ def create_app(settings=None, conn=None):
     app.jinja_env.globals.update(csrf_token=security.csrf_token, format_eta=helpers.format_eta,
                                  format_time=helpers.format_time, age=helpers.age, job_url=helpers.job_url,
                                  has_endpoint=lambda e: e in app.view_functions,
-                                 auth_required=bool(settings.auth_token), logged_in=security.logged_in)
+                                 auth_required=bool(settings.auth_token), delete_refusal=jobs.delete_refusal,
+                                 logged_in=security.logged_in)
+    app.add_template_filter(helpers.ticks, "ticks")
+    app.add_template_filter(helpers.thousands, "thousands")
     return app
 
 
@@ -84,20 +87,23 @@ def _persistent_secret(jobs_dir):
 
 
 def _register_error_handlers(app):
-    """One error shape: HTML page or `{"error": {"message", "field"}}` with the 4xx/5xx code."""
+    """One error shape: HTML page or `{"error": {"message", "field", "errors"}}` with the 4xx/5xx code.
 
+    `errors` lists every field problem (`{"field", "label", "message"}`) of a ValidationError;
+    `message`/`field` are the first of them, so clients reading only those still work.
+    """
     settings = app.extensions["digits_seg"].settings
 
-    def respond(status, message, field=None, detail=None):
+    def respond(status, message, field=None, errors=()):
         message = edge.scrub_paths(edge.clean_text(str(message)), settings)
         if helpers.wants_json():
-            body = {"error": {"message": message, "field": field}}
+            body = {"error": {"message": message, "field": field, "errors": list(errors)}}
             return jsonify(body), status
-        return render_template("error.html", status=status, message=message, field=field), status
+        return render_template("error.html", status=status, message=message, field=field, errors=list(errors)), status
 
     @app.errorhandler(DigitsSegError)
     def domain_error(exc):
-        return respond(exc.status, exc.message, exc.field)
+        return respond(exc.status, exc.message, exc.field, getattr(exc, "errors", ()))
 
     @app.errorhandler(404)
     def not_found(exc):

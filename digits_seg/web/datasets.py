@@ -233,8 +233,7 @@ def record(job_id, split, index, kind):
         out = colour
     else:
         rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
-        mask = (label != info.ignore_label)[:, :, None]
-        out = np.where(mask, (0.5 * rgb + 0.5 * colour).astype(np.uint8), rgb)
+        out = (0.5 * rgb + 0.5 * colour).astype(np.uint8)  # ignore pixels show the grey hatch of `colorize`
     pic = Image.fromarray(np.ascontiguousarray(out))
     if max(pic.size) > THUMB_MAX and request.args.get("full") != "1":
         pic.thumbnail((THUMB_MAX, THUMB_MAX), Image.NEAREST if kind == "label" else Image.BILINEAR)

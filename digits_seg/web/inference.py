@@ -13,10 +13,13 @@ import time
 
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
+from ..declare import clean_name
 from ..errors import NotFoundError, ValidationError
+from ..inference.params import InferManyParams
 from ..fsutil import read_json
 from ..inference import batch, single
 from ..inference.cache import PredictorCache
+from ..inference.geometry import FIT_HELP, FIT_MODES
 from ..inference.predictor import list_snapshot_files
 from ..inference.scoring import sort_key_worst_first
 from ..inference.sources import read_image, under_roots
@@ -25,6 +28,12 @@ from .files import send_job_file
 from .helpers import get_job, render, request_data, state, wants_json
 
 bp = Blueprint("inference", __name__)
+
+
+@bp.context_processor
+def _fit_choices():
+    """The input-size choices both inference forms offer (see inference/geometry.py)."""
+    return {"fit_modes": FIT_MODES, "fit_help": FIT_HELP}
 
 MODEL_KINDS = ("model", "pretrained")
 PER_PAGE = 24
@@ -37,7 +46,8 @@ JOB_FILES = ("images", "masks", "overlays", "gt")
 def init_app(app):
     """Per-app caches: loaded predictors and recent single-image results."""
     extras = app.extensions["digits_seg"].extras
-    extras["predictor_cache"] = PredictorCache()
+    settings = app.extensions["digits_seg"].settings
+    extras["predictor_cache"] = PredictorCache(onnx=settings.onnx_inference)
     extras["inference_results"] = single.ResultStore()
 
 
@@ -129,7 +139,7 @@ def infer(job_id):
     predictor = cache.get(model_dir, snapshot, state().settings.infer_device)
     with cache.slot():
         result = single.predict_one(predictor, image, gt=gt, tile=_int_arg(data, "tile"),
-                                    stride=_int_arg(data, "stride"), source=source)
+                                    stride=_int_arg(data, "stride"), source=source, fit=data.get("fit"))
     token = _results().put(result)
     encode = str(data.get("encode") or "base64")
     body = single.result_json(result, encode=encode, url_for_kind=lambda k: url_for(
@@ -200,8 +210,14 @@ def new():
         values = dict(get_job(request.args["clone"], kind="inference").params)
     if request.args.get("model"):
         values["model_id"] = request.args["model"]
-    data = {"models": [{"id": j.id, "name": j.name} for j in _done_models()], "values": values}
-    return render("inference/new.html", data)
+    return render("inference/new.html", _many_form_data(values))
+
+
+def _many_form_data(values):
+    """The test-many form's choices: finished models and each one's snapshots (the chooser follows the model)."""
+    models = _done_models()
+    return {"models": [{"id": j.id, "name": j.name} for j in models], "values": values,
+            "snapshots": {j.id: [s["name"] for s in list_snapshot_files(state().store.job_dir(j.id))] for j in models}}
 
 
 def _stage_uploads(files):
@@ -246,13 +262,12 @@ def create():
         params["model_id"] = job.id
         if params["source"] == "upload":
             params["upload_dir"] = _stage_uploads(request.files.getlist("files"))
-        name = (raw.get("name") or "").strip() or "test many: %s" % job.name
+        name = clean_name(InferManyParams, raw.get("name")) or "test many: %s" % job.name
         created = state().service.submit("inference", name, params, queue="default")
     except ValidationError as exc:
         if wants_json():
             raise
-        data = {"models": [{"id": j.id, "name": j.name} for j in _done_models()], "values": raw}
-        return render("inference/new.html", data, error=exc), 400
+        return render("inference/new.html", _many_form_data(raw), error=exc), 400
     url = url_for("inference.show", job_id=created.id)
     if wants_json():
         return jsonify({"id": created.id, "url": url}), 201
@@ -343,5 +358,12 @@ def view(job_id, index):
     body = single.result_json(result, encode="none", url_for_kind=lambda k: url_for(
         "inference.render_file", job_id=job.id, index=index, kind=k))
     body.update({"index": index, "name": entry["name"], "job_id": job.id})
-    return render("inference/view.html", {"result": body, "entry": entry, "viewer": single.viewer_config(body)},
-                  job=job)
+    ok = [e["index"] for e in (_load_results(state().store.job_dir(job.id)) or {}).get("images", [])
+          if not e.get("error")]
+    pos = ok.index(index) if index in ok else -1
+    steps = {"previous": ok[pos - 1] if pos > 0 else None,
+             "next": ok[pos + 1] if 0 <= pos < len(ok) - 1 else None}
+    nav = {k: url_for("inference.view", job_id=job.id, index=v) if v is not None else None for k, v in steps.items()}
+    nav.update(position=pos + 1, count=len(ok))
+    return render("inference/view.html", {"result": body, "entry": entry, "viewer": single.viewer_config(body),
+                                          "nav": nav}, job=job)

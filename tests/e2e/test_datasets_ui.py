@@ -29,7 +29,8 @@ def test_check_create_and_explore(live_server, page, artifact_path):
     assert "problem" in page.text_content("[data-role=check-result]")
     errors = page.text_content("[data-role=errors]")
     assert "orphan.png" in errors and "no label" in errors
-    assert page.locator("#check-report table tbody tr").count() == 10  # one row per class with its swatch
+    assert page.locator("#check-report table tbody tr:not([data-class=ignore])").count() == 10  # a row per class
+    assert page.is_visible("#check-report tr[data-class=ignore]")  # and the ignored (255) share
     assert not page.is_visible("#check-progress")  # the bar goes once the report is in
     page.screenshot(path=artifact_path("datasets_new_check.png"), full_page=True)
 
@@ -41,7 +42,7 @@ def test_check_create_and_explore(live_server, page, artifact_path):
     page.click("button[data-action=create]")
     page.wait_for_url("**/datasets/*", timeout=30000)
     page.wait_for_selector("#class-table", timeout=60000)  # the status panel reloads the page when done
-    assert page.locator("#class-table tbody tr").count() == 10
+    assert page.locator("#class-table tbody tr:not([data-class=ignore])").count() == 10
     assert "orphan.png" in page.text_content("[data-role=skipped]")  # what "skip bad pairs" left out
     assert "road" in page.text_content("#class-table")
     counts = page.locator("#dataset-summary [data-role=count]").all_text_contents()

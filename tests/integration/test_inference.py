@@ -136,7 +136,8 @@ def test_infer_many_folder_with_ground_truth(tmp_path, model_dir):
     assert progress[-1] == 1.0
     res = json.load(open(job / "results.json"))
     assert res["complete"] and res["classes"] == CLASSES
-    by_name = {e["name"].split("_", 1)[1]: e for e in res["images"]}
+    by_name = {e["name"]: e for e in res["images"]}  # the inputs' own names, not numbered copies
+    assert {e["mask"] for e in res["images"]} == {"masks/%s.png" % n for n in ("img0", "img1", "img2", "nolabel")}
     for name, gt in truths.items():
         e = by_name[name]
         mask = np.asarray(Image.open(job / e["mask"]))
@@ -185,7 +186,7 @@ def test_validate_params_refuses_paths_outside_roots(tmp_path):
         validate_params({"source": "nope"}, settings)
 
 
-def test_cli_infer_and_export(tmp_path, model_dir):
+def test_cli_infer_and_export(tmp_path, model_dir, capsys):
     img = _image(5, 36, 44)
     Image.fromarray(img).save(tmp_path / "street.png")
     out = tmp_path / "out"
@@ -199,12 +200,41 @@ def test_cli_infer_and_export(tmp_path, model_dir):
     assert cut.shape == (36, 44, 4) and ((cut[..., 3] == 255) == (mask == 1)).all()
     summary = json.load(open(out / "summary.json"))
     assert sum(c["pixels"] for c in summary["images"][0]["classes"]) == 36 * 44
-    onnx_path = tmp_path / "m.onnx"
+    # --out in a folder that does not exist yet: created, as for `infer --out` (was a traceback).
+    onnx_path = tmp_path / "exports" / "new" / "m.onnx"
     assert cli_main(["export", "--model", model_dir, "--format", "onnx", "--out", str(onnx_path)]) == 0
+    report = json.loads(capsys.readouterr().out.split("mask(s) written to %s" % out)[-1])
+    assert report["exporter"] == "dynamo", report["exporter_notes"]  # PyTorch's recommended exporter
     sess = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"image": img.transpose(2, 0, 1)[None].astype(np.float32)})[0]
-    np.testing.assert_allclose(got, scores.numpy(), rtol=1e-4, atol=1e-3)
+    for h, w in ((36, 44), (57, 31), (80, 96)):  # three sizes, odd ones included, none of them the traced one
+        x = _image(h + w, h, w)
+        want, _ = direct(model_dir, x)
+        got = sess.run(None, {"image": x.transpose(2, 0, 1)[None].astype(np.float32)})[0]
+        assert got.shape == tuple(want.shape)
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-3)
     assert cli_main(["export", "--model", model_dir, "--format", "torchscript", "--out", str(tmp_path / "m.pt")]) == 0
+    blocked = tmp_path / "a-file"
+    blocked.write_text("x")
+    assert cli_main(["export", "--model", model_dir, "--out", str(blocked / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file, not a folder" in err
+
+
+def test_onnxruntime_backend_matches_pytorch_and_is_cached(model_dir):
+    """The CPU predictor runs the snapshot's verified ONNX graph: same masks, cached per snapshot file."""
+    torch_p = Predictor.from_model_dir(model_dir, backend="torch")
+    ort_p = Predictor.from_model_dir(model_dir, backend="onnxruntime")
+    assert torch_p.engine == "pytorch" and ort_p.engine == "onnxruntime"
+    cached = [n for n in os.listdir(os.path.join(model_dir, "exports")) if n.endswith(".net.onnx")]
+    assert cached == ["best-%d.net.onnx" % int(os.stat(os.path.join(model_dir, "best.h5")).st_mtime)]
+    for seed, (h, w) in enumerate(((32, 32), (37, 53), (70, 90))):  # the last one in sliding tiles
+        img = _image(40 + seed, h, w)
+        np.testing.assert_allclose(ort_p.scores(img).numpy(), torch_p.scores(img).numpy(), rtol=1e-4, atol=1e-4)
+        assert (ort_p.predict(img) == torch_p.predict(img)).all()
+    assert Predictor.from_model_dir(model_dir).engine == "onnxruntime"  # auto picks the cache up
+    assert Predictor.from_model_dir(model_dir, snapshot="5").engine == "pytorch"  # other weights: no cache yet
+    assert Predictor.from_model_dir(model_dir, backend="torch").engine == "pytorch"
+    os.unlink(os.path.join(model_dir, "exports", cached[0]))  # the module's other tests compare PyTorch masks
 
 
 def test_export_report_verifies_odd_size(model_dir, tmp_path):

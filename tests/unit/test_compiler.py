@@ -37,7 +37,7 @@ def test_phases_select_layers_and_outputs():
     deploy = compile_net(NET, "deploy")
     assert set(deploy(x)) == {"score"}
     assert deploy.score_blob == "score"
-    assert deploy.loss_spec == {"ignore_label": 255, "normalization": "FULL"}
+    assert deploy.loss_spec == {"ignore_label": 255, "normalization": "FULL", "class_weights": None}
     bare = compile_net(NET, "train", include_loss=False)
     assert set(bare(x)) == {"score"} and bare.loss_spec["ignore_label"] == 255
 

@@ -85,6 +85,13 @@ def test_colormap_text_and_csv(tmp_path):
     assert palette.parse_classes_file(str(f)) == ["sky", "road"]
 
 
-def test_colorize_uses_class_colours_and_black_for_ignore():
-    out = colorize(np.array([[0, 1, 255]], np.uint8), [[1, 2, 3], [4, 5, 6]])
-    assert out.tolist() == [[[1, 2, 3], [4, 5, 6], [0, 0, 0]]]
+def test_colorize_draws_ignore_as_grey_stripes_not_a_class():
+    from digits_seg.inference import visualize
+
+    m = np.full((8, 8), 255, np.uint8)
+    m[0, :3] = [0, 1, 7]
+    ys, xs = np.nonzero(m == 255)
+    stripes = np.where(((xs + ys) % 8 < 4)[:, None], 96, 176)  # black is VOC's background: never for ignore
+    for out in (colorize(m, [[0, 0, 0], [4, 5, 6]]), visualize.colorize(m, [[0, 0, 0], [4, 5, 6]])):
+        assert out[0, :3].tolist() == [[0, 0, 0], [4, 5, 6], [0, 0, 0]]
+        assert (out[ys, xs] == stripes).all() and {96, 176} <= set(out[ys, xs, 0].tolist())

@@ -47,6 +47,9 @@ SMOKE = {
     "SoftmaxWithLoss": ("loss_param { ignore_label: 255 }", ["x", "label"], 1),
     "Accuracy": ("accuracy_param { ignore_label: 255 }", ["x", "label"], 1),
     "Silence": ("", ["x"], 0),
+    "BN": ("bn_param { scale_filler { type: \"constant\" value: 1 } shift_filler { type: \"constant\" value: 0.1 } }",
+           ["x"], 1),
+    "Upsample": ("upsample_param { scale: 2 }", ["pooled", "mask"], 1),
 }
 
 PRELUDE = """
@@ -55,6 +58,7 @@ layer { name: "cx" type: "Convolution" bottom: "data" top: "x"
 layer { name: "cy" type: "Convolution" bottom: "data" top: "y"
   convolution_param { num_output: 4 kernel_size: 1 weight_filler { type: "uniform" min: -1 max: 1 } } }
 layer { name: "small" type: "Pooling" bottom: "y" top: "small" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "masked" type: "Pooling" bottom: "y" top: "pooled" top: "mask" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
 """
 
 

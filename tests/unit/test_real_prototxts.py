@@ -30,7 +30,7 @@ EXPECTED = {
 }
 UNSUPPORTED = {
     # Its Python data layer yields three blobs (image, semantic and geometric labels).
-    "fcn/siftflow-fcn8s_test.prototxt": "top 'geo' cannot be mapped",
+    "fcn/siftflow-fcn8s_test.prototxt": "bottom 'geo' is the extra top of data layer 'data' \\(Python SIFTFlowSegDataLayer",
 }
 
 

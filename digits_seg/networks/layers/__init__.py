@@ -5,10 +5,11 @@ family lives in its own module and registers itself on import.
 """
 
 from . import activations, conv, loss, normalization, pooling, resize, structure  # noqa: F401
+from . import segnet  # noqa: F401  (after pooling: it extends the Pooling builder)
 from .base import LAYERS, CaffeLayer, LayerSpec, register
 
 DATA_LAYER_TYPES = ("Data", "Python", "ImageData", "HDF5Data", "DummyData", "MemoryData",
-                    "Input", "WindowData")
+                    "Input", "WindowData", "DenseImageData")
 """Input layers that the compiler replaces by the `data`/`label` blobs it is given."""
 
 

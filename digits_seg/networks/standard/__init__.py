@@ -1,8 +1,9 @@
 """The shipped standard networks: prototxt files plus a description and solver advice each.
 
-Every network takes raw 0-255 pixels (its first layer scales them), outputs the blob
-`score` with exactly the input's height and width for any input size, and marks its
-class-count lines with `#@num_classes` so `standard_prototxt` can fill in the dataset's.
+Every network takes raw 0-255 pixels (its first layer scales them), except the `-torchvision`
+ones, whose pretrained weights expect ImageNet-normalised RGB (recorded in preprocess.json);
+each outputs the blob `score` with exactly the input's height and width for any input size,
+and marks its class-count lines with `#@num_classes` so `standard_prototxt` can fill in the dataset's.
 """
 
 import os
@@ -70,6 +71,21 @@ STANDARD_NETWORKS = {
         "memory-hungry for its size. Trains from scratch.",
         704661,
         _solver("Adam", 1e-3, "exp", 4, 100, crop_size=224, gamma=0.995, weight_decay=1e-4)),
+    "fcn-8s-torchvision": NetworkInfo(
+        "fcn-8s-torchvision", "FCN-8s (VGG-16, torchvision ImageNet weights)", "fcn8s_torchvision.prototxt",
+        "FCN-8s whose VGG-16 layers take torchvision's ImageNet weights (vgg16-397923af.pth; fc6/fc7 "
+        "reshaped to convolutions). Expects ImageNet-normalised RGB: start it from the store entry or an "
+        "uploaded .pth, which record that input in preprocess.json.",
+        134368799,
+        _solver("SGD", 1e-4, "fixed", 1, 30, momentum=0.99, weight_decay=5e-4)),
+    "deeplab-v3-torchvision": NetworkInfo(
+        "deeplab-v3-torchvision", "DeepLab-v3 (ResNet-50, torchvision weights)", "deeplab_v3_torchvision.prototxt",
+        "torchvision's deeplabv3_resnet50: output stride 8, ASPP 12/24/36 with image pooling. Takes its "
+        "ImageNet backbone (resnet50-0676ba61.pth) or its COCO/VOC weights; expects ImageNet-normalised "
+        "RGB (recorded in the pretrained model's preprocess.json). Needs a GPU and batches of 8+.",
+        39638869,  # torchvision's 42,004,074 without the auxiliary FCN head (2,365,205)
+        _solver("SGD", 1e-2, "poly", 8, 50, crop_size=321, power=0.9, momentum=0.9,
+                weight_decay=1e-4)),
     "tiny-fcn": NetworkInfo(
         "tiny-fcn", "tiny FCN (tests and demos)", "tiny_fcn.prototxt",
         "A 4-thousand-parameter FCN that trains in seconds on a CPU; for smoke tests and "

@@ -46,11 +46,22 @@ def fcn_alexnet():
     return n.text()
 
 
-def fcn8s():
-    n = NetWriter("FCN-8s", "FCN-8s (Long, Shelhamer, Darrell): VGG-16 with conv1_1 pad 100, fc6/fc7\n"
-                  "as convolutions, pool4 and pool3 skip branches cropped (offsets 5, 9) and\n"
-                  "fused by Eltwise, 2x/2x/8x bilinear upsampling and a final crop (31).")
-    x = n.power("shift", "data", shift=-116.0)
+TORCHVISION_PIXELS = "RGB scaled to 0-1, minus ImageNet mean, divided by std: see preprocess.json"
+"""Input of the torchvision-layout networks, whose ImageNet weights expect that normalisation."""
+
+
+def fcn8s(torchvision=False):
+    comment = ("FCN-8s (Long, Shelhamer, Darrell): VGG-16 with conv1_1 pad 100, fc6/fc7\n"
+               "as convolutions, pool4 and pool3 skip branches cropped (offsets 5, 9) and\n"
+               "fused by Eltwise, 2x/2x/8x bilinear upsampling and a final crop (31).")
+    if torchvision:
+        comment += ("\nNo mean-shift layer: the conv1_1..fc7 weights of torchvision's VGG-16 expect\n"
+                    "ImageNet-normalised input, which the pretrained model's preprocess.json records.")
+        n = NetWriter("FCN-8s-torchvision", comment, TORCHVISION_PIXELS)
+        x = "data"
+    else:
+        n = NetWriter("FCN-8s", comment)
+        x = n.power("shift", "data", shift=-116.0)
     cfg = [(1, 64, 2), (2, 128, 2), (3, 256, 3), (4, 512, 3), (5, 512, 3)]
     pools = {}
     for stage, width, reps in cfg:
@@ -149,6 +160,38 @@ def deeplab_v3():
     return n.text()
 
 
+def deeplab_v3_torchvision():
+    n = NetWriter("DeepLab-v3-torchvision",
+                  "DeepLab-v3 as torchvision builds deeplabv3_resnet50, so its ImageNet and COCO\n"
+                  "weights load unchanged: ResNet-50 (v1.5, stride on the 3x3) with output\n"
+                  "stride 8 (dilation 2 in res4, 4 in res5), ASPP rates 12/24/36 plus image\n"
+                  "pooling (all with BatchNorm), a 3x3 head and bilinear resizing (half-pixel).",
+                  TORCHVISION_PIXELS)
+    x = n.conv_bn_relu("conv1", "data", 64, 7, s=2, p=3)
+    x = n.pool("pool1", x, 3, 2, 1, floor=True)
+    # (mid, out, blocks, stride, dilation of the first block, dilation of the others)
+    stages = [(64, 256, 3, 1, 1, 1), (128, 512, 4, 2, 1, 1), (256, 1024, 6, 1, 1, 2), (512, 2048, 3, 1, 2, 4)]
+    for si, (mid, out, blocks, stride, first_dil, dil) in enumerate(stages, start=2):
+        for b in range(blocks):
+            x = _bottleneck(n, "res%d%s" % (si, chr(ord("a") + b)), x, mid, out,
+                            stride if b == 0 else 1, first_dil if b == 0 else dil, b == 0)
+    feats = x
+    branches = [n.conv_bn_relu("aspp_1x1", feats, 256, 1)]
+    for rate in (12, 24, 36):
+        branches.append(n.conv_bn_relu("aspp_r%d" % rate, feats, 256, 3, d=rate))
+    g = n.pool("aspp_pool", feats, method="AVE", global_=True)
+    g = n.conv_bn_relu("aspp_pool_conv", g, 256, 1)
+    branches.append(n.interp("aspp_pool_up", g, branches[0], align_corners=False))
+    x = n.concat("aspp_cat", branches)
+    x = n.conv_bn_relu("aspp_proj", x, 256, 1)
+    n.dropout("aspp_drop", x, 0.5)
+    x = n.conv_bn_relu("head", x, 256, 3)
+    x = n.conv("score_os8", x, C, 1, classes=True)
+    x = n.interp("score", x, "data", align_corners=False)
+    n.losses(x)
+    return n.text()
+
+
 def fc_densenet(growth=12, down=(4, 4, 4), mid=4, first=48):
     n = NetWriter("FC-DenseNet", "Compact FC-DenseNet (\"Tiramisu\", Jegou et al.): dense blocks of\n"
                   "BN-ReLU-3x3 conv (growth %d) with concatenation, transition down (1x1 conv +\n"
@@ -218,7 +261,9 @@ def tiny_fcn():
 
 
 GENERATORS = {"fcn_alexnet": fcn_alexnet, "fcn8s": fcn8s, "unet": unet,
-              "deeplab_v3": deeplab_v3, "fc_densenet": fc_densenet, "tiny_fcn": tiny_fcn}
+              "deeplab_v3": deeplab_v3, "fc_densenet": fc_densenet, "tiny_fcn": tiny_fcn,
+              "fcn8s_torchvision": lambda: fcn8s(torchvision=True),
+              "deeplab_v3_torchvision": deeplab_v3_torchvision}
 """File stem -> function returning that network's prototxt text."""
 
 

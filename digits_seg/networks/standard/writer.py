@@ -25,11 +25,11 @@ def _filler(spec):
 class NetWriter:
     """Append layers as prototxt text; every helper returns the name of its top blob."""
 
-    def __init__(self, name, comment=""):
+    def __init__(self, name, comment="", pixels="raw 0-255 pixels"):
         self.out = ['name: "%s"' % name]
         if comment:
             self.out = ["# " + line for line in comment.strip().splitlines()] + self.out
-        self.out.append("# inputs: data (N x C x H x W, raw 0-255 pixels) and label (N x 1 x H x W)")
+        self.out.append("# inputs: data (N x C x H x W, %s) and label (N x 1 x H x W)" % pixels)
 
     def layer(self, name, type_, bottoms, tops, body=(), params=(), rules=()):
         lines = ["layer {", '  name: "%s"' % name, '  type: "%s"' % type_]
@@ -92,12 +92,12 @@ class NetWriter:
     def relu(self, name, blob):
         return self.layer(name, "ReLU", [blob], [blob])
 
-    def pool(self, name, bottom, k=2, s=2, p=0, method="MAX", global_=False):
+    def pool(self, name, bottom, k=2, s=2, p=0, method="MAX", global_=False, floor=False):
         if global_:
             body = ["pooling_param { pool: %s global_pooling: true }" % method]
         else:
-            body = ["pooling_param { pool: %s kernel_size: %d stride: %d%s }"
-                    % (method, k, s, " pad: %d" % p if p else "")]
+            body = ["pooling_param { pool: %s kernel_size: %d stride: %d%s%s }"
+                    % (method, k, s, " pad: %d" % p if p else "", " round_mode: FLOOR" if floor else "")]
         return self.layer(name, "Pooling", [bottom], [name], body)
 
     def bn(self, name, blob):
@@ -126,8 +126,9 @@ class NetWriter:
         return self.layer(name, "Dropout", [blob], [blob],
                           ["dropout_param { dropout_ratio: %s }" % ratio])
 
-    def interp(self, name, bottom, ref):
-        return self.layer(name, "Interp", [bottom, ref], [name])
+    def interp(self, name, bottom, ref, align_corners=True):
+        body = [] if align_corners else ["interp_param { align_corners: false }"]
+        return self.layer(name, "Interp", [bottom, ref], [name], body)
 
     def losses(self, score, ignore=255):
         """SoftmaxWithLoss (not in deploy) and Accuracy (only in val), DIGITS style."""
