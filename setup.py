@@ -40,7 +40,7 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.2",
             "playwright>=1.40",
-            # Reference models for tests/unit/test_torchvision_weights.py; .ci/run installs it first
+            # Reference models for tests/unit/test_torchvision_weights.py; scripts/test installs it first
             # with --no-deps (matches torch 2.13.0; see tests/torchvision_models.py).
             "torchvision==0.28.0",
         ],

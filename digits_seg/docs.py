@@ -35,7 +35,15 @@ def dataset_table():
     return markdown_table(DatasetParams)
 
 
-BLOCKS = {"settings": settings_table, "training-params": training_table, "dataset-params": dataset_table}
+def test_many_table():
+    from .declare import markdown_table
+    from .inference.params import InferManyParams
+
+    return markdown_table(InferManyParams)
+
+
+BLOCKS = {"settings": settings_table, "training-params": training_table, "dataset-params": dataset_table,
+          "test-many-params": test_many_table}
 """Generated block name → the function writing its text."""
 
 

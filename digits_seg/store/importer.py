@@ -72,12 +72,10 @@ def staged_path(stage_dir, role, filename):
 
 
 def _name(raw):
-    name = raw.get("name")
-    if name is None or (isinstance(name, str) and not name.strip()):
-        return None
-    if not isinstance(name, str) or len(name) > 200:
-        raise ValidationError("name must be text of at most 200 characters", field="name")
-    return name.strip()
+    """The job name given, checked like every job name (printable, storable, at most 200 characters), or None."""
+    from ..declare import Named, clean_name
+
+    return clean_name(Named, raw.get("name")) or None
 
 
 def validate_params(raw, settings):
@@ -237,7 +235,7 @@ def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **
             done += result["size"]
             if not total:
                 on_progress(0.9 * (i + 1) / len(entry["files"]), "downloaded %s" % f["name"])
-            if f["role"] in ("network", "weights", "labels", "mean", "license") and f["role"] not in local:
+            if f["role"] in ("network", "weights", "labels", "colormap", "mean", "license") and f["role"] not in local:
                 local[f["role"]] = dest
         on_progress(0.9, "building the pretrained model")
         provenance = {"store": store, "model": model,

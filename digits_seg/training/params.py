@@ -15,7 +15,8 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from ..declare import Flag, Float, Int, Name, blank, check, choice, field_error, numbers, param, raise_errors
+from ..declare import (Flag, Float, Int, Name, blank, check, choice, clean_name, field_error, numbers, param,
+                       raise_errors)
 from .lr_policy import POLICIES
 from .param_types import MAX_PROCESSES, Device, Scale
 from .solver import SOLVER_TYPES
@@ -242,10 +243,8 @@ def _network_defaults(network):
 
 
 def check_name(name):
-    """A job name from a client, trimmed and checked before anything is written ("" when blank)."""
-    values, errors = check(ModelSource, {"name": name})
-    raise_errors(errors)
-    return values["name"] or ""
+    """A model job name from a client, trimmed and checked before anything is written ("" when blank)."""
+    return clean_name(ModelSource, name)
 
 
 def validate_params(raw, settings=None, dataset_info=None):

@@ -13,7 +13,7 @@ from ..jobs.service import JobService
 from ..jobs.store import JobStore
 from . import helpers, security
 
-FEATURE_BLUEPRINTS = ("datasets", "models", "inference", "store", "evaluation")
+FEATURE_BLUEPRINTS = ("datasets", "models", "compare", "inference", "store", "evaluation")
 """Blueprint modules in digits_seg/web/ registered when present (each exposes `bp`)."""
 
 
@@ -54,7 +54,9 @@ def create_app(settings=None, conn=None):
     app.jinja_env.globals.update(csrf_token=security.csrf_token, format_eta=helpers.format_eta,
                                  format_time=helpers.format_time, age=helpers.age, job_url=helpers.job_url,
                                  has_endpoint=lambda e: e in app.view_functions,
-                                 auth_required=bool(settings.auth_token))
+                                 auth_required=bool(settings.auth_token), delete_refusal=jobs.delete_refusal)
+    app.add_template_filter(helpers.ticks, "ticks")
+    app.add_template_filter(helpers.thousands, "thousands")
     return app
 
 

@@ -15,6 +15,7 @@ from ..fsutil import read_json
 from ..training import metrics_log, snapshots
 from .helpers import get_job, render, state
 from .jobs import job_data
+from .model_facts import model_facts
 
 bp = Blueprint("models", __name__)
 
@@ -40,6 +41,29 @@ def _classes(model_dir):
             for i, n in enumerate(names)]
 
 
+def _previews(job, model_dir, last_val):
+    """The latest validation's preview strips: [{url, name, caption}] (larger in the page's lightbox).
+
+    A strip is `<record index>.png` (image | ground truth | prediction); datasets keep no file
+    names per record, so the name is the validation record's number.
+    """
+    if not (last_val and last_val.get("preview_dir")):
+        return []
+    folder = os.path.join(model_dir, last_val["preview_dir"])
+    if not os.path.isdir(folder):
+        return []
+    out = []
+    for n in sorted(os.listdir(folder), key=lambda n: (len(n), n)):
+        if not n.endswith(".png"):
+            continue
+        stem = n[:-4]
+        name = "validation image #%s" % stem if stem.isdigit() else stem
+        out.append({"url": url_for("models.preview", job_id=job.id, path=last_val["preview_dir"] + "/" + n),
+                    "name": name,
+                    "caption": "%s at epoch %g: image · ground truth · prediction" % (name, last_val.get("epoch") or 0)})
+    return out
+
+
 def model_data(job):
     """What the model page shows, JSON-able: curves, latest validation, snapshots, previews."""
     model_dir = state().store.job_dir(job.id)
@@ -61,14 +85,10 @@ def model_data(job):
               "caffemodel_url": url_for("models.download", job_id=job.id,
                                         name=s["name"][:-3] + ".caffemodel")}
              for s in snapshots.list_snapshots(model_dir, include_best=True)]
-    previews = []
-    if last_val and last_val.get("preview_dir"):
-        folder = os.path.join(model_dir, last_val["preview_dir"])
-        if os.path.isdir(folder):
-            previews = [url_for("models.preview", job_id=job.id, path=last_val["preview_dir"] + "/" + n)
-                        for n in sorted(os.listdir(folder), key=lambda n: (len(n), n)) if n.endswith(".png")]
+    previews = _previews(job, model_dir, last_val)
     last_train = train_pts[-1] if train_pts else None
-    return {"curves": metrics_log.curves(records), "classes": classes, "per_class": per_class,
+    return {"facts": model_facts(job), "curves": metrics_log.curves(records), "classes": classes,
+            "per_class": per_class,
             "last_val": {k: v for k, v in last_val.items() if k not in ("per_class_iou", "per_class_acc")}
             if last_val else None,
             "best_mean_iou": max((v["mean_iou"] for v in val_pts if v.get("mean_iou") is not None), default=None),
@@ -113,3 +133,32 @@ def preview(job_id, path):
 
 
 from . import model_form  # noqa: E402,F401  (the form's views register on `bp`; imported after it exists)
+
+
+@bp.route("/models/<job_id>/network")
+@bp.route("/models/<job_id>/network.json", endpoint="network_json")
+def network(job_id):
+    """The network this model trained, as a layer table (shapes at its input size) beside its prototxt."""
+    from ..errors import ValidationError
+    from ..networks.shapes import layer_table, total_params
+
+    job = get_job(job_id, kind="model")
+    model_dir = state().store.job_dir(job.id)
+    path = os.path.join(model_dir, "network.prototxt")
+    if not os.path.exists(path):
+        raise NotFoundError("model %r has no network.prototxt yet (it is written when training starts)" % job.name)
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    pre = os.path.join(model_dir, "preprocess.json")
+    recipe = read_json(pre) if os.path.exists(pre) else {}
+    w, h = (recipe.get("input_size") or [224, 224])[:2]
+    shape = (int(recipe.get("channels") or 3), int(h), int(w))
+    data = {"id": job.id, "name": job.name, "input_shape": list(shape), "prototxt": text, "layers": [], "error": None,
+            "prototxt_url": url_for("models.download", job_id=job.id, name="network.prototxt"),
+            "model_url": url_for("models.show", job_id=job.id)}
+    try:
+        data["layers"] = layer_table(text, phase="train", input_shape=shape, source="network.prototxt")
+        data["total_params"] = total_params(data["layers"])
+    except ValidationError as exc:
+        data["error"] = exc.message
+    return render("models/network.html", data, job=job)

@@ -103,7 +103,7 @@ def test_worker_trains_survives_sigkill_resumes_and_aborts(settings, client, sta
     assert twin["model"]["snapshots"] and twin["model"]["per_class"]
     dl = client.get(twin["model"]["snapshots"][0]["caffemodel_url"])
     assert dl.status_code == 200 and len(dl.data) > 100
-    assert client.get(twin["model"]["previews"][0]).status_code == 200
+    assert client.get(twin["model"]["previews"][0]["url"]).status_code == 200
 
     assert client.post("/jobs/%s/resume.json" % job_id, json={}).status_code == 200
     start_worker()
