@@ -23,7 +23,10 @@ def job_data(job):
     log, cut = state().store.read_log(job.id, max_bytes=20_000)
     data["log_tail"] = log
     data["log_truncated"] = cut
-    data["used_by"] = [_user(u) for u in state().service.users_of(job.id)]
+    # Who needs this job (Delete is refused while any does; the dataset page lists its models). It scans
+    # every job, so the JSON twin of a live job (polled every few seconds by its page) leaves it out.
+    live = not job.state.finished
+    data["used_by"] = [] if live and wants_json() else [_user(u) for u in state().service.users_of(job.id)]
     return data
 
 
