@@ -92,10 +92,12 @@ def create():
     try:
         stage, uploaded = _upload(settings)
         params = _validate(values, settings, uploaded)
+        checked = not stage and _checks().passed(values.get("check_id"), params)  # the form's check, just passed
         if not stage:  # COCO / SBD .mat labels: converted into a stage, checked, adopted by the job
             params = stage_conversion(params, settings.jobs_dir)
             stage = params.get("upload_dir")
-        preflight(params)
+        if not checked:
+            preflight(params)
         if stage:
             params["upload_dir"] = stage
         job = state().service.submit("dataset", params["name"], params)
