@@ -42,7 +42,10 @@ def register(subparsers, common):
                    help="BatchNorm uses the start weights' running statistics in training (auto: on below batch 8 "
                         "when starting from trained weights)")
     p.add_argument("--crop", dest="crop_size", type=int, default=None, help="random crop size (image and label)")
-    p.add_argument("--hflip", action="store_true", help="random horizontal flips")
+    flip = p.add_mutually_exclusive_group()
+    flip.add_argument("--hflip", action="store_true", default=None, help="random horizontal flips (default: the "
+                                                                            "network's advice)")
+    flip.add_argument("--no-hflip", dest="hflip", action="store_false", help="no random horizontal flips")
     p.add_argument("--scale", dest="random_scale", default=None, help="random scale range, e.g. 0.5-2.0")
     p.add_argument("--class-weighting", choices=["none", "inverse", "median"], default=None)
     p.add_argument("--dice", dest="dice_weight", type=float, default=None, help="weight of an extra Dice loss term")
@@ -65,7 +68,8 @@ RAW_KEYS = ("epochs", "batch_size", "iter_size", "base_lr", "solver_type", "mome
 def _raw(args):
     raw = {k: getattr(args, k) for k in RAW_KEYS if getattr(args, k) is not None}
     raw["dataset_id"] = args.dataset
-    raw["hflip"] = bool(args.hflip)
+    if args.hflip is not None:
+        raw["hflip"] = bool(args.hflip)
     if args.no_amp:
         raw["amp"] = False
     if args.custom:

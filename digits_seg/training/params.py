@@ -98,7 +98,11 @@ def _list(raw, field, kind, minimum=None):
 
 
 def _bool(raw, field):
-    v = raw.get(field, DEFAULTS[field])
+    v = raw.get(field)
+    if _blank(v):
+        v = DEFAULTS[field]
+    if isinstance(v, (list, tuple)):  # a form's hidden "0" followed by its checked checkbox's "1"
+        v = v[-1] if v else DEFAULTS[field]
     if isinstance(v, str):
         return v.strip().lower() in ("1", "true", "yes", "on")
     return bool(v)
@@ -219,10 +223,12 @@ def validate_params(raw, settings=None, dataset_info=None):
         # The network's advice assumes larger images: padding small images up to it would
         # only waste compute on ignored pixels, so train on whole images instead.
         rec["crop_size"] = None
+    advised = set()  # fields filled from the network's advice, not by the user
     for key in ("batch_size", "crop_size", "base_lr", "lr_policy", "solver_type", "epochs", "momentum",
-                "weight_decay", "lr_power", "lr_gamma", "mean_subtraction"):
+                "weight_decay", "lr_power", "lr_gamma", "mean_subtraction", "hflip", "class_weighting"):
         if _blank(raw.get(key)) and rec.get(key) is not None:
             raw[key] = rec[key]
+            advised.add(key)
 
     p["epochs"] = _number(raw, "epochs", int, 1, 100000)
     p["snapshot_interval"] = _number(raw, "snapshot_interval", float, 0)
@@ -280,7 +286,10 @@ def validate_params(raw, settings=None, dataset_info=None):
         if not (splits.get("train") or {}).get("count"):
             raise ValidationError("The dataset has no training images", field="dataset")
         if p["class_weighting"] != "none" and not hasattr(dataset_info, "class_pixel_counts"):
-            raise ValidationError("The dataset has no class statistics for class weighting", field="class_weighting")
+            if "class_weighting" not in advised:
+                raise ValidationError("The dataset has no class statistics for class weighting",
+                                      field="class_weighting")
+            p["class_weighting"] = "none"  # the network's advice needs statistics this dataset lacks
     return p
 
 
