@@ -26,6 +26,7 @@ setup(
         "tqdm>=4.60",
         "plotly>=5.0",
         "psutil>=5.9",
+        "pydantic>=2.5",
         # ONNX export (model page button, `digits-seg export`) and the ONNX Runtime CPU predictor
         # are core features, not extras: onnxscript is what torch's recommended exporter needs.
         "onnx>=1.15",
@@ -39,7 +40,7 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.2",
             "playwright>=1.40",
-            # Reference models for tests/unit/test_torchvision_weights.py; .ci/run installs it first
+            # Reference models for tests/unit/test_torchvision_weights.py; scripts/test installs it first
             # with --no-deps (matches torch 2.13.0; see tests/torchvision_models.py).
             "torchvision==0.28.0",
         ],

@@ -3,7 +3,10 @@
 Builds a model folder with FCN-AlexNet (21 classes, filler-initialised weights saved as
 best.h5, a mean pixel in preprocess.json), then measures, interleaved round by round:
   - `forward`: the compiled net on a ready input tensor (torch.inference_mode) — the baseline;
-  - `predict`: `Predictor.predict(uint8 image)` (preprocess, forward, argmax, to numpy);
+  - `predict`: `Predictor.predict(uint8 image)` (preprocess, forward, argmax, to numpy) in PyTorch;
+  - `predict_onnxruntime` (CPU only): the same with the snapshot's verified ONNX graph run in
+               ONNX Runtime (`backend="onnxruntime"`; the export time is reported once, and the
+               share of pixels where both engines predict the same class);
   - `http`:    `POST /models/<id>/infer.json?encode=none` with the PNG through a real HTTP
                socket to the app (`create_app` under werkzeug's threaded server): client
                round trip, and `http_server` = the response's `timing.server_s` (decode,
@@ -102,6 +105,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-http", action="store_true")
+    ap.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime path")
     args = ap.parse_args(argv)
 
     import torch
@@ -115,8 +119,13 @@ def main(argv=None):
         job_id, model_dir = build_model(tmp, args.network, args.classes, args.size)
         build_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        predictor = Predictor.from_model_dir(model_dir, device=args.device)
+        predictor = Predictor.from_model_dir(model_dir, device=args.device, backend="torch")
         load_s = time.perf_counter() - t0
+        ort = None
+        if predictor.device.type == "cpu" and not args.no_onnx:
+            t0 = time.perf_counter()
+            ort = Predictor.from_model_dir(model_dir, device="cpu", backend="onnxruntime")
+            export_s = time.perf_counter() - t0
         image = np.random.RandomState(0).randint(0, 256, (args.size, args.size, 3)).astype(np.uint8)
         x = predictor.to_tensor(image)
         net = predictor.net
@@ -133,6 +142,9 @@ def main(argv=None):
         def pred():
             predictor.predict(image)
             sync()
+
+        def pred_ort():
+            ort.predict(image)
 
         def in_fresh_thread(fn):
             # The HTTP server runs each request in a new thread; on a loaded CPU, torch's
@@ -151,10 +163,13 @@ def main(argv=None):
         Image.fromarray(image).save(buf, format="PNG")
         png = buf.getvalue()
 
-        times = {"forward": [], "forward_thread": [], "predict": [], "http": [], "http_server": []}
+        times = {"forward": [], "forward_thread": [], "predict": [], "predict_onnxruntime": [], "http": [],
+                 "http_server": []}
         rng = np.random.RandomState(1)
         for i in range(args.warmup + args.runs):
             order = [("forward", bare), ("forward_thread", in_fresh_thread(bare)), ("predict", pred)]
+            if ort is not None:
+                order.append(("predict_onnxruntime", pred_ort))
             rng.shuffle(order)  # no path always runs first (or right after another) in a round
             for name, fn in order:
                 t = time.perf_counter()
@@ -180,6 +195,14 @@ def main(argv=None):
         for name, vals in times.items():
             if vals:
                 result[name] = {"p50_s": round(percentile(vals, 50), 4), "p95_s": round(percentile(vals, 95), 4)}
+        if ort is not None:
+            same = float((ort.predict(image) == predictor.predict(image)).mean())
+            result.update({"onnx_export_s": round(export_s, 2),
+                           "onnx_exporter": (getattr(ort, "onnx_report", None) or {}).get("exporter"),
+                           "onnx_exporter_notes": (getattr(ort, "onnx_report", None) or {}).get("exporter_notes"),
+                           "onnxruntime_same_class_share": round(same, 6),
+                           "ratio_onnxruntime_vs_pytorch_predict_p50": round(
+                               result["predict_onnxruntime"]["p50_s"] / result["predict"]["p50_s"], 3)})
         base = result["forward"]["p50_s"]
         result["ratio_predict_vs_forward_p50"] = round(result["predict"]["p50_s"] / base, 3)
         base_thread = result["forward_thread"]["p50_s"]

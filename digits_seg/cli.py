@@ -2,34 +2,32 @@
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
 from .commands import COMMAND_MODULES
+from .commands.options import Parser, add_setting
 from .config import SETTINGS, load_settings
 from .errors import DigitsSegError
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="digits-seg",
         description="DIGITS-style training server for semantic segmentation. "
                     "Settings come from DIGITS_SEG_* environment variables or the flags below.")
     parser.add_argument("--version", action="version", version="digits-seg " + __version__)
+    # `--jobs-dir`/`--redis-url`, for the sub-commands that use the job queue (others leave them out).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--jobs-dir", dest="jobs_dir", default=None, help=_help("jobs_dir"))
-    common.add_argument("--redis-url", dest="redis_url", default=None, help=_help("redis_url"))
+    add_setting(common, "jobs_dir")
+    add_setting(common, "redis_url")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in COMMAND_MODULES:
         module = importlib.import_module("digits_seg.commands." + name)
         module.register(subparsers, common)
     return parser
-
-
-def _help(name):
-    s = next(s for s in SETTINGS if s.name == name)
-    return "%s (env %s; default %r)" % (s.help, s.env, s.default)
 
 
 def main(argv=None):
@@ -40,10 +38,18 @@ def main(argv=None):
         settings = load_settings(overrides)
         return args.func(args, settings) or 0
     except DigitsSegError as exc:
-        print("error: %s" % exc.message, file=sys.stderr)
+        errors = getattr(exc, "errors", None) or []
+        for line in [e["message"] for e in errors] if len(errors) > 1 else [exc.message]:
+            print("error: %s" % line, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`digits-seg jobs list | head`): stop quietly, as other Unix tools do.
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

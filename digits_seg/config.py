@@ -44,6 +44,7 @@ SETTINGS = (
     Setting("max_download_mb", "2048", "Largest model-store download accepted, in MiB.", "int"),
     Setting("web_threads", "8", "Threads of the production WSGI server (waitress).", "int"),
     Setting("job_timeout_s", "2592000", "RQ job timeout in seconds (training runs for days; default 30 days).", "int"),
+    Setting("max_sweep_jobs", "64", "Most model jobs one submission may create (a sweep of learning rates × batch sizes); a larger sweep is refused with a message.", "int"),
     Setting("onnx_inference", "1", "Run CPU inference in ONNX Runtime (same scores, ~1.5x faster than PyTorch on CPU): a finished training job exports a verified graph of its best snapshot, and the web process exports other snapshots in the background on first use. 0: PyTorch only.", "bool"),
     Setting("heartbeat_s", "10", "How often a running task refreshes its heartbeat, in seconds; a job whose heartbeat is 6x older is considered dead.", "int"),
 )
@@ -91,6 +92,7 @@ class Settings:
     max_download_mb: int
     web_threads: int
     job_timeout_s: int
+    max_sweep_jobs: int
     onnx_inference: bool
     heartbeat_s: int
 

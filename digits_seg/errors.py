@@ -14,7 +14,23 @@ class DigitsSegError(Exception):
 
 
 class ValidationError(DigitsSegError):
-    """User input (form field, file, pixel value) is invalid; the message says how to fix it."""
+    """User input (form field, file, pixel value) is invalid; the message says how to fix it.
+
+    `errors` lists every problem found, each `{"field", "label", "message"}` (a form shows
+    each next to its field; the JSON API returns the list); `message`/`field` are the first.
+    """
+
+    def __init__(self, message, field=None, detail=None, label=None, errors=None):
+        super().__init__(message, field=field, detail=detail)
+        if errors is None:
+            errors = [{"field": field, "label": label or field, "message": message}] if field else []
+        self.errors = list(errors)
+
+    @classmethod
+    def of(cls, errors):
+        """One error for several field problems (the first one is the message)."""
+        first = errors[0]
+        return cls(first["message"], field=first["field"], label=first.get("label"), errors=errors)
 
 
 class NotFoundError(DigitsSegError):

@@ -9,6 +9,15 @@
   window.digitsSeg = window.digitsSeg || {};
   window.digitsSeg.csrfToken = csrfToken;
 
+  /* A form shown again after a refused POST (its errors under the fields) takes back its own URL, so
+     reloading the page opens the form instead of re-posting the submission. */
+  document.querySelectorAll("form[data-form-url]").forEach(function (f) {
+    var target = f.dataset.formUrl;
+    if (target && location.pathname !== target && history.replaceState) {
+      history.replaceState(null, "", target + location.search + location.hash);
+    }
+  });
+
   /* fetch JSON with the CSRF header; rejects with the server's error message */
   window.digitsSeg.fetchJSON = function (url, options) {
     options = options || {};
@@ -18,6 +27,7 @@
         if (!r.ok) {
           var err = new Error((body.error && body.error.message) || ("HTTP " + r.status));
           err.field = body.error && body.error.field;
+          err.errors = (body.error && body.error.errors) || [];
           throw err;
         }
         return body;
@@ -40,8 +50,34 @@
   document.querySelectorAll("form[data-confirm]").forEach(function (f) {
     f.addEventListener("submit", function (e) { if (!confirm(f.dataset.confirm)) e.preventDefault(); });
   });
+  /* An action the server would refuse (deleting a dataset that models use) says why at once, on this page */
+  document.querySelectorAll("form[data-refuse]").forEach(function (f) {
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var panel = f.closest(".job-status");
+      var box = panel && panel.querySelector('[data-role="refusal"]');
+      if (box) { box.textContent = f.dataset.refuse; box.hidden = false; } else { alert(f.dataset.refuse); }
+    });
+  });
 
   function formatEta(s) { return s || ""; }
+
+  /* "3m 05s ago" as the server writes it (helpers.format_eta), kept current while the page stays open */
+  function formatAge(seconds) {
+    var s = Math.max(0, Math.floor(seconds));
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    if (s < 60) return s + "s";
+    if (s < 3600) return Math.floor(s / 60) + "m " + two(s % 60) + "s";
+    if (s < 86400) return Math.floor(s / 3600) + "h " + two(Math.floor((s % 3600) / 60)) + "m";
+    return Math.floor(s / 86400) + "d " + two(Math.floor((s % 86400) / 3600)) + "h";
+  }
+  function refreshAges() {
+    document.querySelectorAll("time[data-age]").forEach(function (t) {
+      var when = Date.parse(t.getAttribute("datetime"));
+      if (!isNaN(when)) t.textContent = formatAge((Date.now() - when) / 1000) + " ago";
+    });
+  }
+  if (document.querySelector("time[data-age]")) setInterval(refreshAges, 10000);
 
   function apply(el, s) {
     var previous = el.dataset.state;
@@ -76,13 +112,25 @@
     }
   }
 
+  /* The log pane follows new lines while the user is at its end; scrolling up stops following
+     (so a line can be read while the job runs), scrolling back to the end resumes it. */
+  var logPane = document.querySelector('[data-role="log"]');
+  function atEnd(pre) { return pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8; }
+  if (logPane) {
+    logPane.dataset.follow = "1";
+    logPane.scrollTop = logPane.scrollHeight;
+    logPane.addEventListener("scroll", function () { logPane.dataset.follow = atEnd(logPane) ? "1" : "0"; });
+  }
   function refreshLog() {
-    var pre = document.querySelector('[data-role="log"]');
+    var pre = logPane;
     if (!pre || !pre.dataset.logUrl) return;
     fetch(pre.dataset.logUrl, {cache: "no-store"}).then(function (r) { return r.text(); }).then(function (t) {
-      var atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 5;
-      pre.textContent = t.length > 100000 ? t.slice(-100000) : t;
-      if (atBottom) pre.scrollTop = pre.scrollHeight;
+      var text = t.length > 100000 ? t.slice(-100000) : t;
+      if (text === pre.textContent) return;
+      var follow = pre.dataset.follow !== "0";
+      var kept = pre.scrollTop;
+      pre.textContent = text;
+      pre.scrollTop = follow ? pre.scrollHeight : kept;
     }).catch(function () {});
   }
 

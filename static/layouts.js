@@ -67,7 +67,9 @@
     setValue("images", p.images); setValue("labels", p.labels);
     setValue("val_images", p.val_images || ""); setValue("val_labels", p.val_labels || "");
     setValue("label_suffix", ""); setValue("classes_file", ""); setValue("colormap_file", "");
-    setValue("ignore_values", d.ignore_values.join(", "));  // shown in the (disabled) label fields, if the form has them
+    // the (disabled) label fields show the layout's mapping
+    setValue("ignore_values", d.ignore_values.join(", "));
+    setValue("label_map", Object.keys(d.label_map).map(function (k) { return k + ":" + d.label_map[k]; }).join(" "));
     var name = document.getElementById("name");
     if (name && !name.value) name.value = p.name;
     plain.disabled = true;

@@ -1,4 +1,4 @@
-/* Model form (network choice, Validate, LR schedule preview) and model page (live charts). Uses plotly.js. */
+/* Model form (network choice, Validate, LR schedule preview). Uses plotly.js; the job page is model_page.js. */
 (function () {
   "use strict";
   var PLOT_CONFIG = {displaylogo: false, responsive: true};
@@ -40,41 +40,93 @@
       out.textContent = opt.title + " Defaults: " + Object.keys(solver).filter(function (k) { return solver[k] !== null; })
         .map(function (k) { return k + " " + solver[k]; }).join(", ") + ".";
     };
-    if (netSelect) { netSelect.addEventListener("change", function () { describe(); preview(); }); describe(); }
+    if (netSelect) { netSelect.addEventListener("change", describe); describe(); }
 
     var previewBox = document.getElementById("lr-preview");
     var timer = null;
+    var PREVIEW_FIELDS = ["network_kind", "network", "epochs", "base_lr", "lr_policy", "lr_step_size", "lr_stepvalues",
+                          "lr_gamma", "lr_power"];
+    /* The server fills blank fields exactly as a submit would (a standard network's recommendation,
+       else the declared defaults), so the plot is the schedule that will run for every network choice. */
     var preview = function () {
       if (!previewBox || !window.Plotly) return;
-      var fields = ["epochs", "base_lr", "lr_policy", "lr_step_size", "lr_stepvalues", "lr_gamma", "lr_power"];
       var q = new URLSearchParams();
-      fields.forEach(function (f) { var i = form.elements[f]; if (i && i.value !== "") q.set(f, i.value); });
-      if (!q.get("lr_policy") || !q.get("base_lr")) {  /* fill the network's defaults for the preview */
-        var opt = netSelect && netSelect.selectedOptions[0];
-        var s = {};
-        try { s = JSON.parse((opt && opt.dataset.solver) || "{}"); } catch (e) { s = {}; }
-        if (!q.get("lr_policy") && s.lr_policy) q.set("lr_policy", s.lr_policy);
-        if (!q.get("base_lr") && s.base_lr) q.set("base_lr", s.base_lr);
-        if (!q.get("epochs") && s.epochs) q.set("epochs", s.epochs);
-        if (!q.get("lr_power") && s.power) q.set("lr_power", s.power);
-        if (!q.get("lr_gamma") && s.gamma) q.set("lr_gamma", s.gamma);
-      }
+      PREVIEW_FIELDS.forEach(function (f) {
+        var i = form.elements[f];  /* the radio group's RadioNodeList has the checked value too */
+        if (i && i.value) q.set(f, i.value);
+      });
       window.digitsSeg.fetchJSON("/models/lr-preview.json?" + q.toString()).then(function (d) {
         var yaxis = {exponentformat: "e", rangemode: "tozero"};
         var top = Math.max.apply(null, d.lr);
         /* a constant rate: show it against zero instead of plotly's ±1 around a flat line */
         if (d.lr.length && top === Math.min.apply(null, d.lr)) { yaxis.range = [0, 2 * top || 1]; yaxis.autorange = false; }
+        previewBox.dataset.baseLr = d.base_lr;
+        previewBox.dataset.policy = d.policy;
         Plotly.react(previewBox, [{x: d.epoch, y: d.lr, mode: "lines", name: "learning rate"}],
           {title: {text: "Learning rate (" + d.policy + ")", font: {size: 13}}, margin: {t: 30, r: 10, b: 40, l: 60},
            xaxis: {title: {text: "epoch"}}, yaxis: yaxis, uirevision: d.policy + top}, PLOT_CONFIG);
-      }).catch(function (err) { previewBox.textContent = err.message; });
+        if (previewNote) previewNote.textContent = "";
+      }).catch(function (err) {  /* keep the last plot; the field's own error says the rest on submit */
+        if (previewNote) previewNote.textContent = "Preview not updated: " + err.message;
+      });
     };
-    ["epochs", "base_lr", "lr_policy", "lr_step_size", "lr_stepvalues", "lr_gamma", "lr_power"].forEach(function (f) {
-      var i = form.elements[f];
-      if (i) i.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(preview, 300); });
-      if (i) i.addEventListener("change", preview);
+    var previewNote = document.getElementById("lr-preview-note");
+    PREVIEW_FIELDS.forEach(function (f) {
+      form.querySelectorAll('[name="' + f + '"]').forEach(function (i) {
+        i.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(preview, 300); });
+        i.addEventListener("change", preview);
+      });
     });
     preview();
+
+    /* Errors: every field's message under that field; a stale one goes when the field changes or on the
+       next submit. Submitting through fetch keeps the form's URL, so a reload never re-posts. */
+    var clearErrors = function (name) {
+      form.querySelectorAll(".field-error[data-field]" + (name ? '[data-field="' + name + '"]' : "")).forEach(function (e) {
+        e.remove();
+      });
+      if (!name) form.querySelectorAll('[data-role="form-error"]').forEach(function (e) { e.remove(); });
+    };
+    var showErrors = function (errors) {
+      var top = form.querySelector('[data-role="form-errors"]');
+      errors.forEach(function (e) {
+        var p = el("p", e.message);
+        p.className = "field-error";
+        var box = e.field && form.querySelector('[data-field-box="' + e.field + '"]');
+        if (box && box.offsetParent === null && box.closest(".net-panel")) box = null;  /* a hidden panel */
+        if (box) { p.dataset.field = e.field; box.appendChild(p); } else { p.dataset.role = "form-error"; top.appendChild(p); }
+      });
+      var first = form.querySelector(".field-error");
+      if (first && first.scrollIntoView) first.scrollIntoView({block: "center"});
+    };
+    form.addEventListener("input", function (ev) { if (ev.target.name) clearErrors(ev.target.name); });
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      clearErrors();
+      var button = document.getElementById("train-button");
+      if (button) button.disabled = true;
+      window.digitsSeg.fetchJSON(form.action, {method: "POST", body: new FormData(form)}).then(function (d) {
+        window.location.href = d.jobs && d.jobs.length > 1 ? "/" : d.url;
+      }).catch(function (err) {
+        if (button) button.disabled = false;
+        showErrors(err.errors && err.errors.length ? err.errors : [{field: err.field, message: err.message}]);
+      });
+    });
+
+    /* A GPU device with no GPU worker registered: say so before the job waits in the queue silently. */
+    var device = form.elements.device;
+    var deviceWarning = document.getElementById("device-warning");
+    var warnDevice = function () {
+      if (!device || !deviceWarning) return;
+      var gpu = /^gpu/.test(device.value), workers = Number(device.dataset.workers || 0);
+      var text = "";
+      if (!workers) text = "No worker is running: the job waits in the queue until one starts.";
+      else if (gpu && !Number(device.dataset.gpuWorkers || 0))
+        text = "This server has no GPU worker: a job on a GPU waits in the queue until one joins. Choose any or CPU to start now.";
+      deviceWarning.textContent = text;
+      deviceWarning.hidden = !text;
+    };
+    if (device) { device.addEventListener("change", warnDevice); warnDevice(); }
 
     /* Switching to Custom with an empty box starts from the chosen standard network's prototxt. */
     form.querySelectorAll('input[name="network_kind"]').forEach(function (r) {
@@ -131,137 +183,4 @@
       }).catch(function (err) { summary.textContent = ""; errBox.textContent = err.message; errBox.hidden = false; });
     });
   }
-
-  /* ---------------- job page ---------------- */
-  var live = document.getElementById("model-live");
-  if (!live) return;
-  var dataEl = document.getElementById("model-data");
-  var model = JSON.parse(dataEl.textContent);
-  var logScale = document.getElementById("log-scale");
-
-  function lossTraces(c) {
-    return [{x: c.train.iteration, y: c.train.loss, mode: "lines", name: "train loss"},
-            {x: c.val.iteration, y: c.val.loss, mode: "lines+markers", name: "val loss"}];
-  }
-  function accTraces(c) {
-    return [{x: c.val.iteration, y: c.val.pixel_acc, mode: "lines+markers", name: "pixel accuracy"},
-            {x: c.val.iteration, y: c.val.mean_iou, mode: "lines+markers", name: "mean IoU"},
-            {x: c.val.iteration, y: c.val.mean_acc, mode: "lines+markers", name: "mean accuracy", visible: "legendonly"},
-            {x: c.val.iteration, y: c.val.fw_iou, mode: "lines+markers", name: "fw IoU", visible: "legendonly"}];
-  }
-  function layout(title, ytype) {
-    return {title: {text: title, font: {size: 13}}, margin: {t: 30, r: 10, b: 40, l: 55}, xaxis: {title: {text: "iteration"}},
-            yaxis: {type: ytype || "linear"}, legend: {orientation: "h", y: -0.25}, uirevision: title};
-  }
-  function confusionTrace(m) {
-    var lv = m.last_val;
-    if (!lv || !lv.confusion) return null;
-    var names = m.classes.map(function (c) { return c.name; });
-    var z = lv.confusion.map(function (row) {
-      var s = row.reduce(function (a, b) { return a + b; }, 0);
-      return row.map(function (v) { return s ? v / s : null; });
-    });
-    return [{z: z, x: names, y: names, type: "heatmap", colorscale: [[0, "#f7fbff"], [0.5, "#6baed6"], [1, "#08306b"]], zmin: 0, zmax: 1,
-             hovertemplate: "true %{y}<br>predicted %{x}<br>%{z:.3f}<extra></extra>"}];
-  }
-
-  /* A chart with no points yet says what it waits for instead of showing meaningless 0..1 / -1..4 axes. */
-  function whenEmpty(lay, xs, text) {
-    if (xs && xs.length) return lay;
-    lay.xaxis.visible = false;
-    lay.yaxis.visible = false;
-    lay.annotations = [{text: text, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5,
-                        font: {color: "#6b7280", size: 13}}];
-    lay.uirevision += " (empty)";  /* the first points then start from fresh axes */
-    return lay;
-  }
-
-  function draw(m) {
-    if (!window.Plotly) return;
-    var yType = logScale && logScale.checked ? "log" : "linear";
-    Plotly.react("chart-loss", lossTraces(m.curves),
-                 whenEmpty(layout("Loss", yType), m.curves.train.iteration, "waiting for the first iterations…"), PLOT_CONFIG);
-    Plotly.react("chart-acc", accTraces(m.curves),
-                 whenEmpty(layout("Validation accuracy / IoU"), m.curves.val.iteration,
-                           "no validation yet: it runs at the end of each validation interval"), PLOT_CONFIG);
-    var lrLayout = whenEmpty(layout("Learning rate", yType), m.curves.train.iteration, "waiting for the first iterations…");
-    var lrs = m.curves.train.lr.filter(function (v) { return v !== null; });
-    lrLayout.yaxis.exponentformat = "e";
-    if (lrs.length && yType === "linear" && Math.max.apply(null, lrs) === Math.min.apply(null, lrs)) {
-      lrLayout.yaxis.range = [0, 2 * lrs[0] || 1];  /* a constant rate: show it against zero, not ±1 */
-      lrLayout.yaxis.autorange = false;
-      /* the chart was first drawn empty (autoranged to 0..4 live); a new revision lets this range replace that one */
-      lrLayout.uirevision = "Learning rate " + lrs[0];
-    }
-    Plotly.react("chart-lr", [{x: m.curves.train.iteration, y: m.curves.train.lr, mode: "lines", name: "learning rate"}],
-                 lrLayout, PLOT_CONFIG);
-    var conf = confusionTrace(m);
-    if (conf) {
-      Plotly.react("chart-confusion", conf, {margin: {t: 10, r: 10, b: 90, l: 90}, yaxis: {autorange: "reversed", title: {text: "true class"}, automargin: true},
-                                             xaxis: {title: {text: "predicted class"}, automargin: true}, uirevision: "conf"}, PLOT_CONFIG);
-    }
-  }
-
-  function setText(role, text) { var e = live.querySelector('[data-role="' + role + '"]'); if (e) e.textContent = text; }
-
-  function update(m) {
-    draw(m);
-    setText("epoch", fmt(m.epoch, 2));
-    setText("iteration", m.iteration === null ? "–" : String(m.iteration));
-    setText("images-per-s", fmt(m.images_per_s, 1));
-    setText("best-miou", fmt(m.best_mean_iou, 3));
-    var tbody = document.querySelector("#class-table tbody");
-    if (tbody && m.per_class.length) {
-      tbody.textContent = "";
-      m.per_class.forEach(function (c) {
-        var tr = el("tr"), sw = el("span");
-        sw.className = "swatch"; sw.style.background = "rgb(" + c.color.join(",") + ")";
-        var td = el("td"); td.appendChild(sw); tr.appendChild(td);
-        tr.appendChild(el("td", c.name));
-        tr.appendChild(el("td", c.iou === null ? "absent" : fmt(c.iou, 3)));
-        tr.appendChild(el("td", fmt(c.acc, 3)));
-        tbody.appendChild(tr);
-      });
-      var none = document.querySelector('[data-role="no-val"]'); if (none) none.hidden = true;
-    }
-    var strip = document.getElementById("preview-strip");
-    var current = Array.prototype.map.call(strip.querySelectorAll("img"), function (i) { return i.getAttribute("src"); });
-    if (m.previews.join("|") !== current.join("|")) {
-      strip.textContent = "";
-      m.previews.forEach(function (src, k) { var img = el("img"); img.src = src; img.alt = "validation preview " + (k + 1); strip.appendChild(img); });
-    }
-    var snaps = document.querySelector("#snapshot-table tbody");
-    if (snaps) {
-      snaps.textContent = "";
-      m.snapshots.forEach(function (s) {
-        var tr = el("tr");
-        tr.appendChild(el("td", s.name + (s.best ? " (best val mIoU)" : "")));
-        tr.appendChild(el("td", String(s.iteration))); tr.appendChild(el("td", String(s.epoch)));
-        tr.appendChild(el("td", (s.size / 1048576).toFixed(2) + " MiB"));
-        var td = el("td"), a = el("a", ".h5"), b = el("a", ".caffemodel");
-        a.href = s.h5_url; b.href = s.caffemodel_url;
-        td.appendChild(a); td.appendChild(document.createTextNode(" · ")); td.appendChild(b); tr.appendChild(td);
-        snaps.appendChild(tr);
-      });
-    }
-  }
-
-  var busy = false;
-  function refresh() {
-    if (busy) return;
-    busy = true;
-    fetch(live.dataset.jsonUrl, {cache: "no-store", headers: {"Accept": "application/json"}})
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (d) { busy = false; if (d) { model = d.model; live.dataset.state = d.state; update(model); } })
-      .catch(function () { busy = false; });
-  }
-
-  draw(model);
-  if (logScale) logScale.addEventListener("change", function () { draw(model); });
-  document.addEventListener("job-status", refresh);
-  /* metrics.jsonl grows faster than job.json changes: poll while the job is live */
-  var poller = setInterval(function () {
-    if (["done", "error", "aborted"].indexOf(live.dataset.state) >= 0) { clearInterval(poller); return; }
-    refresh();
-  }, 2500);
 })();

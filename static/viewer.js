@@ -127,7 +127,7 @@
       self.render();
     });
     self.canvas.addEventListener("mousemove", function (e) { self.hover(e); });
-    self.canvas.addEventListener("mouseleave", function () { self.q("hover").textContent = ""; });
+    self.canvas.addEventListener("mouseleave", function () { var h = self.q("hover"); h.textContent = ""; h.hidden = true; });
   };
 
   Viewer.prototype.className = function (id) {
@@ -218,7 +218,15 @@
     if (x < 0 || y < 0 || x >= this.w || y >= this.h) return;
     var i = y * this.w + x, text = "(" + x + ", " + y + ") predicted: " + this.className(this.pred[i]);
     if (this.gt) text += " · ground truth: " + this.className(this.gt[i]);
-    this.q("hover").textContent = text;
+    var tip = this.q("hover");
+    tip.textContent = text;
+    tip.hidden = false;
+    /* next to the cursor (a line under a tall image was off-screen); on the cursor's left near the right edge */
+    var stage = tip.offsetParent ? tip.offsetParent.getBoundingClientRect() : rect;
+    var left = e.clientX - stage.left + 14, top = e.clientY - stage.top + 16;
+    if (left + tip.offsetWidth > stage.width) left = Math.max(0, e.clientX - stage.left - tip.offsetWidth - 10);
+    tip.style.left = left + "px";
+    tip.style.top = top + "px";
   };
 
   /* The cut-out download keeps the classes currently shown. */

@@ -46,6 +46,27 @@ def synthcity_dataset_job(settings, src, count, size, seed, val_pct=20, name="sy
     return job.id
 
 
+def train_tiny_model(store, dataset_id, name="tiny", **overrides):
+    """Train a tiny-fcn on a finished dataset job in this process (seconds) and mark it done; returns its id."""
+    from digits_seg.datasets.info import DatasetInfo
+    from digits_seg.jobs.job import JobState
+    from digits_seg.training.params import validate_params
+    from digits_seg.training.trainer import train
+
+    raw = {"dataset_id": dataset_id, "network": "tiny-fcn", "network_kind": "standard", "epochs": 3,
+           "batch_size": 4, "base_lr": 0.01, "solver_type": "Adam", "lr_policy": "fixed", "loader_workers": 0,
+           "seed": 1, "device": "cpu"}
+    raw.update(overrides)
+    dataset_dir = store.job_dir(dataset_id)
+    params = validate_params(raw, None, DatasetInfo.load(dataset_dir))
+    model = store.create("model", name, params)
+    train(store.job_dir(model.id), params, on_progress=lambda f, m: None, should_stop=lambda: False,
+          log=lambda t: None, dataset_dir=dataset_dir, resume=False, pretrained_dir=None, previous_dir=None)
+    for state in (JobState.RUNNING, JobState.DONE):
+        store.set_state(model.id, state)
+    return model.id
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: slow test (CI still runs it)")
     config.addinivalue_line("markers", "e2e: browser test (Playwright + /usr/bin/chromium)")

@@ -11,7 +11,7 @@ torch.nn code and never call these ops; calling torchvision.ops.nms would still 
 torchvision's own "Couldn't load custom C++ ops" error. Nothing is downloaded: builders are
 called with `weights=None, weights_backbone=None`.
 
-CI installs the wheel with `pip install --no-deps torchvision==0.28.0` (see .ci/run): without
+scripts/test (which .ci/run calls) installs the wheel with `pip install --no-deps torchvision==0.28.0`: without
 --no-deps pip would replace our pinned CPU torch with the CUDA build.
 """
 
@@ -39,7 +39,7 @@ def import_torchvision():
     if importlib.util.find_spec("torchvision") is None:
         why = "torchvision is not installed (pip install --no-deps torchvision==0.28.0)"
         if os.environ.get("CI"):
-            pytest.fail(why + "; .ci/run installs it")  # CI must not skip these comparisons silently
+            pytest.fail(why + "; scripts/test installs it")  # CI must not skip these comparisons silently
         pytest.skip(why)
     import torch
 

@@ -5,52 +5,46 @@ import os
 import shutil
 import sys
 
-from .follow import add_wait_argument, report_queued
+from ..datasets.params import PATH_FIELDS, DatasetParams
+from .follow import add_quiet_argument, add_wait_argument, announce, report_queued
+from .options import add_declared, declared_values
+
+MAX_DEMO_COUNT = 100000
+"""Most scenes `demo-data` renders in one call."""
+
+
+def _count(text):
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--count takes a whole number of scenes, got %r" % text)
+    if not 1 <= n <= MAX_DEMO_COUNT:
+        raise argparse.ArgumentTypeError("--count must be between 1 and %d, got %d" % (MAX_DEMO_COUNT, n))
+    return n
 
 
 def register(subparsers, common):
-    """Add `dataset` and `demo-data` to the `digits-seg` parser."""
+    """Add `dataset` and `demo-data` to the `digits-seg` parser; `dataset create`'s options come from the declaration."""
     p = subparsers.add_parser("dataset", help="create a segmentation dataset from image/label folders")
     sub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
     sub.required = True
     c = sub.add_parser("create", parents=[common], help="pair, check and convert folders into LMDBs (a dataset job)")
-    c.add_argument("--images", default=None, help="folder of input images (searched recursively)")
-    c.add_argument("--labels", default=None, help="folder of label images, paired with images by file name")
+    add_declared(c, DatasetParams)
     add_layout_arguments(c)
-    c.add_argument("--name", default=None, help="dataset name (default: the images folder's parent name)")
-    v = c.add_mutually_exclusive_group()
-    v.add_argument("--val-pct", type=float, default=None, help="percent of pairs held out for validation (default 10)")
-    v.add_argument("--val-images", default=None, help="separate validation image folder (needs --val-labels)")
-    c.add_argument("--val-labels", default=None, help="separate validation label folder")
-    c.add_argument("--seed", type=int, default=0, help="seed of the random validation split")
-    c.add_argument("--label-suffix", default="auto",
-                   help="label name = image name + this suffix, e.g. _L or _mask ('auto' detects it, '' for none)")
-    c.add_argument("--classes", dest="classes_file", default=None, help="class-names file, line i = class i")
-    c.add_argument("--colormap", dest="colormap_file", default=None,
-                   help="colour-map file: `R G B [name]` per class line, or a CSV with name,r,g,b columns")
-    c.add_argument("--colormap-source", choices=["labels", "file", "default"], default=None,
-                   help="where class colours come from: palette PNG labels, --colormap, or the PASCAL VOC palette")
-    c.add_argument("--color-tolerance", type=int, default=0,
-                   help="map RGB label colours within this many levels per channel to the nearest colour-map entry")
-    c.add_argument("--binary", choices=["auto", "yes", "no"], default="auto",
-                   help="treat 0/255 greyscale masks as classes 0/1 (auto detects them)")
-    c.add_argument("--channels", choices=["rgb", "gray", "keep"], default="rgb", help="image channel conversion")
-    c.add_argument("--encoding", choices=["png", "jpeg", "raw"], default="png",
-                   help="how converted images are stored (unchanged PNG/JPEG files keep their bytes)")
-    c.add_argument("--resize", default=None, help="resize to WxH (labels use nearest neighbour); default: native sizes")
-    c.add_argument("--resize-mode", choices=["squash", "crop", "fill", "half_crop"], default="squash")
-    c.add_argument("--skip-bad", action="store_true", help="skip bad pairs (each is logged) instead of refusing")
     c.add_argument("--now", action="store_true", help="run in this process with a progress bar instead of queueing")
     add_wait_argument(c)
     c.add_argument("--check", action="store_true", help="only check the folders and print the report; write nothing")
     c.add_argument("--json", action="store_true", help="print the check report / job as JSON")
+    add_quiet_argument(c)
     c.set_defaults(func=cmd_create)
 
-    d = subparsers.add_parser("demo-data", parents=[common], help="render a SynthCity urban-scene dataset")
+    d = subparsers.add_parser("demo-data", help="render a SynthCity urban-scene dataset")
     d.add_argument("dir", help="output folder (images/, labels/, classes.txt)")
-    d.add_argument("--count", type=int, default=200)
-    d.add_argument("--size", default="256x192", help="WxH")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--count", type=_count, default=200, help="number of scenes (image + label pairs) to render")
+    d.add_argument("--size", default="256x192", help="image size WxH")
+    d.add_argument("--seed", type=int, default=0, help="random seed (same seed, same scenes)")
     d.add_argument("--format", choices=["png", "jpg"], default="png", help="image file format")
     d.set_defaults(func=cmd_demo_data)
 
@@ -89,35 +83,32 @@ def describe_detection(d):
     return out
 
 
-def _local_settings(args, settings):
+def _raw(args):
+    """The given options; every path is resolved against the current directory (as a shell user expects)."""
+    raw = declared_values(args, DatasetParams)
+    for key in PATH_FIELDS:
+        if raw.get(key):
+            raw[key] = os.path.abspath(os.path.expanduser(raw[key]))
+    return raw
+
+
+def _local_settings(raw, settings, root=None):
     """The CLI runs as the user: let it read the folders it was given even outside the data roots."""
-    paths = [getattr(args, k) for k in ("images", "labels", "val_images", "val_labels", "classes_file", "colormap_file")]
-    if getattr(args, "root", None):
-        paths.append(os.path.join(args.root, "."))
-    extra = tuple(os.path.dirname(os.path.realpath(p)) for p in paths if p)
+    paths = [raw[k] for k in PATH_FIELDS if raw.get(k)] + ([os.path.join(root, ".")] if root else [])
+    extra = tuple(os.path.dirname(os.path.realpath(p)) for p in paths)
     return settings.replace(data_roots=tuple(settings.resolved_data_roots) + extra)
 
 
-def _raw(args):
-    raw = {k: getattr(args, k) for k in ("images", "labels", "name", "val_images", "val_labels", "seed", "label_suffix",
-                                          "classes_file", "colormap_file", "colormap_source", "color_tolerance",
-                                          "binary", "channels", "encoding", "resize", "resize_mode", "skip_bad")}
-    for key in ("images", "labels"):
-        if raw.get(key):
-            raw[key] = os.path.abspath(raw[key])
-    if args.val_pct is not None:
-        raw["val_pct"] = args.val_pct
-    return {k: v for k, v in raw.items() if v is not None}
-
-
 def cmd_create(args, settings):
+    from ..datasets.create import preflight
     from ..datasets.layouts.checking import check_dataset
     from ..datasets.params import validate_params
     from ..errors import ValidationError
 
-    if bool(args.val_images) != bool(args.val_labels):
+    raw = _raw(args)
+    if bool(raw.get("val_images")) != bool(raw.get("val_labels")):
         raise ValidationError("give both --val-images and --val-labels, or neither", field="val_labels")
-    local = _local_settings(args, settings)
+    local = _local_settings(raw, settings, args.root)
     if args.layout or args.root:
         if not (args.layout and args.root):
             raise ValidationError("give both --layout and --root (the dataset's top folder)", field="root")
@@ -128,7 +119,7 @@ def cmd_create(args, settings):
         if not (args.images and args.labels):
             raise ValidationError("give --images and --labels (or --layout and --root for a standard dataset layout)",
                                   field="images")
-        params = validate_params(_raw(args), local)
+        params = validate_params(raw, local)
     if args.check:
         report = check_dataset(params, local)
         if args.json:
@@ -137,8 +128,9 @@ def cmd_create(args, settings):
             _print_check(report)
         return 0 if report.ok else 1
     if args.now:
+        if not args.layout:
+            preflight(params)  # missing labels, empty folders...: refused now rather than by a job left in error
         return _run_now(params, settings, args)
-    from ..datasets.create import preflight
     from ..datasets.layouts import stage_conversion
     from ..jobs.service import JobService
 
@@ -164,7 +156,11 @@ def _print_check(report):
         print("  %3d %-20s rgb%-16s %10d px in %d images" % (c["index"], c["name"], tuple(c["color"]), c["pixels"],
                                                               c["images"]))
     if s.get("ignore_pixels"):
-        print("  255 (ignore)%28s %10d px" % ("", s["ignore_pixels"]))
+        print("  255 (ignore)%28s %10d px (%.1f%% of all pixels)" % ("", s["ignore_pixels"],
+                                                                   100 * s.get("ignore_share", 0)))
+    print("how labels are read:")
+    for line in (s.get("mapping") or {}).get("text", []):
+        print("  " + line)
     for line in report.lines():
         print(line)
     print("OK: no problems found" if report.ok else "%d problem(s) found: nothing can be created until they are fixed "
@@ -180,9 +176,11 @@ def _run_now(params, settings, args):
     store = JobStore(settings.jobs_dir)
     job = store.create("dataset", params["name"], params)
     result = run_now(store, job, create_dataset, params, settings=settings)
-    print(json.dumps({"id": job.id, "dir": store.job_dir(job.id), **result}) if args.json
-          else "dataset %s ready: %d train, %d val pairs, %d classes → %s"
-          % (job.id, result["train"], result["val"], result["num_classes"], store.job_dir(job.id)))
+    if args.json:
+        print(json.dumps({"id": job.id, "dir": store.job_dir(job.id), **result}))
+    else:
+        announce(job.id, "dataset %s ready: %d train, %d val pairs, %d classes → %s"
+                 % (job.id, result["train"], result["val"], result["num_classes"], store.job_dir(job.id)), args)
     return 0
 
 

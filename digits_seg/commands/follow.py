@@ -78,13 +78,34 @@ def report_queued(store, job, args, what):
     else say how to follow it. `what` names the kind for people ("dataset", "pretrained")."""
     if getattr(args, "wait", False):
         job = follow_job(store, job.id)
-        print(json.dumps({"id": job.id, "state": job.state.value, **(job.result or {})}) if args.json
-              else "%s %s %s → %s" % (what, job.id, job.state.value, store.job_dir(job.id)))
+        if args.json:
+            print(json.dumps({"id": job.id, "state": job.state.value, **(job.result or {})}))
+        else:
+            announce(job.id, "%s %s %s → %s" % (what, job.id, job.state.value, store.job_dir(job.id)), args)
         return exit_status(job)
-    print(json.dumps({"id": job.id, "state": job.state.value}) if args.json
-          else "queued %s job %s (%s); follow it with `digits-seg jobs show %s`, or use --wait"
-          % (what, job.id, job.name, job.id))
+    if args.json:
+        print(json.dumps({"id": job.id, "state": job.state.value}))
+    else:
+        announce(job.id, "queued %s job %s (%s); follow it with `digits-seg jobs show %s`, or use --wait"
+                 % (what, job.id, job.name, job.id), args)
     return 0
+
+
+def announce(job_id, sentence, args, out=None):
+    """Tell the user about a created job: the sentence on a terminal; the id alone on stdout (and the
+    sentence on stderr) when stdout is piped or with `-q`, so `ID=$(digits-seg dataset create ...)` works."""
+    out = out or sys.stdout
+    if getattr(args, "quiet", False) or not out.isatty():
+        print(job_id, file=out)
+        print(sentence, file=sys.stderr)
+    else:
+        print(sentence, file=out)
+
+
+def add_quiet_argument(parser):
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="print only the job id on stdout (as when stdout is not a terminal); messages go to "
+                             "stderr")
 
 
 def add_wait_argument(parser, what="the job"):

@@ -8,12 +8,13 @@ from ..errors import NotFoundError, ValidationError
 from ..inference.export import DEFAULT_OPSET, EXPORTERS
 from ..inference.geometry import FIT_HELP, FIT_MODES
 from ..inference.onnx_backend import BACKENDS
+from .options import add_setting
 
 
 def register(subparsers, common):
     """Add `infer` and `export` to the `digits-seg` parser."""
     p = subparsers.add_parser(
-        "infer", parents=[common],
+        "infer",
         help="Predict segmentation masks for images with a trained model (runs here, not in a worker).",
         description="Writes, per image: <stem>_mask.png (palette PNG of class ids with the dataset's colours), "
                     "<stem>_color.png and <stem>_overlay.png, plus summary.json with per-class pixel counts.")
@@ -33,15 +34,17 @@ def register(subparsers, common):
                         "Default: %(default)s.")
     p.add_argument("--keep", default="", help="comma-separated class names or ids: also write <stem>_cutout.png "
                                                "(RGBA keeping only these classes)")
+    add_setting(p, "jobs_dir")
     p.set_defaults(func=run_infer)
 
-    e = subparsers.add_parser("export", parents=[common], help="Export a model snapshot to ONNX or TorchScript.",
+    e = subparsers.add_parser("export", help="Export a model snapshot to ONNX or TorchScript.",
                               description="The exported graph takes float32 N×C×H×W RGB pixels 0..255 (any H, W) "
                                           "and returns N×K×H×W class scores; the mean subtraction is inside.")
     e.add_argument("--model", required=True, help="model job id or folder")
-    e.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    e.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="export format")
     e.add_argument("--out", required=True, help="output file (.onnx or .pt)")
     e.add_argument("--snapshot", default="best", help="best (default), latest, or an iteration number")
+    add_setting(e, "jobs_dir")
     e.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 17). Default: %(default)s.")
     e.add_argument("--exporter", choices=EXPORTERS, default="auto",
                    help="auto: PyTorch's recommended (dynamo) exporter, falling back to the TorchScript-based one when "

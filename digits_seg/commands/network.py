@@ -10,10 +10,10 @@ from ..errors import ValidationError
 
 def register(subparsers, common):
     """Add `network show` and `network list` to the `digits-seg` parser."""
-    p = subparsers.add_parser("network", parents=[common], help="inspect Caffe network descriptions")
+    p = subparsers.add_parser("network", help="inspect Caffe network descriptions")
     sub = p.add_subparsers(dest="network_command", metavar="ACTION")
     sub.required = True
-    s = sub.add_parser("show", parents=[common],
+    s = sub.add_parser("show",
                        help="print the layer table (shapes, parameters, lr_mult) and problems")
     s.add_argument("file", help="a .prototxt file or a standard network name (see `network list`)")
     s.add_argument("--input", default=None,
@@ -26,20 +26,27 @@ def register(subparsers, common):
     s.add_argument("--deploy-out", metavar="FILE",
                    help="write the deploy network (derived from a train/val file when needed) to FILE")
     s.set_defaults(func=cmd_show)
-    ls = sub.add_parser("list", parents=[common], help="list the shipped standard networks")
-    ls.add_argument("--json", action="store_true")
+    ls = sub.add_parser("list", help="list the shipped standard networks")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
     ls.set_defaults(func=cmd_list)
 
 
+MAX_INPUT_SIDE = 16384
+"""Largest --input height/width (the dataset's largest resize)."""
+
+
 def parse_input_shape(text):
-    """Parse 'CxHxW' (or 'HxW', 3 channels) into a (C, H, W) tuple."""
-    m = re.fullmatch(r"\s*(?:(\d+)[x×,])?(\d+)[x×,](\d+)\s*", text or "")
+    """Parse 'CxHxW' into a (C, H, W) tuple; two numbers are refused ('3x64': channels or height?)."""
+    m = re.fullmatch(r"\s*(\d+)[x×,](\d+)[x×,](\d+)\s*", text or "")
     if not m:
-        raise ValidationError("--input must look like 3x375x500 (channels x height x width), "
-                              "got %r" % text, field="input")
-    c, h, w = int(m.group(1) or 3), int(m.group(2)), int(m.group(3))
-    if min(c, h, w) < 1:
-        raise ValidationError("--input sizes must be >= 1, got %r" % text, field="input")
+        hint = " (two numbers: give channels, height and width, e.g. 3x64x64)" if re.fullmatch(
+            r"\s*\d+[x×,]\d+\s*", text or "") else ""
+        raise ValidationError("--input must look like 3x375x500 (channels x height x width), got %r%s"
+                              % (text, hint), field="input")
+    c, h, w = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if not (1 <= c <= 64 and 1 <= h <= MAX_INPUT_SIDE and 1 <= w <= MAX_INPUT_SIDE):
+        raise ValidationError("--input %r is out of range: 1-64 channels, 1-%d pixels per side"
+                              % (text, MAX_INPUT_SIDE), field="input")
     return c, h, w
 
 
@@ -77,10 +84,10 @@ def format_table(rows):
 
 def cmd_show(args, settings):
     """Show the phases a file supports, a layer table and every problem; follow a solver's nets."""
+    shape = parse_input_shape(args.input) if args.input else None  # a typo is answered before torch loads
     from ..networks.analysis import analyse
     from ..networks.compiler import DEFAULT_INPUT_SHAPE
     text, source = _load(args)
-    shape = parse_input_shape(args.input) if args.input else None
     result = analyse(text, shape or DEFAULT_INPUT_SHAPE, source) if shape else _analyse_declared(text, source)
     if result.kind == "solver":
         return _show_solver(args, result, shape)

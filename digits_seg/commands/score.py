@@ -3,11 +3,13 @@
 import json
 import os
 
+from .options import add_setting
+
 
 def register(subparsers, common):
     """Add `score` to the `digits-seg` parser."""
     p = subparsers.add_parser(
-        "score", parents=[common], help="Score prediction masks against label masks (FCN's four metrics).",
+        "score", help="Score prediction masks against label masks (FCN's four metrics).",
         description="Pairs PRED and LABELS masks by file name; each may be an index PNG (palette or greyscale, "
                     "pixel = class id) or a colour PNG (mapped through the colour map). Prints pixel accuracy, "
                     "mean accuracy, mean IoU and frequency-weighted IoU, per-class IoU/accuracy and the worst images.")
@@ -20,6 +22,7 @@ def register(subparsers, common):
                                                 "e.g. 11 for CamVid's void")
     p.add_argument("--json", action="store_true", help="print the scores as JSON (pixel_acc, mean_acc, mean_iou, "
                                                        "fw_iou, per_class_iou, ... as in metrics.jsonl)")
+    add_setting(p, "jobs_dir")
     p.set_defaults(func=run_score)
 
 

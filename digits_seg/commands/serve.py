@@ -4,17 +4,15 @@ import json
 import time
 
 from ..config import SETTINGS
-
-
-def _flag(parser, name, **kw):
-    s = next(s for s in SETTINGS if s.name == name)
-    parser.add_argument(s.flag, dest=name, default=None, help="%s (env %s)" % (s.help, s.env), **kw)
+from .options import add_setting
 
 
 def register(subparsers, common):
     p = subparsers.add_parser("serve", parents=[common], help="start Redis (embedded), workers and the web app")
-    for name in ("host", "port", "workers", "gpus", "data_roots", "store_urls", "auth_token", "web_threads"):
-        _flag(p, name)
+    # Every setting is a `serve` flag (the README's Settings table is generated from the same list).
+    for s in SETTINGS:
+        if s.name not in ("jobs_dir", "redis_url"):
+            add_setting(p, s.name)
     p.set_defaults(func=cmd_serve)
 
     p = subparsers.add_parser("worker", parents=[common], help="run one worker (joins REDIS_URL or a local serve)")
@@ -26,13 +24,13 @@ def register(subparsers, common):
     p.set_defaults(func=cmd_worker)
 
     p = subparsers.add_parser("jobs", parents=[common], help="list, show, abort, delete or resume jobs")
-    p.add_argument("action", choices=["list", "show", "abort", "delete", "resume", "log"])
-    p.add_argument("job_id", nargs="?")
+    p.add_argument("action", choices=["list", "show", "abort", "delete", "resume", "log"], help="what to do")
+    p.add_argument("job_id", nargs="?", help="the job (all actions but list)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_jobs)
 
     p = subparsers.add_parser("check", parents=[common], help="queue a worker-check job and wait for it")
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--steps", type=int, default=3, help="steps of the check job (each probes the worker)")
     p.add_argument("--device", default="default", help="queue: default | cpu | gpu")
     p.set_defaults(func=cmd_check)
 

@@ -5,35 +5,37 @@ import os
 import sys
 
 from .follow import add_wait_argument, report_queued
+from .options import add_setting
 
 
 def register(subparsers, common):
     """Add `store` and its actions to the `digits-seg` parser."""
-    p = subparsers.add_parser("store", parents=[common], help="model store: serve, publish, list, import")
+    p = subparsers.add_parser("store", help="model store: serve, publish, list, import")
     sub = p.add_subparsers(dest="store_command", metavar="ACTION")
     sub.required = True
 
-    s = sub.add_parser("serve", parents=[common], help="serve a store folder over HTTP for a team")
+    s = sub.add_parser("serve", help="serve a store folder over HTTP for a team")
     s.add_argument("dir", help="store folder (master.json + one folder per model)")
     s.add_argument("--host", dest="store_host", default="127.0.0.1",
                    help="address to bind (0.0.0.0 to accept other machines)")
     s.add_argument("--port", dest="store_port", type=int, default=5080, help="port (default 5080)")
     s.set_defaults(func=cmd_serve)
 
-    pub = sub.add_parser("publish", parents=[common], help="add a trained model job to a store folder")
+    pub = sub.add_parser("publish", help="add a trained model job to a store folder")
+    add_setting(pub, "jobs_dir")
     pub.add_argument("job", help="model job id (in the jobs dir) or a model folder path")
     pub.add_argument("--to", required=True, help="store folder (created if missing); master.json is updated")
     pub.add_argument("--snapshot", default="best", help="best (default), last, or an iteration number")
     pub.add_argument("--name", default=None, help="entry name (default: the job's name)")
     pub.add_argument("--id", dest="entry_id", default=None, help="entry folder name (default: from the name)")
-    pub.add_argument("--description", default=None)
+    pub.add_argument("--description", default=None, help="one paragraph shown on the store page")
     pub.add_argument("--license", default=None, help="licence of the weights, e.g. CC-BY-4.0")
     pub.add_argument("--source-url", default=None, help="where the model comes from (paper, repository)")
-    pub.add_argument("--citation", default=None)
+    pub.add_argument("--citation", default=None, help="how to cite the model (BibTeX or text)")
     pub.add_argument("--overwrite", action="store_true", help="replace an entry with the same id")
     pub.set_defaults(func=cmd_publish)
 
-    ls = sub.add_parser("list", parents=[common], help="list the models of the configured stores (or of URL)")
+    ls = sub.add_parser("list", help="list the models of the configured stores (or of URL)")
     ls.add_argument("url", nargs="?", default=None, help="a store URL or folder (default: every configured store)")
     ls.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for slow stores")
     ls.add_argument("--json", action="store_true", help="print the listing as JSON")
@@ -45,7 +47,7 @@ def register(subparsers, common):
     imp.add_argument("--name", default=None, help="name of the pretrained model job")
     imp.add_argument("--now", action="store_true", help="run in this process with a progress bar instead of queueing")
     add_wait_argument(imp)
-    imp.add_argument("--json", action="store_true")
+    imp.add_argument("--json", action="store_true", help="print the job as JSON")
     imp.set_defaults(func=cmd_import)
 
 

@@ -2,78 +2,54 @@
 
 import json
 
-from .follow import add_wait_argument
+from .follow import add_quiet_argument, add_wait_argument, announce
 
 
 def register(subparsers, common):
-    """Add the `train` sub-command to the `digits-seg` parser."""
+    """Add the `train` sub-command to the `digits-seg` parser; its solver options come from the declaration."""
+    from ..declare import specs
+    from ..training.params import ModelSource, TrainingParams
+    from .options import add_declared, declared_help
+
     p = subparsers.add_parser("train", parents=[common], help="train a segmentation network on a dataset (a model job)")
-    p.add_argument("--dataset", help="dataset job id (required unless --resume)")
+    source = {s.name: s for s in specs(ModelSource)}
+    p.add_argument("--dataset", help=declared_help(source["dataset_id"]) + " Required unless --resume.")
     net = p.add_mutually_exclusive_group()
-    net.add_argument("--network", help="standard network name (e.g. fcn-alexnet, fcn-8s, unet, tiny-fcn)")
-    net.add_argument("--custom", metavar="PROTOTXT", help="file with a custom Caffe network description")
-    net.add_argument("--previous", metavar="JOB", help="start from a finished model job's network and weights")
-    net.add_argument("--pretrained", metavar="JOB", help="start from an imported pretrained model job")
-    p.add_argument("--snapshot", default=None, help="snapshot of --previous: best (default), last or an iteration")
-    p.add_argument("--name", default=None, help="job name (default: network on dataset)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30 or the network's)")
-    p.add_argument("--batch-size", default=None, help="images per batch; comma-separated values make a sweep")
-    p.add_argument("--iter-size", type=int, default=None, help="batches accumulated per solver step")
-    p.add_argument("--lr", dest="base_lr", default=None,
-                   help="base learning rate (default 0.01); comma-separated values make a sweep. NaN loss: lower it")
-    p.add_argument("--solver", dest="solver_type", default=None,
-                   help="SGD, Nesterov, Adam, AdamW, RMSProp, AdaGrad or AdaDelta")
-    p.add_argument("--momentum", type=float, default=None)
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--lr-policy", default=None, help="fixed, step, multistep, exp, inv, poly, sigmoid or cosine")
-    p.add_argument("--lr-step-size", type=float, default=None, help="step size in %% of training (step, sigmoid)")
-    p.add_argument("--lr-stepvalues", default=None, help="comma-separated %% of training (multistep)")
-    p.add_argument("--lr-gamma", type=float, default=None)
-    p.add_argument("--lr-power", type=float, default=None)
-    p.add_argument("--snapshot-interval", type=float, default=None, help="epochs between snapshots (default 1)")
-    p.add_argument("--val-interval", type=float, default=None, help="epochs between validations (default 1)")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--early-stop", dest="early_stop_patience", type=int, default=None,
-                   help="stop after this many validations without a better mIoU (0: off)")
-    p.add_argument("--mean", dest="mean_subtraction", choices=["none", "pixel", "image", "model"], default=None,
-                   help="mean subtraction (default: none for the standard networks; 'model', the preprocessing of "
-                        "the model it starts from, for --pretrained/--previous)")
-    p.add_argument("--freeze-bn", dest="freeze_bn", choices=["auto", "on", "off"], default=None,
-                   help="BatchNorm uses the start weights' running statistics in training (auto: on below batch 8 "
-                        "when starting from trained weights)")
-    p.add_argument("--crop", dest="crop_size", type=int, default=None, help="random crop size (image and label)")
-    flip = p.add_mutually_exclusive_group()
-    flip.add_argument("--hflip", action="store_true", default=None, help="random horizontal flips (default: the "
-                                                                            "network's advice)")
-    flip.add_argument("--no-hflip", dest="hflip", action="store_false", help="no random horizontal flips")
-    p.add_argument("--scale", dest="random_scale", default=None, help="random scale range, e.g. 0.5-2.0")
-    p.add_argument("--class-weighting", choices=["none", "inverse", "median"], default=None)
-    p.add_argument("--dice", dest="dice_weight", type=float, default=None, help="weight of an extra Dice loss term")
-    p.add_argument("--device", default=None, help="auto, cpu, gpu, gpu:K[@host], gpus:N[@host] (N GPUs, DDP) or cpus:N")
-    p.add_argument("--no-amp", action="store_true", help="train in float32 on CUDA (default: bf16 autocast)")
-    p.add_argument("--workers", dest="loader_workers", type=int, default=None, help="data loader processes")
+    net.add_argument("--network", help=declared_help(source["network"]))
+    net.add_argument("--custom", metavar="PROTOTXT", help="File with a custom Caffe network description. "
+                     + declared_help(source["custom_network"]))
+    net.add_argument("--previous", metavar="JOB", help=declared_help(source["previous_job"]))
+    net.add_argument("--pretrained", metavar="JOB", help=declared_help(source["pretrained_job"]))
+    p.add_argument("--snapshot", default=None, help=declared_help(source["previous_snapshot"]))
+    p.add_argument("--name", default=None, help=declared_help(source["name"]))
+    add_declared(p, TrainingParams)
+    p.add_argument("--no-hflip", dest="hflip", action="store_const", const=False,
+                   help="No random horizontal flips, even where the network's recipe has them. Default: the "
+                        "network's recipe (on for the standard networks but tiny-fcn).")
     p.add_argument("--resume", metavar="JOB", default=None, help="resume a stopped model job from its last snapshot")
     p.add_argument("--now", action="store_true", help="run in this process with a progress bar instead of queueing")
     add_wait_argument(p, "the job(s)")
     p.add_argument("--json", action="store_true", help="print the created job(s) as JSON")
+    add_quiet_argument(p)
     p.set_defaults(func=cmd_train)
 
 
-RAW_KEYS = ("epochs", "batch_size", "iter_size", "base_lr", "solver_type", "momentum", "weight_decay", "lr_policy",
-            "lr_step_size", "lr_stepvalues", "lr_gamma", "lr_power", "snapshot_interval", "val_interval", "seed",
-            "early_stop_patience", "mean_subtraction", "crop_size", "random_scale", "class_weighting", "dice_weight",
-            "device", "loader_workers", "freeze_bn")
-
-
 def _raw(args):
-    raw = {k: getattr(args, k) for k in RAW_KEYS if getattr(args, k) is not None}
+    import os
+
+    from ..training.params import TrainingParams
+    from .options import declared_values
+
+    raw = declared_values(args, TrainingParams)
     raw["dataset_id"] = args.dataset
-    if args.hflip is not None:
-        raw["hflip"] = bool(args.hflip)
-    if args.no_amp:
-        raw["amp"] = False
     if args.custom:
-        with open(args.custom, "r", encoding="utf-8") as f:
+        path = os.path.abspath(args.custom)
+        if not os.path.isfile(path):
+            from ..errors import ValidationError
+
+            raise ValidationError("--custom %s %s" % (args.custom, "is not a file" if os.path.exists(path)
+                                                      else "does not exist"), field="custom_network")
+        with open(path, "r", encoding="utf-8") as f:
             raw["network"] = {"kind": "custom", "prototxt": f.read()}
     elif args.previous:
         raw["network"] = {"kind": "previous", "job_id": args.previous, "snapshot": args.snapshot}
@@ -82,6 +58,35 @@ def _raw(args):
     else:
         raw["network"] = {"kind": "standard", "name": args.network or "fcn-alexnet"}
     return raw
+
+
+def _apply_solver_file(raw, info):
+    """`--solver FILE`: fill the solver fields the command line left blank from a Caffe solver file.
+
+    Returns lines saying what was mapped (max_iter becomes epochs for this dataset and batch size).
+    """
+    import os
+
+    from ..errors import ValidationError
+    from ..training.solver_file import read_solver, solver_to_params
+
+    value = raw.get("solver_type")
+    if not isinstance(value, str) or not (os.path.isfile(value) or value.endswith(".prototxt")):
+        return []
+    if not os.path.isfile(value):
+        raise ValidationError("--solver %s: no such solver file" % value, field="solver_type")
+    del raw["solver_type"]
+    with open(value, encoding="utf-8") as fh:
+        msg = read_solver(fh.read(), value)
+    count = ((info.splits.get("train") or {}).get("count") if info is not None else None)
+    batch = str(raw.get("batch_size") or "1").split(",")[0].strip()
+    fields, said = solver_to_params(msg, count, int(batch) if batch.isdigit() else 1, value)
+    for key, v in fields.items():
+        if key in raw:
+            said.append("%s: kept the command line's %s" % (key, raw[key]))
+        else:
+            raw[key] = v
+    return said
 
 
 def _job_name(args, params, sweep, dataset_name, store):
@@ -93,29 +98,70 @@ def _job_name(args, params, sweep, dataset_name, store):
     return base
 
 
-def cmd_train(args, settings):
+def _check_dataset(store, args):
+    """The dataset job and its info (None while it is being built), or the problems with it."""
     from ..datasets.info import DatasetInfo
-    from ..errors import ValidationError
+    from ..declare import field_error
+    from ..errors import NotFoundError
     from ..jobs.job import JobState
+    from ..training.params import ModelSource
+
+    def problem(phrase):
+        return None, None, [field_error(ModelSource, "dataset_id", phrase)]
+
+    if not args.dataset:
+        return problem("is missing: give --dataset <dataset job id> (see `digits-seg jobs list`)")
+    try:
+        dataset = store.get(args.dataset)
+    except NotFoundError:
+        return problem("%r does not exist in %s (see `digits-seg jobs list`)" % (args.dataset, store.jobs_dir))
+    if dataset.kind != "dataset":
+        return problem("%s is a %s job, not a dataset" % (args.dataset, dataset.kind))
+    if dataset.state in (JobState.ERROR, JobState.ABORTED):
+        return problem("%r ended as %s; recreate it" % (dataset.name, dataset.state.value))
+    info = DatasetInfo.load(store.job_dir(args.dataset)) if dataset.state == JobState.DONE else None
+    if info is None and args.now:
+        return problem("%r is still %s; wait for it or queue the model without --now"
+                       % (dataset.name, dataset.state.value))
+    return dataset, info, []
+
+
+def cmd_train(args, settings):
+    import sys
+
+    from ..errors import ValidationError
     from ..jobs.store import JobStore
-    from ..training.params import expand_sweep, validate_params
+    from ..jobs.submit_checks import device_problems, source_errors
+    from ..training.params import check_name, expand_sweep, validate_params
 
     store = JobStore(settings.jobs_dir)
     if args.resume:
         return _resume(args, settings, store)
-    if not args.dataset:
-        raise ValidationError("give --dataset <dataset job id> (see `digits-seg jobs list`)", field="dataset")
-    dataset = store.get(args.dataset)
-    if dataset.kind != "dataset":
-        raise ValidationError("job %s is a %s job, not a dataset" % (args.dataset, dataset.kind), field="dataset")
-    if dataset.state in (JobState.ERROR, JobState.ABORTED):
-        raise ValidationError("dataset %r ended as %s; recreate it" % (dataset.name, dataset.state.value),
-                              field="dataset")
-    info = DatasetInfo.load(store.job_dir(args.dataset)) if dataset.state == JobState.DONE else None
-    if info is None and args.now:
-        raise ValidationError("dataset %r is still %s; wait for it or queue the model without --now"
-                              % (dataset.name, dataset.state.value), field="dataset")
-    params = validate_params(_raw(args), settings, info)
+    # Every problem is found before anything is written: the dataset, the fields, the start model, the device.
+    dataset, info, errors = _check_dataset(store, args)
+    params = None
+    try:
+        raw = _raw(args)
+        for line in _apply_solver_file(raw, info):
+            print("solver file: %s" % line, file=sys.stderr)
+        params = validate_params(dict(raw, name=args.name), settings, info)
+    except ValidationError as exc:
+        errors += exc.errors or [{"field": exc.field, "label": "", "message": exc.message}]
+    warnings, service = [], None
+    if params is not None:
+        errors += source_errors(store, params)
+        if not args.now:
+            from ..jobs.queue import list_workers
+            from ..jobs.service import JobService
+
+            service = JobService(settings)
+            more, warnings = device_problems(params["device"], list_workers(service.conn))
+            errors += more
+    if errors:
+        raise ValidationError.of(errors)
+    for w in warnings:
+        print("warning: %s" % w, file=sys.stderr)
+    args.name = check_name(args.name) or None
     runs = expand_sweep(params)
     sweep = len(runs) > 1
     created = []
@@ -124,7 +170,7 @@ def cmd_train(args, settings):
         if args.now:
             created.append(_run_now(store, name, run, settings))
         else:
-            created.append(_submit(settings, name, run, dataset))
+            created.append(_submit(service, name, run, dataset))
     status = 0
     if args.wait and not args.now:
         from .follow import exit_status, follow_job
@@ -137,17 +183,16 @@ def cmd_train(args, settings):
         print(json.dumps(created))
     else:
         for c in created:
-            print("%s model job %s (%s)%s" % ("finished" if args.now else c["state"] if args.wait else "queued",
-                                              c["id"], c["name"], " → " + c["dir"] if args.now else ""))
+            announce(c["id"], "%s model job %s (%s)%s" % (
+                "finished" if args.now else c["state"] if args.wait else "queued", c["id"], c["name"],
+                " → " + c["dir"] if args.now else ""), args)
     return status
 
 
-def _submit(settings, name, params, dataset):
+def _submit(service, name, params, dataset):
     from ..jobs.job import JobState
     from ..jobs.queue import queue_for_device
-    from ..jobs.service import JobService
 
-    service = JobService(settings)
     depends = [dataset.id] if dataset.state != JobState.DONE else []
     job = service.submit("model", name, params, queue=queue_for_device(params["device"], service.conn),
                          depends_on=depends)

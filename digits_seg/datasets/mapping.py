@@ -41,7 +41,7 @@ def parse_color(value, field="ignore_colors"):
     except (TypeError, ValueError):
         rgb = None
     if rgb is None or len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
-        raise ValidationError("%s: %r is not a colour; write R,G B as three numbers 0-255, e.g. 255,255,255"
+        raise ValidationError("%s: %r is not a colour; write R,G,B as three numbers 0-255, e.g. 255,255,255"
                               % (field, value), field=field)
     return rgb
 

@@ -36,9 +36,18 @@ def validate_params(raw, settings=None):
     return _validate_params(raw, settings)
 
 
-def _safe_name(index, name):
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "image"
-    return "%05d_%s" % (index, clean[:80])
+def file_stem(name, used):
+    """The input's own name, made safe as a file name; `_2`, `_3`… only when two inputs share it.
+
+    Results keep the names users know (masks/frame_001.png for frame_001.jpg) instead of
+    numbered copies; `used` (lower-cased stems so far) keeps them unique within one job.
+    """
+    clean = re.sub(r"[^\w.-]+", "_", str(name)).strip("._")[:100] or "image"
+    stem, k = clean, 2
+    while stem.lower() in used:
+        stem, k = "%s_%d" % (clean, k), k + 1
+    used.add(stem.lower())
+    return stem
 
 
 def _jpeg(array):
@@ -100,11 +109,10 @@ def _write_zip(job_dir, entries):
     return path
 
 
-def _process(predictor, item, index, job_dir, params, num_classes):
-    """Predict one item, write its files and return (entry, confusion matrix or None)."""
+def _process(predictor, item, index, job_dir, params, num_classes, name):
+    """Predict one item, write its files (named `name`) and return (entry, confusion matrix or None)."""
     image = item["image"]() if callable(item["image"]) else item["image"]
     gt = item["gt"]() if callable(item["gt"]) else item["gt"]
-    name = _safe_name(index, item["name"])
     pred, fit = predictor.run(image, fit=params.get("fit") or "auto", tile=params.get("tile"),
                               stride=params.get("stride"))
     files = {
@@ -116,8 +124,9 @@ def _process(predictor, item, index, job_dir, params, num_classes):
     write_bytes_atomic(os.path.join(job_dir, files["mask"]), visualize.encode_png(pred, predictor.colormap))
     over = visualize.overlay(image, pred, predictor.colormap, alpha=params.get("alpha", 0.5))
     write_bytes_atomic(os.path.join(job_dir, files["overlay"]), visualize.encode_png(over))
-    entry = {"index": index, "name": name, "source": item["source"], "width": int(pred.shape[1]),
-             "height": int(pred.shape[0]), "fit": fit.describe(), "histogram": visualize.class_histogram(pred, predictor.classes)["classes"]}
+    entry = {"index": index, "name": str(item["name"]), "source": item["source"], "width": int(pred.shape[1]),
+             "height": int(pred.shape[0]), "fit": fit.describe(),
+             "histogram": visualize.class_histogram(pred, predictor.classes)["classes"]}
     entry["histogram"] = [{"id": r["id"], "pixels": r["pixels"], "share": r["share"]}
                           for r in entry["histogram"] if r["pixels"]]
     conf = None
@@ -153,7 +162,7 @@ def infer_many(job_dir, params, *, on_progress, should_stop, log, model_dir, set
               "source": params["source"], "classes": predictor.classes, "colormap": predictor.colormap,
               "fit": params.get("fit") or "auto",
               "dataset_resize": predictor.describe()["dataset_resize"]}
-    entries, with_gt = [], 0
+    entries, with_gt, used = [], 0, set()
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     last_flush = time.monotonic()
     on_progress(0.0, "0 of %d images" % count)
@@ -163,10 +172,10 @@ def infer_many(job_dir, params, *, on_progress, should_stop, log, model_dir, set
             log("aborted after %d of %d images" % (index, count))
             raise JobAborted()
         try:
-            entry, image_conf = _process(predictor, item, index, job_dir, params, num_classes)
+            entry, image_conf = _process(predictor, item, index, job_dir, params, num_classes,
+                                         file_stem(item["name"], used))
         except DigitsSegError as e:
-            entries.append({"index": index, "name": _safe_name(index, item["name"]), "source": item["source"],
-                            "error": e.message})
+            entries.append({"index": index, "name": str(item["name"]), "source": item["source"], "error": e.message})
             log("skipped %s: %s" % (item["source"], e.message))
             continue
         if image_conf is not None:

@@ -147,8 +147,13 @@ def _export_torchscript(module, x0, tmp, opset):
 
 
 def _reason(exc):
-    text = exc.message if isinstance(exc, ValidationError) else "%s: %s" % (type(exc).__name__, exc)
-    return text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+    """First line of the innermost cause (the exporter wraps the real error in its own)."""
+    if isinstance(exc, ValidationError):
+        return exc.message
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return ("%s: %s" % (type(exc).__name__, lines[0]) if lines else type(exc).__name__)[:300]
 
 
 def export_module(module, channels, path, opset=DEFAULT_OPSET, exporter="auto"):

@@ -98,7 +98,7 @@ def ensure(predictor):
                               "%s)" % predictor.device, field="backend")
     path = cache_path(predictor.model_dir, predictor.weights_path)
     if not os.path.isfile(path):
-        build(predictor, path)
+        predictor.onnx_report = build(predictor, path)
     predictor.attach_onnx(OnnxNet(path))
     return path
 

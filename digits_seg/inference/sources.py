@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import NotFoundError, ValidationError
-from .geometry import check_fit
 from ..uploads import adopt_stage
+from .params import SOURCES, validate_params  # noqa: F401  (the form's declaration; re-exported for callers)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 """File name endings read as images."""
@@ -24,8 +24,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 LABEL_SUFFIXES = ("", "_L", "_mask", "_label", "_labels", "_gt")
 """Label stem endings tried when pairing an image with its label file."""
 
-SOURCES = ("folder", "paths", "upload", "val")
-"""Accepted values of `source`."""
 
 
 def under_roots(path, settings, field):
@@ -39,62 +37,6 @@ def under_roots(path, settings, field):
             return real
     raise ValidationError("%s is outside the data roots (%s); set DIGITS_SEG_DATA_ROOTS to allow it"
                           % (path, ", ".join(roots)), field=field)
-
-
-def _int_or_none(raw, field, minimum=1):
-    v = raw.get(field)
-    if v is None or (isinstance(v, str) and not v.strip()):
-        return None
-    try:
-        x = int(v)
-    except (TypeError, ValueError):
-        raise ValidationError("%s must be a whole number, got %r" % (field, v), field=field)
-    if x < minimum:
-        raise ValidationError("%s must be at least %d, got %d" % (field, minimum, x), field=field)
-    return x
-
-
-def validate_params(raw, settings=None):
-    """Turn a submitted 'test many' form / JSON body into canonical params for `infer_many`."""
-    raw = dict(raw or {})
-    source = str(raw.get("source") or "folder").strip().lower()
-    if source not in SOURCES:
-        raise ValidationError("Unknown source %r. Available: %s" % (source, ", ".join(SOURCES)), field="source")
-    p = {"source": source, "snapshot": str(raw.get("snapshot") or "best").strip()}
-    if source == "folder":
-        p["folder"] = under_roots(raw.get("folder"), settings, "folder")
-        if not os.path.isdir(p["folder"]):
-            raise ValidationError("%s is not a folder" % p["folder"], field="folder")
-        label = raw.get("label_folder")
-        p["label_folder"] = under_roots(label, settings, "label_folder") if label and str(label).strip() else None
-        if p["label_folder"] and not os.path.isdir(p["label_folder"]):
-            raise ValidationError("%s is not a folder" % p["label_folder"], field="label_folder")
-    elif source == "paths":
-        items = raw.get("paths") or []
-        if isinstance(items, str):
-            items = items.splitlines()
-        items = [str(x).strip() for x in items if str(x).strip() and not str(x).strip().startswith("#")]
-        if not items:
-            raise ValidationError("give at least one image path (one per line)", field="paths")
-        p["paths"] = [under_roots(x, settings, "paths") for x in items]
-        missing = [x for x in p["paths"] if not os.path.isfile(x)]
-        if missing:
-            raise ValidationError("%d listed file(s) do not exist, e.g. %s" % (len(missing), missing[0]), field="paths")
-    p["fit"] = check_fit(raw.get("fit"))
-    p["tile"] = _int_or_none(raw, "tile")
-    p["stride"] = _int_or_none(raw, "stride")
-    if p["stride"] and not p["tile"]:
-        raise ValidationError("a stride needs a tile size", field="stride")
-    if p["stride"] and p["stride"] > p["tile"]:
-        raise ValidationError("stride must not exceed the tile size", field="stride")
-    p["limit"] = _int_or_none(raw, "limit")
-    try:
-        p["alpha"] = float(raw.get("alpha") if raw.get("alpha") not in (None, "") else 0.5)
-    except (TypeError, ValueError):
-        raise ValidationError("alpha must be a number between 0 and 1", field="alpha")
-    if not 0 <= p["alpha"] <= 1:
-        raise ValidationError("alpha must be between 0 and 1", field="alpha")
-    return p
 
 
 def list_images(folder):

@@ -70,19 +70,33 @@ class Heartbeat(threading.Thread):
             self.finished.wait(0.25)
 
 
-def make_callbacks(store, job_id, heartbeat):
+def eta_seconds(first, fraction, now):
+    """Seconds left, at the rate of this run alone: from `first` = (time, fraction) of its first report.
+
+    A resumed training job starts at the fraction its earlier runs reached; dividing this run's
+    elapsed time by the whole fraction promised the rest in a few seconds.
+    """
+    t0, f0 = first
+    gained = fraction - f0
+    if gained <= 0.005 or now <= t0:
+        return None
+    return (now - t0) * (1.0 - fraction) / gained
+
+
+def make_callbacks(store, job_id, heartbeat, clock=time.time):
     """Build (on_progress, should_stop, log) for a domain function."""
-    started = time.time()
+    first = []
     last_write = [0.0]
 
     def on_progress(fraction, message=""):
         fraction = min(max(float(fraction), 0.0), 1.0)
-        now = time.time()
+        now = clock()
+        if not first:
+            first.append((now, fraction))
         if now - last_write[0] < PROGRESS_WRITE_INTERVAL_S and fraction < 1.0:
             return
         last_write[0] = now
-        elapsed = now - started
-        eta = elapsed * (1.0 - fraction) / fraction if fraction > 0.005 else None
+        eta = eta_seconds(first[0], fraction, now)
 
         def change(job):
             if job.state != JobState.RUNNING:

@@ -178,6 +178,23 @@ def scan_layers(msg, source):
                     "and one label per sample%s" % (describe_data_layer(layer, source), top,
                                                      "; used by %s" % ", ".join(used) if used else ""),
                     "remove the top and the layers that use it" if used else "remove the top", **base))
+    configured = [describe_data_layer(l, source) for l in layers
+                  if str(l.get("type", "")) in DATA_LAYER_TYPES and str(l.get("type")) != "Input"
+                  and any(l.has(k) for k in ("transform_param", "python_param", "data_param", "image_data_param",
+                                             "dense_image_data_param", "hdf5_data_param"))]
+    if configured:
+        problems.append(Problem("warning", "data layer%s %s replaced by the dataset's images and labels: %s "
+                                "settings (source, param_str, transform_param: mean, crop, mirror) are not used"
+                                % ("s" if len(configured) > 1 else "", ", ".join(configured),
+                                   "their" if len(configured) > 1 else "its"),
+                                "set mean subtraction, crop and flips in the model form"))
+    mc = [str(l.get("name", "?")) for l in layers if str(l.get("type", "")) == "Dropout"
+          and isinstance(l.get("dropout_param"), prototxt.Message)
+          and bool(l.get("dropout_param").get("sample_weights_test", False))]
+    if mc:
+        problems.append(Problem("warning", "sample_weights_test (Bayesian SegNet's Monte-Carlo dropout at test "
+                                "time) is not implemented: %s drop nothing at test time, so inference is one "
+                                "deterministic pass without an uncertainty estimate" % ", ".join(mc)))
     if unknown:
         problems.append(Problem("warning", "supported layer types: %s" % ", ".join(supported_types())))
     return problems

@@ -9,6 +9,7 @@ so a failure leaves no partial pretrained model.
 """
 
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -16,7 +17,7 @@ import time
 import numpy as np
 
 from ..errors import ValidationError
-from ..fsutil import write_json_atomic
+from ..fsutil import write_bytes_atomic, write_json_atomic
 from ..networks.weights import save_h5
 from . import manifest as mf
 
@@ -71,11 +72,20 @@ def guess_num_classes(net):
     return n
 
 
+def _weights_only_h5(path):
+    """True for an HDF5 file holding nothing but Caffe's `data/<layer>/<i>` groups (no solver state)."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return set(h5.keys()) == {"data"}
+
+
 def convert_weights(src, dst, log):
     """Write the weights of an HDF5 snapshot or a `.caffemodel` (sniffed) to `dst` as weights-only HDF5.
 
     Returns {layer: [blob shapes]}. Solver state in a snapshot is dropped: a pretrained
-    model is a starting point, not a run to resume.
+    model is a starting point, not a run to resume. A file that already is weights-only HDF5
+    is kept byte for byte, so the imported file is the one whose size and sha256 were verified.
     """
     from ..networks.weights import read_blobs, save_h5
 
@@ -88,9 +98,34 @@ def convert_weights(src, dst, log):
     if not blobs:
         raise ValidationError("%s holds no weight blobs; is it a .caffemodel or Caffe HDF5 snapshot?"
                               % os.path.basename(src), field="weights")
-    save_h5(blobs, dst)
-    log("weights: %s (%s, %d layers) written as weights.h5" % (os.path.basename(src), kind, len(blobs)))
+    if kind == "HDF5 snapshot" and _weights_only_h5(src):
+        shutil.copyfile(src, dst)
+        log("weights: %s (weights-only HDF5, %d layers) kept unchanged as weights.h5"
+            % (os.path.basename(src), len(blobs)))
+    else:
+        save_h5(blobs, dst)
+        log("weights: %s (%s, %d layers) written as weights.h5" % (os.path.basename(src), kind, len(blobs)))
     return {k: [tuple(np.shape(a)) for a in v] for k, v in blobs.items()}
+
+
+def colormap_bytes(colors):
+    """colormap.json as the publisher writes it (one line), so a store's file imports unchanged."""
+    return json.dumps([list(c) for c in colors]).encode("utf-8")
+
+
+def _write_colormap(path, classes, given):
+    """The store's own colormap.json when it holds exactly these colours, else one written from them."""
+    colors = [list(c["color"]) for c in classes]
+    if given:
+        try:
+            with open(given, "rb") as f:
+                data = f.read()
+            if json.loads(data.decode("utf-8")) == colors:
+                write_bytes_atomic(path, data)
+                return
+        except (OSError, ValueError, UnicodeDecodeError):
+            pass  # a colormap that does not match the classes is replaced by theirs
+    write_bytes_atomic(path, colormap_bytes(colors))
 
 
 def convert_pytorch_weights(path, log):
@@ -124,7 +159,7 @@ def check_blobs_fit(converted, text, name):
     from ..networks.compiler import compile_net
 
     have = {k: [tuple(b.shape) for b in v]
-            for k, v in compile_net(text, "deploy", device="meta", input_shape=(3, 64, 64)).layer_blobs().items()}
+            for k, v in compile_net(text, "deploy", device="meta").layer_blobs().items()}
     absent = [k for k in converted.blobs if k not in have]
     wrong = ["%s %s (network: %s)" % (k, [list(b.shape) for b in v], [list(x) for x in have[k]])
              for k, v in converted.blobs.items() if k in have and [tuple(b.shape) for b in v] != have[k]]
@@ -263,7 +298,7 @@ def assemble(job_dir, files, entry, log, provenance):
         with open(out["labels"], "w", encoding="utf-8") as f:
             f.write("".join(c["name"] + "\n" for c in classes))
         out["colormap"] = os.path.join(stage, "colormap.json")
-        write_json_atomic(out["colormap"], [c["color"] for c in classes])
+        _write_colormap(out["colormap"], classes, files.get("colormap"))
         mean = entry.get("mean")
         if files.get("mean"):
             mean = read_mean_binaryproto(files["mean"])

@@ -237,7 +237,7 @@ def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **
             done += result["size"]
             if not total:
                 on_progress(0.9 * (i + 1) / len(entry["files"]), "downloaded %s" % f["name"])
-            if f["role"] in ("network", "weights", "labels", "mean", "license") and f["role"] not in local:
+            if f["role"] in ("network", "weights", "labels", "colormap", "mean", "license") and f["role"] not in local:
                 local[f["role"]] = dest
         on_progress(0.9, "building the pretrained model")
         provenance = {"store": store, "model": model,

@@ -21,6 +21,22 @@ def read_labels(folder):
         return [line.rstrip("\n") for line in f if line.strip()]
 
 
+def score_channels(text):
+    """Return the channel count of a network's score blob (its classes), or None when it cannot be told."""
+    from ..errors import DigitsSegError
+    from ..networks.compiler import compile_net
+
+    try:
+        net = compile_net(text, "train", include_loss=False, device="meta", source="custom network")
+    except DigitsSegError:
+        return None
+    shape = None
+    for info in net.layer_info:
+        if net.score_blob in info["tops"]:
+            shape = info["shapes"][info["tops"].index(net.score_blob)]
+    return shape[1] if shape is not None and len(shape) == 4 else None
+
+
 def adapt_class_count(text, old, new, log):
     """Return `text` with class-dependent layers changed from `old` to `new` outputs (and their names)."""
     from ..networks.prototxt import format_message, parse
@@ -57,7 +73,11 @@ def resolve_network(params, num_classes, log, pretrained_dir=None, previous_dir=
 
         return standard_prototxt(net["name"], num_classes), None
     if kind == "custom":
-        return net["prototxt"], None
+        # A file written for another dataset (FCN's for VOC's 21 classes) trains unmodified otherwise:
+        # its class-count layers follow the dataset, as for a pretrained model.
+        text = net["prototxt"]
+        text, _ = adapt_class_count(text, score_channels(text), num_classes, log)
+        return text, None
     if kind == "previous":
         folder, label = previous_dir, "previous model"
     else:

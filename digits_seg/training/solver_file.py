@@ -60,7 +60,7 @@ def solver_to_params(msg, train_images, batch_size, source="solver.prototxt"):
     """Return (form fields, lines saying what was mapped) for `msg` on a dataset of `train_images`.
 
     Args:
-        train_images: images in the dataset's train split (turns max_iter into epochs).
+        train_images: images in the dataset's train split (turns max_iter into epochs); None: not mapped.
         batch_size: the batch size the job will use (Caffe's is in the net's data layer).
     """
     fields, said = {}, []
@@ -89,7 +89,10 @@ def solver_to_params(msg, train_images, batch_size, source="solver.prototxt"):
         fields["solver_type"] = name
         said.append("type %s -> solver_type %s" % (kind, name))
     max_iter = _num(msg, "max_iter", source, int) if msg.has("max_iter") else None
-    if max_iter is not None:
+    if max_iter is not None and not train_images:
+        said.append("max_iter %d not mapped to epochs: the dataset's training-image count is not known yet"
+                    % max_iter)
+    elif max_iter is not None:
         images = max(1, int(train_images))
         epochs = max(1, math.ceil(max_iter * iter_size * int(batch_size) / images))
         fields["epochs"] = epochs

@@ -13,7 +13,7 @@ from ..jobs.service import JobService
 from ..jobs.store import JobStore
 from . import helpers, security
 
-FEATURE_BLUEPRINTS = ("datasets", "models", "inference", "store", "evaluation")
+FEATURE_BLUEPRINTS = ("datasets", "models", "compare", "inference", "store", "evaluation")
 """Blueprint modules in digits_seg/web/ registered when present (each exposes `bp`)."""
 
 
@@ -54,7 +54,9 @@ def create_app(settings=None, conn=None):
     app.jinja_env.globals.update(csrf_token=security.csrf_token, format_eta=helpers.format_eta,
                                  format_time=helpers.format_time, age=helpers.age, job_url=helpers.job_url,
                                  has_endpoint=lambda e: e in app.view_functions,
-                                 auth_required=bool(settings.auth_token))
+                                 auth_required=bool(settings.auth_token), delete_refusal=jobs.delete_refusal)
+    app.add_template_filter(helpers.ticks, "ticks")
+    app.add_template_filter(helpers.thousands, "thousands")
     return app
 
 
@@ -77,17 +79,21 @@ def _persistent_secret(jobs_dir):
 
 
 def _register_error_handlers(app):
-    """One error shape: HTML page or `{"error": {"message", "field"}}` with the 4xx/5xx code."""
+    """One error shape: HTML page or `{"error": {"message", "field", "errors"}}` with the 4xx/5xx code.
 
-    def respond(status, message, field=None, detail=None):
+    `errors` lists every field problem (`{"field", "label", "message"}`) of a ValidationError;
+    `message`/`field` are the first of them, so clients reading only those still work.
+    """
+
+    def respond(status, message, field=None, errors=()):
         if helpers.wants_json():
-            body = {"error": {"message": message, "field": field}}
+            body = {"error": {"message": message, "field": field, "errors": list(errors)}}
             return jsonify(body), status
-        return render_template("error.html", status=status, message=message, field=field), status
+        return render_template("error.html", status=status, message=message, field=field, errors=list(errors)), status
 
     @app.errorhandler(DigitsSegError)
     def domain_error(exc):
-        return respond(exc.status, exc.message, exc.field)
+        return respond(exc.status, exc.message, exc.field, getattr(exc, "errors", ()))
 
     @app.errorhandler(404)
     def not_found(exc):

@@ -136,3 +136,21 @@ def age(iso):
         return format_eta(time.time() - parse_iso(iso)) + " ago"
     except (TypeError, ValueError):
         return ""
+
+
+def ticks(text):
+    """Escape `text` and show its `quoted` names as code: messages quote names in backticks for the log."""
+    from markupsafe import Markup, escape
+
+    parts = str(escape(text)).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: not a quotation
+        return Markup("`".join(parts))
+    return Markup("".join("<code>%s</code>" % p if i % 2 else p for i, p in enumerate(parts)))
+
+
+def thousands(n):
+    """12,345 (counts of pairs and pixels are read at a glance)."""
+    try:
+        return "{:,}".format(int(n))
+    except (TypeError, ValueError):
+        return "" if n is None else str(n)

@@ -3,6 +3,7 @@
 from flask import Blueprint, jsonify, render_template, request
 
 from .helpers import job_summary, state, wants_json
+from .model_facts import model_facts
 
 bp = Blueprint("home", __name__)
 
@@ -42,6 +43,14 @@ def index():
     return render_template("index.html", tabs=TABS, pages=pages, active=active, groups=groups)
 
 
+def _row(job):
+    """A listing row; model rows also say what they trained and how far they got."""
+    row = job_summary(job)
+    if job.kind == "model":
+        row["facts"] = model_facts(job)
+    return row
+
+
 def _int_arg(name, default=1):
     try:
         return int(request.args.get(name, default))
@@ -55,6 +64,6 @@ def _page(jobs, number):
     count = max(1, -(-total // HOME_PAGE_SIZE))
     number = min(max(1, number), count)
     start = (number - 1) * HOME_PAGE_SIZE
-    rows = [job_summary(j) for j in jobs[start:start + HOME_PAGE_SIZE]]
+    rows = [_row(j) for j in jobs[start:start + HOME_PAGE_SIZE]]
     return {"rows": rows, "number": number, "count": count, "total": total,
             "first": start + 1 if rows else 0, "last": start + len(rows)}

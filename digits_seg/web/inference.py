@@ -13,7 +13,9 @@ import time
 
 from flask import Blueprint, Response, jsonify, redirect, request, send_file, send_from_directory, url_for
 
+from ..declare import clean_name
 from ..errors import NotFoundError, ValidationError
+from ..inference.params import TestManyParams
 from ..fsutil import read_json
 from ..inference import batch, single
 from ..inference.cache import PredictorCache
@@ -205,8 +207,14 @@ def new():
         values = dict(get_job(request.args["clone"], kind="inference").params)
     if request.args.get("model"):
         values["model_id"] = request.args["model"]
-    data = {"models": [{"id": j.id, "name": j.name} for j in _done_models()], "values": values}
-    return render("inference/new.html", data)
+    return render("inference/new.html", _many_form_data(values))
+
+
+def _many_form_data(values):
+    """The test-many form's choices: finished models and each one's snapshots (the chooser follows the model)."""
+    models = _done_models()
+    return {"models": [{"id": j.id, "name": j.name} for j in models], "values": values,
+            "snapshots": {j.id: [s["name"] for s in list_snapshot_files(state().store.job_dir(j.id))] for j in models}}
 
 
 def _stage_uploads(files):
@@ -246,13 +254,12 @@ def create():
         params["model_id"] = job.id
         if params["source"] == "upload":
             params["upload_dir"] = _stage_uploads(request.files.getlist("files"))
-        name = (raw.get("name") or "").strip() or "test many: %s" % job.name
+        name = clean_name(TestManyParams, raw.get("name")) or "test many: %s" % job.name
         created = state().service.submit("inference", name, params, queue="default")
     except ValidationError as exc:
         if wants_json():
             raise
-        data = {"models": [{"id": j.id, "name": j.name} for j in _done_models()], "values": raw}
-        return render("inference/new.html", data, error=exc), 400
+        return render("inference/new.html", _many_form_data(raw), error=exc), 400
     url = url_for("inference.show", job_id=created.id)
     if wants_json():
         return jsonify({"id": created.id, "url": url}), 201
@@ -346,5 +353,12 @@ def view(job_id, index):
     body = single.result_json(result, encode="none", url_for_kind=lambda k: url_for(
         "inference.render_file", job_id=job.id, index=index, kind=k))
     body.update({"index": index, "name": entry["name"], "job_id": job.id})
-    return render("inference/view.html", {"result": body, "entry": entry, "viewer": single.viewer_config(body)},
-                  job=job)
+    ok = [e["index"] for e in (_load_results(state().store.job_dir(job.id)) or {}).get("images", [])
+          if not e.get("error")]
+    pos = ok.index(index) if index in ok else -1
+    steps = {"previous": ok[pos - 1] if pos > 0 else None,
+             "next": ok[pos + 1] if 0 <= pos < len(ok) - 1 else None}
+    nav = {k: url_for("inference.view", job_id=job.id, index=v) if v is not None else None for k, v in steps.items()}
+    nav.update(position=pos + 1, count=len(ok))
+    return render("inference/view.html", {"result": body, "entry": entry, "viewer": single.viewer_config(body),
+                                          "nav": nav}, job=job)

@@ -4,9 +4,9 @@ import json
 import os
 import time
 
-from flask import Blueprint, Response, jsonify, redirect, request, send_file, url_for
+from flask import Blueprint, Response, flash, jsonify, redirect, request, send_file, url_for
 
-from ..errors import NotFoundError
+from ..errors import ConflictError, NotFoundError
 from .helpers import get_job, job_summary, job_url, render, state, wants_json
 
 bp = Blueprint("jobs", __name__)
@@ -23,7 +23,30 @@ def job_data(job):
     log, cut = state().store.read_log(job.id, max_bytes=20_000)
     data["log_tail"] = log
     data["log_truncated"] = cut
+    data["used_by"] = [_user(u) for u in state().service.users_of(job.id)]
     return data
+
+
+def _user(job):
+    """A job that needs this one (a model trained on this dataset, ...), as the page lists it."""
+    from .model_facts import model_facts
+
+    row = {"id": job.id, "kind": job.kind, "name": job.name, "state": job.state.value, "url": job_url(job)}
+    if job.kind == "model":
+        f = model_facts(job)
+        row.update({k: f[k] for k in ("best_mean_iou", "best_epoch", "epochs_done", "epochs_total", "duration")},
+                   network=f["network"]["title"])
+    return row
+
+
+def delete_refusal(job, used_by):
+    """Why Delete would be refused (the page says it at once, without an "are you sure?" first)."""
+    if not used_by:
+        return ""
+    names = ", ".join("%r" % u["name"] for u in used_by[:5]) + (" and %d more" % (len(used_by) - 5)
+                                                                  if len(used_by) > 5 else "")
+    return "%s %r is used by %s; delete %s first." % (job.kind, job.name, names,
+                                                      "them" if len(used_by) > 1 else "it")
 
 
 @bp.route("/jobs/<job_id>")
@@ -78,7 +101,9 @@ def log(job_id):
 @bp.route("/jobs/<job_id>/abort.json", methods=["POST"], endpoint="abort_json")
 def abort(job_id):
     job = state().service.abort(job_id)
-    return _after_action(job, "abort requested" if job.state.value == "running" else job.state.value)
+    message = ("Abort requested for %r: it stops at the next iteration." % job.name if job.state.value == "running"
+               else "%r is %s." % (job.name, job.state.value))
+    return _after_action(job, message)
 
 
 @bp.route("/jobs/<job_id>/delete", methods=["POST"])
@@ -86,17 +111,26 @@ def abort(job_id):
 @bp.route("/jobs/<job_id>", methods=["DELETE"], endpoint="delete_rest")
 @bp.route("/jobs/<job_id>.json", methods=["DELETE"], endpoint="delete_json_delete")
 def delete(job_id):
-    state().service.delete(job_id)
+    job = get_job(job_id)
+    try:
+        state().service.delete(job_id)
+    except ConflictError as exc:
+        if wants_json():
+            raise
+        # used by a job created since the page was drawn: say so on the page the user was on
+        flash(exc.message, "warning")
+        return redirect(job_url(job))
     if wants_json():
         return jsonify({"deleted": job_id})
-    return redirect(url_for("home.index"))
+    flash("Deleted %s %r and its files." % (job.kind, job.name))
+    return redirect(url_for("home.index", tab=job.kind) + "#" + job.kind)
 
 
 @bp.route("/jobs/<job_id>/resume", methods=["POST"])
 @bp.route("/jobs/<job_id>/resume.json", methods=["POST"], endpoint="resume_json")
 def resume(job_id):
     job = state().service.resume(job_id)
-    return _after_action(job, "resumed")
+    return _after_action(job, "Resumed %r: it continues from its last snapshot." % job.name)
 
 
 @bp.route("/jobs/<job_id>/clone")
@@ -159,4 +193,5 @@ def events(job_id):
 def _after_action(job, message):
     if wants_json():
         return jsonify(job_summary(state().store.get(job.id)) | {"message": message})
+    flash(message)
     return redirect(job_url(job))

@@ -25,11 +25,28 @@ DOWNLOADABLE = OUTPUT_FILES + ("license.txt",)
 """Files of a pretrained job folder that its page offers for download."""
 
 
+METRIC_LABELS = {"val_mean_iou": "val mIoU", "val_pixel_acc": "val pixel accuracy", "val_mean_acc": "val mean accuracy",
+                 "val_fw_iou": "val frequency-weighted IoU", "val_loss": "val loss", "mean_iou": "mIoU",
+                 "pixel_acc": "pixel accuracy", "epoch": "epochs trained", "epochs": "epochs trained"}
+"""Readable names of the metrics stores publish (others are shown with underscores as spaces)."""
+
+
+def metric_text(name, value):
+    """"val mIoU 0.677", "epochs trained 12": one metric as a person reads it."""
+    label = METRIC_LABELS.get(name) or str(name).replace("_", " ")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = "%g" % value if name in ("epoch", "epochs") or float(value).is_integer() else "%.3f" % value
+    else:
+        text = str(value)
+    return "%s %s" % (label, text)
+
+
 def init_app(app):
     """Create this app's StoreCache and start reading the stores in the background."""
     cache = StoreCache(app.extensions["digits_seg"].settings)
     app.extensions["digits_seg"].extras["store_cache"] = cache
     cache.refresh()
+    app.add_template_global(metric_text, "metric_text")
 
 
 def _cache():
@@ -164,7 +181,41 @@ def show_pretrained(job_id):
     data["manifest"] = manifest
     can_train = bool(manifest and manifest.get("has_weights"))
     data["train_url"] = _train_url(job.id) if can_train else None
+    data["test_url"] = _test_url(job.id) if can_train else None
+    data["files"] = verified_files(manifest) if manifest else []
     return render("store/pretrained.html", data, job=job, manifest=manifest)
+
+
+def verified_files(manifest):
+    """The model's files with what the import checked: the same bytes as downloaded, or converted from which.
+
+    A store import verifies each downloaded file's size and sha256 (the job log lists them); the files kept
+    are those bytes unless they had to be converted (a `.caffemodel` becomes weights.h5), and then the page
+    says from what, so the two lists never disagree silently.
+    """
+    downloaded = (manifest.get("imported_from") or {}).get("files") or []
+    by_role = {}
+    for f in downloaded:
+        by_role.setdefault(f.get("role"), f)
+    rows = []
+    for f in manifest.get("files") or []:
+        src = next((d for d in downloaded if d.get("sha256") == f["sha256"]), None)
+        row = dict(f, check="", source=None)
+        if src:
+            row["check"] = "as downloaded, sha256 verified" if src.get("sha256") else "as downloaded"
+        elif f.get("role") in by_role:
+            row["source"] = by_role[f["role"]]
+            row["check"] = "converted from %s" % row["source"].get("name")
+        rows.append(row)
+    return rows
+
+
+def _test_url(job_id):
+    from flask import current_app
+
+    if "inference.test_one" in current_app.view_functions:
+        return url_for("inference.test_one", job_id=job_id)
+    return None
 
 
 def _train_url(job_id):

@@ -17,7 +17,7 @@ def test_import_camvid_layout(live_server, page, artifact_path):
     page.fill("#layout_root", os.path.join(root, "nothing-here"))
     page.click("#detect-layout")
     page.wait_for_selector("[data-role=layout-error]", timeout=30000)
-    assert "is not a folder" in page.text_content("[data-role=layout-error]")
+    assert "nothing-here does not exist" in page.text_content("[data-role=layout-error]")
 
     page.fill("#layout_root", root)
     page.click("#detect-layout")
@@ -30,6 +30,7 @@ def test_import_camvid_layout(live_server, page, artifact_path):
     assert page.text_content("[data-role=layout-ignore]") == "Stored as ignore (255): label value 11"
     assert page.input_value("#images") == os.path.join(root, "CamVid", "train")  # filled for reference ...
     assert page.is_disabled("#images")  # ... and not submitted: the layout supplies the pairs
+    assert page.input_value("#ignore_values") == "11" and page.input_value("#label_map").endswith("10:10 11:255")
     page.screenshot(path=artifact_path("datasets_layout_detected.png"), full_page=True)
 
     page.click("button[data-action=create]")

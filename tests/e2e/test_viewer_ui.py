@@ -10,12 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from digits_seg.config import load_settings
-from digits_seg.datasets.info import DatasetInfo
-from digits_seg.jobs.job import JobState
 from digits_seg.jobs.store import JobStore
-from digits_seg.training.params import validate_params as training_params
-from digits_seg.training.trainer import train
-from tests.conftest import synthcity_dataset_job, wait_for
+from tests.conftest import synthcity_dataset_job, train_tiny_model, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -32,17 +28,8 @@ CANVAS_SUM = """() => {
 def _make_jobs(server, tmp_path):
     store = JobStore(server.jobs_dir)
     settings = load_settings({"jobs_dir": server.jobs_dir, "data_roots": str(tmp_path)}, environ={})
-    ds = store.get(synthcity_dataset_job(settings, str(tmp_path / "src"), 16, (96, 64), seed=4, val_pct=25))
-    mparams = training_params({"dataset_id": ds.id, "network": "tiny-fcn", "network_kind": "standard", "epochs": 3,
-                               "batch_size": 4, "base_lr": 0.01, "solver_type": "Adam", "lr_policy": "fixed",
-                               "loader_workers": 0, "seed": 2, "device": "cpu"},
-                              None, DatasetInfo.load(store.job_dir(ds.id)))
-    model = store.create("model", "tiny viewer model", mparams)
-    train(store.job_dir(model.id), mparams, on_progress=lambda f, m: None, should_stop=lambda: False,
-          log=lambda t: None, dataset_dir=store.job_dir(ds.id), resume=False, pretrained_dir=None, previous_dir=None)
-    for st in (JobState.RUNNING, JobState.DONE):
-        store.set_state(model.id, st)
-    return model.id
+    ds = synthcity_dataset_job(settings, str(tmp_path / "src"), 16, (96, 64), seed=4, val_pct=25)
+    return train_tiny_model(store, ds, "tiny viewer model", seed=2)
 
 
 def test_viewer_controls_change_canvas(live_server, page, artifact_path, tmp_path):

@@ -58,12 +58,14 @@ def test_fcn_alexnet_train_file_trains_and_its_deploy_deploys(shared_data, tmp_p
     job.mkdir()
     result, logs = _train(job, text, ds)
     assert result["iterations"] == 2 and os.path.exists(job / "best.h5")
-    assert (job / "network.prototxt").read_text() == text
+    # FCN's file scores VOC's 21 classes: its class layers follow the dataset's 10.
+    assert "Class count 21 -> 10: changed num_output of score_fr, upscore" in " ".join(logs)
+    text = (job / "network.prototxt").read_text()
 
     image = np.asarray(Image.open(os.path.join(root, "src", "images", sorted(os.listdir(
         os.path.join(root, "src", "images")))[0])).convert("RGB"))
     pred = Predictor.from_model_dir(str(job)).predict(image)
-    assert pred.shape == (32, 32)
+    assert pred.shape == (32, 32) and pred.max() < 10
     # The deploy file `network show --deploy-out` derives (Input + layers, no Python data layer or loss)
     # runs the trained weights to the same classes.
     deploy = compile_net(deploy_prototxt(text, (3, 32, 32)), "deploy")
@@ -175,3 +177,34 @@ def test_segnet_basic_trains_unmodified_and_its_inference_file_deploys(tmp_path)
         prob = inference(_input(str(job), image))["prob"]
     assert inference.score_blob == "prob"
     assert np.array_equal(prob.argmax(1)[0].numpy(), pred)
+
+
+def test_cli_train_takes_a_caffe_solver_file(tmp_path, capsys):
+    import json
+
+    from digits_seg.cli import main
+
+    root = str(tmp_path)
+    synthcity.generate(os.path.join(root, "src"), 8, size=(32, 32), seed=1)
+    jobs = os.path.join(root, "jobs")
+    assert main(["dataset", "create", "--jobs-dir", jobs, "--images", os.path.join(root, "src", "images"),
+                 "--labels", os.path.join(root, "src", "labels"), "--val-pct", "25", "--now", "--json"]) == 0
+    ds = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["id"]
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('net: "train_val.prototxt"\nbase_lr: 0.005\nlr_policy: "step"\ngamma: 0.5\nstepsize: 1\n'
+                      'max_iter: 3\nmomentum: 0.8\nweight_decay: 0.001\ntype: "Adam"\nsnapshot: 1000\n')
+    assert main(["train", "--jobs-dir", jobs, "--dataset", ds, "--network", "tiny-fcn", "--batch-size", "2",
+                 "--solver", str(solver), "--momentum", "0.85", "--workers", "0", "--now", "--json"]) == 0
+    captured = capsys.readouterr()
+    job_dir = json.loads(captured.out.strip().splitlines()[-1])[0]["dir"]
+    with open(os.path.join(job_dir, "job.json")) as fh:
+        params = json.load(fh)["params"]
+    # 6 training images, batch 2: max_iter 3 is one epoch; stepsize 1 of 3 iterations is 33.33 % of training.
+    assert {k: params[k] for k in ("base_lr", "lr_policy", "lr_gamma", "solver_type", "weight_decay", "epochs",
+                                   "momentum")} == {"base_lr": 0.005, "lr_policy": "step", "lr_gamma": 0.5,
+                                                    "solver_type": "Adam", "weight_decay": 0.001, "epochs": 1,
+                                                    "momentum": 0.85}
+    assert params["lr_step_size"] == pytest.approx(33.3333)
+    assert "solver file: max_iter 3 x iter_size 1 x batch 2 / 6 training images -> epochs 1" in captured.err
+    assert "solver file: momentum: kept the command line's 0.85" in captured.err
+    assert "solver file: not used (no form field): net, snapshot" in captured.err

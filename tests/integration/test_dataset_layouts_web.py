@@ -50,5 +50,7 @@ def test_each_layout_builds_through_the_api(client, settings, start_worker):
             assert not (os.path.isdir(stages) and [n for n in os.listdir(stages) if n.startswith("layout-")])
             left = set(os.listdir(os.path.join(settings.jobs_dir, job_id)))
             assert "dataset.json" in left and not left & {"upload", "converted_labels"}
+            form = client.get("/datasets/new?clone=" + job_id).get_data(as_text=True)  # Clone re-detects the layout
+            assert 'id="layout_root" name="layout_root" value="%s"' % root in form
         else:
             F.assert_labels_match(os.path.join(settings.jobs_dir, job_id), layout, root)

@@ -136,7 +136,8 @@ def test_infer_many_folder_with_ground_truth(tmp_path, model_dir):
     assert progress[-1] == 1.0
     res = json.load(open(job / "results.json"))
     assert res["complete"] and res["classes"] == CLASSES
-    by_name = {e["name"].split("_", 1)[1]: e for e in res["images"]}
+    by_name = {e["name"]: e for e in res["images"]}  # the inputs' own names, not numbered copies
+    assert {e["mask"] for e in res["images"]} == {"masks/%s.png" % n for n in ("img0", "img1", "img2", "nolabel")}
     for name, gt in truths.items():
         e = by_name[name]
         mask = np.asarray(Image.open(job / e["mask"]))

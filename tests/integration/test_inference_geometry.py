@@ -21,7 +21,6 @@ from PIL import Image
 
 from digits_seg.cli import main as cli_main
 from digits_seg.config import load_settings
-from digits_seg.datasets.info import DatasetInfo
 from digits_seg.inference.batch import infer_many
 from digits_seg.inference.batch import validate_params as infer_params
 from digits_seg.inference.predictor import Predictor
@@ -29,9 +28,7 @@ from digits_seg.jobs.job import JobState
 from digits_seg.jobs.store import JobStore
 from digits_seg.networks.compiler import compile_net
 from digits_seg.networks.weights import load_weights
-from digits_seg.training.params import validate_params as training_params
-from digits_seg.training.trainer import train
-from tests.conftest import build_dataset
+from tests.conftest import build_dataset, train_tiny_model
 
 SOURCE = (96, 72)
 TRAINED = (48, 36)
@@ -55,17 +52,9 @@ def trained(tmp_path_factory):
     store.set_state(ds.id, JobState.RUNNING)
     build_dataset(settings, store.job_dir(ds.id), params)
     store.set_state(ds.id, JobState.DONE)
-    mparams = training_params({"dataset_id": ds.id, "network": "tiny-fcn", "network_kind": "standard", "epochs": 2,
-                               "batch_size": 4, "base_lr": 0.01, "solver_type": "Adam", "lr_policy": "fixed",
-                               "loader_workers": 0, "seed": 1, "mean_subtraction": "none", "device": "cpu"},
-                              None, DatasetInfo.load(store.job_dir(ds.id)))
-    model = store.create("model", "tiny on resized", mparams)
-    train(store.job_dir(model.id), mparams, on_progress=lambda f, m: None, should_stop=lambda: False,
-          log=lambda t: None, dataset_dir=store.job_dir(ds.id), resume=False, pretrained_dir=None, previous_dir=None)
-    store.set_state(model.id, JobState.RUNNING)
-    store.set_state(model.id, JobState.DONE)
+    model_id = train_tiny_model(store, ds.id, "tiny on resized", epochs=2, mean_subtraction="none")
     image = sorted(os.listdir(os.path.join(src, "images")))[0]
-    return {"jobs": jobs, "dataset": ds.id, "model": model.id, "dir": store.job_dir(model.id),
+    return {"jobs": jobs, "dataset": ds.id, "model": model_id, "dir": store.job_dir(model_id),
             "image": os.path.join(src, "images", image), "root": str(root)}
 
 

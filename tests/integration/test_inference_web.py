@@ -18,16 +18,12 @@ import pytest
 from PIL import Image
 
 from digits_seg.config import load_settings
-from digits_seg.datasets.info import DatasetInfo
 from digits_seg.datasets.reader import SegmentationLMDB
 from digits_seg.inference.batch import infer_many
 from digits_seg.inference.predictor import Predictor
-from digits_seg.jobs.job import JobState
 from digits_seg.jobs.store import JobStore
 from digits_seg.training.metrics_log import read_metrics
-from digits_seg.training.params import validate_params as training_params
-from digits_seg.training.trainer import train
-from tests.conftest import synthcity_dataset_job, wait_for
+from tests.conftest import synthcity_dataset_job, train_tiny_model, wait_for
 
 API = {"X-Requested-With": "digits-seg"}
 
@@ -38,18 +34,9 @@ def build_jobs(root, mean_subtraction="pixel"):
     store = JobStore(jobs)
     settings = load_settings({"jobs_dir": jobs, "data_roots": str(root)}, environ={})
     ds = store.get(synthcity_dataset_job(settings, str(root / "src"), 24, (64, 48), seed=11, val_pct=25))
-    mparams = training_params({"dataset_id": ds.id, "network": "tiny-fcn", "network_kind": "standard", "epochs": 3,
-                               "batch_size": 4, "base_lr": 0.01, "solver_type": "Adam", "lr_policy": "fixed",
-                               "loader_workers": 0, "seed": 1, "mean_subtraction": mean_subtraction,
-                               "device": "cpu"},
-                              None, DatasetInfo.load(store.job_dir(ds.id)))
-    model = store.create("model", "tiny", mparams)
-    train(store.job_dir(model.id), mparams, on_progress=lambda f, m: None, should_stop=lambda: False,
-          log=lambda t: None, dataset_dir=store.job_dir(ds.id), resume=False, pretrained_dir=None, previous_dir=None)
-    store.set_state(model.id, JobState.RUNNING)
-    store.set_state(model.id, JobState.DONE)
-    return {"jobs": jobs, "dataset": ds.id, "model": model.id, "src": str(root / "src"),
-            "dir": store.job_dir(model.id), "dataset_dir": store.job_dir(ds.id)}
+    model_id = train_tiny_model(store, ds.id, mean_subtraction=mean_subtraction)
+    return {"jobs": jobs, "dataset": ds.id, "model": model_id, "src": str(root / "src"),
+            "dir": store.job_dir(model_id), "dataset_dir": store.job_dir(ds.id)}
 
 
 @pytest.fixture(scope="module")

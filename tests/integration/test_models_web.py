@@ -41,7 +41,7 @@ def test_form_create_sweep_preview_and_validate(settings, client):
     assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "base_lr"
     form = client.post("/models", data={"dataset_id": ds, "network_kind": "standard", "network": "tiny-fcn",
                                         "epochs": "zero"}, headers={"X-Requested-With": "digits-seg"})
-    assert form.status_code == 400 and "epochs must be a number" in form.get_data(as_text=True)
+    assert form.status_code == 400 and "Epochs must be a whole number, got &#39;zero&#39;" in form.get_data(as_text=True)
 
     prev = client.get("/models/lr-preview.json?lr_policy=step&lr_step_size=50&lr_gamma=0.1&base_lr=0.1&epochs=10")
     d = prev.get_json()
@@ -70,17 +70,16 @@ def test_form_create_sweep_preview_and_validate(settings, client):
     assert "line" in refused.get_json()["error"]["message"]
     assert len(client.get("/index.json").get_json()["models"]) == queued_before
 
-    # The form posts both model selects; with "pretrained" chosen the previous-model select must not win.
+    # The form posts both model selects; with "pretrained" chosen the previous-model select must not win:
+    # the pretrained choice is the one checked (and a model job is not a pretrained model: refused at submit).
     fake_pretrained = body["jobs"][0]["id"]
     chose = client.post("/models.json", json={"dataset_id": ds, "network_kind": "pretrained", "epochs": 1,
                                               "previous_job": body["jobs"][1]["id"],
                                               "pretrained_job": fake_pretrained, "device": "cpu"})
-    assert chose.status_code == 201, chose.get_json()
-    twin = client.get(chose.get_json()["url"] + ".json").get_json()
-    assert twin["params"]["network"] == {"kind": "pretrained", "job_id": fake_pretrained}
-    # the default name says which model it starts from, not just "pretrained"
-    start_name = client.get("/jobs/%s.json" % fake_pretrained).get_json()["name"]
-    assert twin["name"].startswith(start_name + ", fine-tuned on "), twin["name"]
+    assert chose.status_code == 400, chose.get_json()
+    err = chose.get_json()["error"]
+    assert err["field"] == "pretrained_job" and "is a model job, not a pretrained model" in err["message"]
+    assert len(client.get("/index.json").get_json()["models"]) == queued_before
 
 
 @pytest.mark.slow
@@ -104,7 +103,7 @@ def test_worker_trains_survives_sigkill_resumes_and_aborts(settings, client, sta
     assert twin["model"]["snapshots"] and twin["model"]["per_class"]
     dl = client.get(twin["model"]["snapshots"][0]["caffemodel_url"])
     assert dl.status_code == 200 and len(dl.data) > 100
-    assert client.get(twin["model"]["previews"][0]).status_code == 200
+    assert client.get(twin["model"]["previews"][0]["url"]).status_code == 200
 
     assert client.post("/jobs/%s/resume.json" % job_id, json={}).status_code == 200
     start_worker()

@@ -60,7 +60,7 @@ def test_every_shared_caffe_file_is_in_the_table(shared_data):
 @pytest.mark.parametrize("rel", sorted(EXPECTED))
 def test_network_show_gives_each_file_its_phases(shared_data, rel, capsys, tmp_path):
     shown, refused = EXPECTED[rel]
-    code = main(["network", "show", _path(shared_data, rel), "--json", "--jobs-dir", str(tmp_path)])
+    code = main(["network", "show", _path(shared_data, rel), "--json"])
     import json
     out = json.loads(capsys.readouterr().out)
     assert code == 0
@@ -77,8 +77,7 @@ def test_network_show_gives_each_file_its_phases(shared_data, rel, capsys, tmp_p
 
 
 def test_text_output_lists_phases_and_exits_0_with_warnings(shared_data, capsys, tmp_path):
-    assert main(["network", "show", _path(shared_data, "fcn/voc-fcn8s_train.prototxt"), "--input", "3x64x64",
-                 "--jobs-dir", str(tmp_path)]) == 0
+    assert main(["network", "show", _path(shared_data, "fcn/voc-fcn8s_train.prototxt"), "--input", "3x64x64"]) == 0
     out = capsys.readouterr().out
     assert "  deploy  yes, derived: dropped loss (SoftmaxWithLoss)" in out
     assert "  train   yes, as written" in out
@@ -89,8 +88,7 @@ def test_solver_file_is_followed_relative_to_its_folder(shared_data, tmp_path, c
     fcn = os.path.join(shared_data, "caffe", "fcn")
     shutil.copy(os.path.join(fcn, "voc-fcn-alexnet_solver.prototxt"), tmp_path / "solver.prototxt")
     shutil.copy(os.path.join(fcn, "voc-fcn-alexnet_train.prototxt"), tmp_path / "train.prototxt")
-    assert main(["network", "show", str(tmp_path / "solver.prototxt"), "--input", "3x32x32",
-                 "--jobs-dir", str(tmp_path)]) == 0
+    assert main(["network", "show", str(tmp_path / "solver.prototxt"), "--input", "3x32x32"]) == 0
     out = capsys.readouterr().out
     assert "a solver file" in out and "iter_size          20" in out
     assert "train_net: %s" % (tmp_path / "train.prototxt") in out
@@ -142,7 +140,7 @@ def test_every_problem_is_reported_at_once_with_its_fix():
 def test_network_show_of_an_unbuildable_file_lists_everything_and_fails(tmp_path, capsys):
     bad = tmp_path / "broken.prototxt"
     bad.write_text(BROKEN)
-    assert main(["network", "show", str(bad), "--jobs-dir", str(tmp_path)]) == 2
+    assert main(["network", "show", str(bad)]) == 2
     err = capsys.readouterr().err
     for name in ("'bn1'", "'relu1'", "'hook'", "'norm'", "no phase of"):
         assert name in err
@@ -161,7 +159,7 @@ def test_derived_deploy_file_compiles_like_the_derived_phase(shared_data, tmp_pa
     assert a.score_blob == "score" and a.input_shapes["data"] == (1, 3, 40, 48)
     out = tmp_path / "deploy.prototxt"
     assert main(["network", "show", _path(shared_data, "fcn/voc-fcn-alexnet_train.prototxt"),
-                 "--input", "3x40x48", "--deploy-out", str(out), "--jobs-dir", str(tmp_path)]) == 0
+                 "--input", "3x40x48", "--deploy-out", str(out)]) == 0
     assert out.read_text() == deploy
 
 
@@ -194,3 +192,11 @@ def test_solver_steps_become_percentages():
     step, _ = solver_to_params(read_solver("lr_policy: \"step\" stepsize: 3000 max_iter: 9000 solver_type: NESTEROV"),
                                100, 1)
     assert step["lr_step_size"] == pytest.approx(33.3333) and step["solver_type"] == "Nesterov"
+
+
+def test_bayesian_segnet_test_time_dropout_is_a_stated_departure():
+    text = ('layer { name: "encdrop3" type: "Dropout" bottom: "data" top: "d" '
+            'dropout_param { dropout_ratio: 0.5 sample_weights_test: true } }')
+    problems = check_network(text, (3, 8, 8))
+    assert any(p.startswith("warning: sample_weights_test (Bayesian SegNet's Monte-Carlo dropout") and "encdrop3" in p
+               for p in problems)

@@ -188,3 +188,24 @@ def test_coco_bad_annotation_is_named(tmp_path):
     det = layouts.detect(root, "coco")
     with pytest.raises(ValidationError, match="instances_val2017.json, image 000000000139.jpg: .*polygons or RLE"):
         layouts.LAYOUTS["coco"].convert(det, str(tmp_path / "masks"), lambda: None, workers=0)
+
+
+def test_real_voc_labels_in_the_devkit_layout(tmp_path, settings, shared_data):
+    """Real PASCAL VOC photos and palette labels (borders 255) arranged as VOCdevkit/VOC2012."""
+    import shutil
+
+    src = os.path.join(shared_data, "voc_palette", "semantic")
+    voc = tmp_path / "data" / "VOCdevkit" / "VOC2012"
+    stems = sorted(os.path.splitext(n)[0] for n in os.listdir(os.path.join(src, "labels")))
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / sub).mkdir(parents=True)
+    for s in stems:
+        shutil.copy(os.path.join(src, "images", s + ".jpg"), voc / "JPEGImages")
+        shutil.copy(os.path.join(src, "labels", s + ".png"), voc / "SegmentationClass")
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("\n".join(stems[:2]) + "\n")
+    (voc / "ImageSets" / "Segmentation" / "val.txt").write_text(stems[2] + "\n")
+    job, params, det, result, _ = build(tmp_path, settings, {"layout": "voc", "layout_root": str(tmp_path / "data")})
+    raw = np.asarray(Image.open(voc / "SegmentationClass" / (stems[0] + ".png")))
+    assert (raw == 255).any() and result["num_classes"] == 21
+    check_split(job, det, "train", np.arange(256, dtype=np.uint8))
+    check_split(job, det, "val", np.arange(256, dtype=np.uint8))

@@ -100,8 +100,10 @@ def stored_labels(job_dir, split="train"):
 
 
 def build(tmp_path, settings, raw, **declared):
-    params = validate_params(dict(raw, val_pct=0), settings)
-    params.update(declared)
+    """Create a dataset in-process from form-like params (`class_names`, a layout's inline list, added after)."""
+    inline = {k: declared.pop(k) for k in ("class_names",) if k in declared}
+    params = validate_params(dict(raw, val_pct=0, **declared), settings)
+    params.update(inline)
     job = tmp_path / "job"
     os.makedirs(job, exist_ok=True)
     lines = []
@@ -150,7 +152,7 @@ def test_camvid_segnet_ignore_11(tmp_path, settings):
     offered = [c for c in report.summary["ignore_choices"]["values"] if c["suggested"]]
     assert [c["value"] for c in offered] == [11]
     assert any("Unlabelled" in w["message"] and "--ignore 11" in w["message"] for w in report.warnings)
-    info, labels, _ = build(tmp_path, settings, raw, ignore_values=[11])
+    info, labels, _ = build(tmp_path, settings, raw, ignore_values="11")
     assert info["classes"] == CAMVID[:11] and info["num_classes"] == 11
     for stem, got in zip(STEMS, labels):
         a = np.asarray(Image.open(tmp_path / "trainannot" / (stem + ".png")))
@@ -203,8 +205,8 @@ def test_rgb_unlisted_white_refused_then_ignored(tmp_path, settings):
             out[packed == (r | g << 8 | b << 16)] = k
         return out
 
-    for declared in ({"ignore_colors": [[255, 255, 255]]}, {"unknown_colors": "ignore"}):
-        assert preflight(dict(params, **declared)).ok
+    for declared in ({"ignore_colors": "255,255,255"}, {"unknown_colors": "ignore"}):
+        assert preflight(validate_params(dict(raw, val_pct=0, **declared), settings)).ok
         info, labels, lines = build(tmp_path, settings, raw, **declared)
         assert info["num_classes"] == 4
         for stem, got in zip(STEMS, labels):

@@ -124,3 +124,11 @@ def test_palette_png_round_trip(tmp_path):
 def test_voc_colormap_known_entries():
     c = vz.voc_colormap()
     assert c[1].tolist() == [128, 0, 0] and c[15].tolist() == [192, 128, 128]
+
+
+def test_result_files_keep_the_inputs_names():
+    from digits_seg.inference.batch import file_stem
+
+    used = set()
+    names = [file_stem(n, used) for n in ("frame_001", "frame 002", "Frame_001", "straße", "../x", "")]
+    assert names == ["frame_001", "frame_002", "Frame_001_2", "straße", "x", "image"]

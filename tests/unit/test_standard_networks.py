@@ -111,16 +111,15 @@ def test_infos_have_solver_advice():
 
 def test_cli_network_show_and_list(capsys, tmp_path):
     from digits_seg.cli import main
-    assert main(["network", "show", "tiny-fcn", "--input", "3x37x45", "--classes", "5",
-                 "--jobs-dir", str(tmp_path)]) == 0
+    assert main(["network", "show", "tiny-fcn", "--input", "3x37x45", "--classes", "5"]) == 0
     out = capsys.readouterr().out
     score_line = next(line for line in out.splitlines() if line.startswith("score "))
     assert "5×37×45" in score_line
     assert "total parameters: 3,877" in out
-    assert main(["network", "list", "--jobs-dir", str(tmp_path)]) == 0
+    assert main(["network", "list"]) == 0
     assert "fcn-8s" in capsys.readouterr().out
     bad = tmp_path / "bad.prototxt"
     bad.write_text('layer { name: "x" type: "Nope" bottom: "data" top: "x" }\n')
-    assert main(["network", "show", str(bad), "--jobs-dir", str(tmp_path)]) == 2
+    assert main(["network", "show", str(bad)]) == 2
     assert "unknown layer type 'Nope'" in capsys.readouterr().err
-    assert main(["network", "show", "tiny-fcn", "--input", "big", "--jobs-dir", str(tmp_path)]) == 2
+    assert main(["network", "show", "tiny-fcn", "--input", "big"]) == 2

@@ -105,6 +105,28 @@ def test_import_h5_entry(tmp_path, store, settings):
     assert any("verified" in line for line in rec.lines)
 
 
+def _sha256(path):
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_imported_files_are_the_verified_bytes(tmp_path, store, settings):
+    # The pretrained page lists manifest["files"]; the import log lists what was downloaded and
+    # verified. colormap.json (re-serialised) and weights.h5 (re-saved) used to differ from it.
+    job = _job_dir(tmp_path)
+    params = importer.validate_params({"store": store, "model": "tiny-h5"}, settings)
+    importer.import_model(job, params, **Recorder().kwargs(settings))
+    published = {f["name"]: f for f in json.load(open(os.path.join(store, "tiny-h5", "manifest.json")))["files"]}
+    kept = {f["name"]: f for f in json.load(open(os.path.join(job, "manifest.json")))["files"]}
+    assert set(published) == set(kept) == {"network.prototxt", "weights.h5", "labels.txt", "colormap.json"}
+    for name, f in published.items():
+        local = os.path.join(job, name)
+        assert (os.path.getsize(local), _sha256(local)) == (f["size"], f["sha256"]), name
+        assert (kept[name]["size"], kept[name]["sha256"]) == (f["size"], f["sha256"]), name
+
+
 def test_import_converts_caffemodel(tmp_path, store, settings):
     job = _job_dir(tmp_path)
     params = importer.validate_params({"store": store, "model": "tiny-caffe", "name": "Mine"}, settings)

@@ -52,6 +52,8 @@ def _model_job(root, job_id="20260101-000000-abcd"):
     os.makedirs(ds)
     with open(os.path.join(ds, "job.json"), "w") as f:
         json.dump({"id": "20251231-000000-dddd", "kind": "dataset", "name": "SynthCity 64"}, f)
+    with open(os.path.join(ds, "dataset.json"), "w") as f:
+        json.dump({"num_classes": 3, "splits": {"train": {"count": 1200, "size": [64, 48]}, "val": {"count": 300}}}, f)
     with open(os.path.join(d, "job.json"), "w") as f:
         json.dump({"id": job_id, "kind": "model", "name": "My FCN",
                    "params": {"dataset_id": "20251231-000000-dddd", "network": {"kind": "standard", "name": "tiny-fcn"}}}, f)
@@ -69,7 +71,9 @@ def test_publish_writes_entry_and_master(tmp_path):
         assert list(f) == ["data"]  # solver state dropped
     np.testing.assert_array_equal(read_blobs(os.path.join(entry, "weights.h5"))["score"][1], [1.0, 1.0])
     assert man["metrics"] == {"val_mean_iou": 0.61, "val_pixel_acc": 0.9, "epoch": 1}
-    assert man["trained_on"].startswith("SynthCity 64") and man["architecture"] == "tiny-fcn"
+    # in words: a dataset job id means nothing to a reader on another server
+    assert man["trained_on"] == "SynthCity 64: 1,200 training (64×48) and 300 validation images, 3 classes"
+    assert man["architecture"] == "tiny-fcn"
     assert man["classes"][1] == {"name": "thing", "color": [10, 20, 30]}
     assert json.load(open(os.path.join(store, "master.json")))["children"] == ["my-fcn"]
     info = json.load(open(os.path.join(entry, "info.json")))

@@ -49,7 +49,7 @@ def test_errors_have_one_shape(plain_app):
     c = plain_app.test_client()
     r = c.get("/jobs/20990101-000000-abcd.json")
     assert r.status_code == 404
-    assert set(r.get_json()["error"]) == {"message", "field"}
+    assert set(r.get_json()["error"]) == {"message", "field", "errors"}
     r = c.get("/jobs/../../etc/passwd.json")
     assert r.status_code == 404
     html = c.get("/jobs/20990101-000000-abcd").get_data(as_text=True)

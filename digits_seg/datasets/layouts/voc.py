@@ -133,7 +133,8 @@ def detect(root, options=None, masks_dir=None):
     notes += list_notes
     aug = any("list file" in n for n in list_notes)
     if not aug and _two_column_list(folder, "train")[0]:
-        notes.append("SBD-style list files are present too: choose lists=aug to use them")
+        notes.append("SBD-style list files are present too: to use them instead, give `--lists aug` (CLI) or "
+                     "\"lists\": \"aug\" (API)")
     notes.append("21 classes (background + 20 objects), PASCAL VOC colours; label value 255 (object borders) = ignore")
     return Detection(layout="voc", title="PASCAL VOC" + (" (SBD-style lists)" if aug else ""), root=folder,
                      splits=splits, classes=list(CLASSES), colors=voc_palette(len(CLASSES)), label_map=None,
