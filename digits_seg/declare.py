@@ -372,6 +372,12 @@ def check(model, raw):
     return values, errors
 
 
+class Named(pydantic.BaseModel):
+    """A job kind whose only client-given text is its name (store imports, checks)."""
+
+    name: Name | None = param(None, "Name", "The job's name, shown on the home page.")
+
+
 def clean_name(model, value):
     """The job name `value` checked against `model`'s `name` field: trimmed, "" when blank; ValidationError if bad."""
     values, errors = check(model, {"name": value})

@@ -37,9 +37,9 @@ def dataset_table():
 
 def test_many_table():
     from .declare import markdown_table
-    from .inference.params import TestManyParams
+    from .inference.params import InferManyParams
 
-    return markdown_table(TestManyParams)
+    return markdown_table(InferManyParams)
 
 
 BLOCKS = {"settings": settings_table, "training-params": training_table, "dataset-params": dataset_table,

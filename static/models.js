@@ -141,8 +141,40 @@
       });
     });
 
+    // A Caffe solver file fills the solver fields; the server maps max_iter to epochs for this dataset.
+    var sfile = document.getElementById("solver-file");
+    var stext = document.getElementById("solver-text");
+    if (sfile) sfile.addEventListener("change", function () {
+      if (!sfile.files.length) return;
+      var reader = new FileReader();
+      reader.onload = function () { stext.value = reader.result; };
+      reader.readAsText(sfile.files[0]);
+    });
+    var sbtn = document.getElementById("solver-fill");
+    if (sbtn) sbtn.addEventListener("click", function () {
+      var serr = document.getElementById("solver-error");
+      var mapped = document.getElementById("solver-mapped");
+      serr.hidden = true; mapped.hidden = true; mapped.textContent = "";
+      window.digitsSeg.fetchJSON("/models/solver-fields.json", {
+        method: "POST", headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({solver: stext.value, dataset_id: form.elements.dataset_id.value,
+                              batch_size: form.elements.batch_size.value})
+      }).then(function (d) {
+        Object.keys(d.fields).forEach(function (k) {
+          var input = form.elements[k];
+          if (!input) return;
+          var v = d.fields[k];
+          input.value = Array.isArray(v) ? v.join(",") : String(v);
+          input.dispatchEvent(new Event("change", {bubbles: true}));
+        });
+        d.mapped.forEach(function (line) { mapped.appendChild(el("li", line)); });
+        mapped.hidden = !d.mapped.length;
+      }).catch(function (err) { serr.textContent = err.message; serr.hidden = false; });
+    });
+
     var vbtn = document.getElementById("validate-network");
     if (vbtn) vbtn.addEventListener("click", function () {
+      clearErrors("custom_network");  /* a refused submit's message under the box is stale once validated again */
       var errBox = document.getElementById("validate-error");
       var table = document.getElementById("layer-table");
       var summary = document.getElementById("validate-summary");

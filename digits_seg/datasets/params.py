@@ -130,7 +130,7 @@ LabelMap = Annotated[dict, BeforeValidator(_parsed(mapping.parse_label_map))]
 class DatasetParams(BaseModel):
     """The dataset form (and `dataset create` options), declared once; paths are checked against the data roots after."""
 
-    name: Optional[Name] = param(None, "Dataset name", "Shown in lists and on models trained on it. Blank: the "
+    name: Optional[Name] = param(None, "Name", "Shown in lists and on models trained on it. Blank: the "
                                  "images folder's parent folder name.", default_text="the images folder's parent name")
     images: Optional[str] = param(None, "Image folder", "Folder of input images (searched recursively).")
     labels: Optional[str] = param(None, "Label folder", "Folder of label images, paired with images by file name "
@@ -138,20 +138,20 @@ class DatasetParams(BaseModel):
     val_pct: Float = param(10.0, "Validation %", "Percent of pairs held out for validation when there is no "
                            "separate validation folder. Too few validation images: noisy mIoU; raise it.",
                            ge=0, le=90)
-    val_images: Optional[str] = param(None, "Validation image folder", "A separate validation set (needs the "
+    val_images: Optional[str] = param(None, "Validation images", "A separate validation set (needs the "
                                       "validation label folder); replaces Validation %.")
-    val_labels: Optional[str] = param(None, "Validation label folder", "Labels of the separate validation images.")
-    seed: Int = param(0, "Split seed", "Seed of the random validation split (same seed, same split).",
+    val_labels: Optional[str] = param(None, "Validation labels", "Labels of the separate validation images.")
+    seed: Int = param(0, "Seed", "Seed of the random validation split (same seed, same split).",
                       ge=0, le=2**31 - 1)
-    label_suffix: str = param("auto", "Label suffix", "Label name = image name + this suffix, e.g. _L or _mask "
+    label_suffix: str = param("auto", "Label name suffix", "Label name = image name + this suffix, e.g. _L or _mask "
                               "('auto' detects it; empty: no suffix). Pairs not found: check this.")
-    classes_file: Optional[str] = param(None, "Class-names file", "Line i names class i.", cli="--classes")
-    colormap_file: Optional[str] = param(None, "Colour-map file", "`R G B [name]` per class line, or a CSV with "
+    classes_file: Optional[str] = param(None, "Class names file", "Line i names class i.", cli="--classes")
+    colormap_file: Optional[str] = param(None, "Colour map file", "`R G B [name]` per class line, or a CSV with "
                                          "name,r,g,b columns; needed for RGB-coloured labels.", cli="--colormap")
     colormap_source: Optional[choice(*COLORMAP_SOURCES)] = param(
-        None, "Colour map source", "Where class colours come from: palette PNG labels, the colour-map file, or the "
+        None, "Colour map", "Where class colours come from: palette PNG labels, the colour-map file, or the "
         "PASCAL VOC palette.", default_text="file when a colour-map file is given, else labels")
-    color_tolerance: Int = param(0, "Colour tolerance", "Map RGB label colours within this many levels per channel to "
+    color_tolerance: Int = param(0, "Nearest-colour tolerance", "Map RGB label colours within this many levels per channel to "
                                  "the nearest colour-map entry (JPEG-damaged labels: try 8).", ge=0, le=64)
     ignore_values: Optional[numbers(int, ge=0, le=mapping.MAX_RAW_VALUE)] = param(
         None, "Ignore values", "Label values meaning unlabelled/void (e.g. 11 for CamVid's Unlabelled, 0 for ADE20K's "
@@ -168,13 +168,13 @@ class DatasetParams(BaseModel):
         None, "Label map", "Explicit raw value → class id for single-channel labels, e.g. Cityscapes label ids → train "
         "ids; every value found must be listed (255 stays ignore) and the class names name the new ids.",
         default_text="none", allowed="raw:id pairs, e.g. 7:0 8:1 0:255 (id 255 = ignore)")
-    binary: choice(*BINARY_OPTIONS) = param("auto", "Binary masks", "Treat 0/255 greyscale masks as classes 0/1 "
+    binary: choice(*BINARY_OPTIONS) = param("auto", "0/255 binary masks", "Treat 0/255 greyscale masks as classes 0/1 "
                                             "(auto detects them).")
-    channels: choice(*CHANNEL_MODES) = param("rgb", "Image channels", "Channel conversion of the images: rgb, gray "
+    channels: choice(*CHANNEL_MODES) = param("rgb", "Channels", "Channel conversion of the images: rgb, gray "
                                              "(1 channel) or keep them as they are.")
-    encoding: choice(*ENCODINGS) = param("png", "Image encoding", "How converted images are stored (unchanged "
+    encoding: choice(*ENCODINGS) = param("png", "Encoding", "How converted images are stored (unchanged "
                                          "PNG/JPEG files keep their bytes); jpeg is smaller, raw is fastest to read.")
-    resize: Optional[str] = param(None, "Resize to", "WxH, e.g. 512x384 (labels use nearest neighbour). Blank: keep "
+    resize: Optional[str] = param(None, "Resize to W×H", "WxH, e.g. 512x384 (labels use nearest neighbour). Blank: keep "
                                   "native sizes.", default_text="native sizes", allowed="WxH, 1 – 16384 per side")
     resize_mode: choice(*RESIZE_MODES) = param("squash", "Resize mode", "squash (change the aspect), crop (centre "
                                                "crop), fill (pad) or half_crop.")

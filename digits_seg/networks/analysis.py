@@ -180,6 +180,7 @@ def scan_layers(msg, source):
                     "remove the top and the layers that use it" if used else "remove the top", **base))
     configured = [describe_data_layer(l, source) for l in layers
                   if str(l.get("type", "")) in DATA_LAYER_TYPES and str(l.get("type")) != "Input"
+                  and not l.get_all("bottom")
                   and any(l.has(k) for k in ("transform_param", "python_param", "data_param", "image_data_param",
                                              "dense_image_data_param", "hdf5_data_param"))]
     if configured:

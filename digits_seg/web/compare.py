@@ -97,9 +97,9 @@ def _run(job, color):
 
 def settings_table(runs):
     """Rows {label, values[], differs}: dataset and network first, then every solver setting any run has."""
-    rows = [{"key": "dataset", "label": "dataset",
+    rows = [{"key": "dataset", "label": "Dataset",
              "values": [(r["facts"]["dataset"] or {}).get("name") or "–" for r in runs]},
-            {"key": "network", "label": "network", "values": [r["facts"]["network"]["title"] for r in runs]}]
+            {"key": "network", "label": "Network", "values": [r["facts"]["network"]["title"] for r in runs]}]
     labels, order = {}, []
     for r in runs:
         for s in r["facts"]["settings"]:
@@ -112,7 +112,7 @@ def settings_table(runs):
             found = [s["value"] for s in r["facts"]["settings"] if s["key"] == key]
             values.append(found[0] if found else "–")
         rows.append({"key": key, "label": labels[key], "values": values})
-    rows.append({"key": "device", "label": "device", "values": [r["facts"]["device"] for r in runs]})
+    rows.append({"key": "device", "label": "Device (where it ran)", "values": [r["facts"]["device"] for r in runs]})
     for row in rows:
         row["differs"] = len(set(row["values"])) > 1
     return rows

@@ -277,3 +277,25 @@ def validate_network():
                     "total_params": total_params(rows), "problems": [p.text() for p in result.problems],
                     "problem_details": [p.to_dict() for p in result.problems],
                     "phases": {k: v.to_dict() for k, v in result.phases.items()}, "input_shape": list(shape)})
+
+
+@bp.route("/models/solver-fields.json", methods=["POST"])
+def solver_fields():
+    """Map a pasted or uploaded Caffe solver file to the form's solver fields (max_iter -> epochs for the dataset)."""
+    from ..training.solver_file import read_solver, solver_to_params
+
+    raw = request_data()
+    text = raw.get("solver") or ""
+    if not text.strip():
+        raise ValidationError("Paste or choose a Caffe solver file first", field="solver_file")
+    count = None
+    if raw.get("dataset_id"):
+        _, info = _dataset_info(raw["dataset_id"])
+        count = ((info.splits.get("train") or {}).get("count") if info is not None else None)
+    batch = str(raw.get("batch_size") or "1").split(",")[0].strip()
+    try:
+        fields, said = solver_to_params(read_solver(text, "solver file"), count, int(batch) if batch.isdigit() else 1,
+                                        "solver file")
+    except ValidationError as exc:
+        raise ValidationError(exc.message, field="solver_file")
+    return jsonify({"fields": fields, "mapped": said})

@@ -51,6 +51,11 @@ def test_refusals_are_clear_and_leave_nothing_behind(settings, tmp_path):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert "%s does not exist" % "nope/images" in missing.stderr and "is not a folder" not in missing.stderr
     assert "nope/labels does not exist" in missing.stderr  # every problem at once
+    synthcity.generate(str(tmp_path / "city"), 3, size=(24, 16), seed=4)
+    os.remove(sorted((tmp_path / "city" / "labels").iterdir())[0])
+    unpaired = run(["dataset", "create"] + jobs + ["--images", "city/images", "--labels", "city/labels", "--now"],
+                   cwd=str(tmp_path))
+    assert unpaired.returncode == 2 and "have no label with the same name" in unpaired.stderr, unpaired.stderr
     assert not [n for n in os.listdir(settings.jobs_dir) if not n.startswith(".")]  # no job left in error
 
     count = run(["demo-data", str(tmp_path / "demo"), "--count", "-5"])

@@ -23,3 +23,14 @@ def test_validate_lists_every_problem_and_the_phases(client, shared_data):
         solver = client.post("/models/validate-network.json", json={"prototxt": fh.read()}).get_json()
     assert solver["error"]["message"].startswith("custom network is a solver file, not a network; its net is at "
                                                  "line 1: `train_net: \"train.prototxt\"`")
+
+
+def test_solver_fields_endpoint_maps_and_refuses_clearly(client):
+    d = client.post("/models/solver-fields.json", json={"solver": 'base_lr: 0.001\nlr_policy: "multistep"\n'
+                                                        'stepvalue: 500\nmax_iter: 1000\nsolver_type: ADAM'}).get_json()
+    assert d["fields"] == {"base_lr": 0.001, "lr_policy": "multistep", "lr_stepvalues": [50.0], "solver_type": "Adam"}
+    assert "max_iter 1000 not mapped to epochs: the dataset's training-image count is not known yet" in d["mapped"]
+    bad = client.post("/models/solver-fields.json", json={"solver": 'layer { name: "x" type: "ReLU" }'})
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["field"] == "solver_file"
+    assert "is a network description, not a solver file" in bad.get_json()["error"]["message"]

@@ -12,6 +12,7 @@ from digits_seg.commands.options import declared_help
 from digits_seg.config import SETTINGS
 from digits_seg.datasets.params import DatasetParams
 from digits_seg.declare import specs
+from digits_seg.inference.params import InferManyParams
 from digits_seg.training.params import ModelSource, TrainingParams
 
 
@@ -84,6 +85,7 @@ def test_model_form_renders_every_declared_field_with_its_label(tmp_path):
                                       "DIGITS_SEG_REDIS_URL": "redis://127.0.0.1:1/0"})
     page = create_app(settings).test_client().get("/models/new").get_data(as_text=True)
     html = page[page.index('id="model-form"'):page.index("</form>")]
+    assert 'data-role="no-dataset"' in page and 'href="/datasets/new"' in page  # no dataset yet: say so, link
     names = set(re.findall(r'name="([a-z_]+)"', html)) - {"csrf_token"}
     declared = {s.name for s in specs(ModelSource) + specs(TrainingParams) if s.form}
     assert names == declared
@@ -92,3 +94,26 @@ def test_model_form_renders_every_declared_field_with_its_label(tmp_path):
             assert re.search(r'<label[^>]*>\s*(<input[^>]*>\s*)*%s ' % re.escape(s.label), html), s.label
             assert 'title="%s"' % s.help.replace("'", "&#39;").replace('"', "&#34;") in html, s.name
     assert os.path.basename(docs.readme_path()) == "README.md"
+
+
+@pytest.mark.parametrize("url,form_id,model", [("/datasets/new", "dataset-form", DatasetParams),
+                                               ("/inference/new", "infer-many-form", InferManyParams)])
+def test_other_forms_show_every_declared_field_under_its_label(tmp_path, url, form_id, model):
+    """The dataset and test-many forms are laid out by hand: each declared field must be there, labelled
+    with the declaration's words (the ones its error messages use)."""
+    from digits_seg.config import load_settings
+    from digits_seg.web.app import create_app
+
+    settings = load_settings(environ={"DIGITS_SEG_JOBS_DIR": str(tmp_path / "jobs"), "DIGITS_SEG_DATA_ROOTS": str(tmp_path),
+                                      "DIGITS_SEG_REDIS_URL": "redis://127.0.0.1:1/0"})
+    page = create_app(settings).test_client().get(url).get_data(as_text=True)
+    html = page[page.index('id="%s"' % form_id):]
+    html = html[:html.index("</form>")]
+    names = set(re.findall(r'name="([a-z_]+)"', html))
+    for s in specs(model):
+        if not s.form:
+            continue
+        assert s.name in names, "%s: no form input for %s" % (url, s.name)
+        label = re.search(r'<label[^>]*for="%s"[^>]*>(?:<input[^>]*>)?\s*([^<]*)' % s.name, html)
+        if label:  # selects inside a row and radio groups have no label of their own
+            assert label.group(1).strip().startswith(s.label), (s.name, label.group(1), s.label)

@@ -79,8 +79,11 @@ def test_sweep_size_is_capped_by_a_setting():
 @pytest.mark.parametrize("name,phrase", [("\ud800", "surrogate"), ("a\x00b", "control characters"),
                                          ("bell\x07", "control characters"), ("x" * 201, "too long")])
 def test_job_names_are_checked_before_anything_is_written(name, phrase):
-    err = errors_of(name, check_name)
-    assert err.field == "name" and phrase in err.message
+    from digits_seg.store.importer import _name as import_name
+
+    for check_one in (check_name, lambda n: import_name({"name": n})):
+        err = errors_of(name, check_one)
+        assert err.field == "name" and phrase in err.message
     assert check_name("  my model  ") == "my model" and check_name("") == ""
 
 
@@ -116,7 +119,7 @@ def test_dataset_form_reports_every_problem(tmp_path):
 
 def test_test_many_form_reports_every_problem(tmp_path):
     from digits_seg.declare import clean_name
-    from digits_seg.inference.params import TestManyParams
+    from digits_seg.inference.params import InferManyParams
     from digits_seg.inference.params import validate_params as test_many_params
 
     settings = load_settings(environ={"DIGITS_SEG_DATA_ROOTS": str(tmp_path)})
@@ -125,4 +128,4 @@ def test_test_many_form_reports_every_problem(tmp_path):
     got = {e["field"]: e["message"] for e in err.errors}
     assert set(got) == {"name", "folder", "tile", "alpha", "fit"}
     assert got["folder"].endswith("nope does not exist") and got["tile"] == "Tile (px) must be at least 1, got 0"
-    assert clean_name(TestManyParams, "  run 1 ") == "run 1"
+    assert clean_name(InferManyParams, "  run 1 ") == "run 1"

@@ -1,0 +1,44 @@
+"""Browser test: a Caffe solver file fills the model form's solver fields, and Validate lists every problem
+of a custom network at once."""
+
+import os
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from digits_seg.config import load_settings
+from tests.integration.test_models_web import make_dataset
+from tests.unit.test_caffe_files import BROKEN
+
+pytestmark = pytest.mark.e2e
+
+
+def test_solver_file_fills_the_form_and_validate_lists_all_problems(live_server, page, shared_data, artifact_path):
+    settings = load_settings({"jobs_dir": live_server.jobs_dir, "data_roots": live_server.data_root}, environ={})
+    ds = make_dataset(settings, count=10, size=32)                      # 8 training images
+    page.goto(live_server.url + "/models/new?dataset=" + ds)
+    page.click("#solver-file-box summary")
+    page.set_input_files("#solver-file", os.path.join(shared_data, "caffe", "fcn", "voc-fcn8s_solver.prototxt"))
+    expect(page.locator("#solver-text")).to_have_value(re.compile("train_net"))
+    page.fill("#batch_size", "1")
+    page.click("#solver-fill")
+    expect(page.locator("#solver-mapped li").first).to_be_visible()
+    assert page.input_value("#base_lr") == "1e-14"
+    assert page.input_value("#momentum") == "0.99"
+    assert page.input_value("#lr_policy") == "fixed"
+    assert page.input_value("#epochs") == "12500"                    # 100000 iterations x batch 1 / 8 images
+    mapped = page.locator("#solver-mapped li").all_inner_texts()
+    assert "max_iter 100000 x iter_size 1 x batch 1 / 8 training images -> epochs 12500" in mapped
+
+    page.check('input[name="network_kind"][value="custom"]')
+    page.fill("#custom_network", BROKEN)
+    page.click("#validate-network")
+    items = page.locator("#validate-problems li")
+    # The first compile in the web process imports torch: allow for a slow, shared CI machine.
+    expect(items.first).to_be_visible(timeout=90000)
+    texts = items.all_inner_texts()
+    for layer in ("'bn1'", "'relu1'", "'hook'", "'norm'"):
+        assert any(layer in t for t in texts), (layer, texts)
+    assert "write 'ReLU'" in texts[1]
+    page.screenshot(path=artifact_path("custom_network_problems.png"), full_page=True)
