@@ -16,6 +16,7 @@ def strict_page(browser):
     context.close()
 
 
+@pytest.mark.slow
 def test_pages_work_under_the_csp(tiny_trained, tmp_path, strict_page):
     page = strict_page
     jobs = str(tmp_path / "jobs")

@@ -121,6 +121,7 @@ def test_event_streams_are_capped_and_leave_threads_free(server):
     service.abort(job.id)
 
 
+@pytest.mark.slow
 def test_train_now_beside_serve_keeps_beating_and_aborts_on_sigterm(server, tiny_trained, tmp_path):
     """A `--now` job is not declared dead by serve's heartbeat check; its progress shows; SIGTERM → aborted."""
     import shutil
@@ -170,6 +171,7 @@ def test_worker_sigkill_marks_the_job_error(server):
     assert "worker" in store.get(job.id).error["message"]
 
 
+@pytest.mark.slow
 def test_serve_sigkill_and_restart(tmp_path):
     server = LiveServer(tmp_path)
     try:
