@@ -134,6 +134,8 @@ def test_infer_json_val_pick_has_ground_truth_and_errors_are_json(client, model,
 
 
 def test_export_downloads(client, model, tmp_path):
+    page = client.get("/models/%s" % model["id"]).get_data(as_text=True)  # the README's "model page's buttons"
+    assert 'href="/models/%s/export/onnx"' % model["id"] in page and "/export/torchscript" in page
     r = client.get("/models/%s/export/onnx" % model["id"])
     assert r.status_code == 200
     path = tmp_path / "m.onnx"
