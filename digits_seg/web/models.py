@@ -77,9 +77,10 @@ def model_data(job):
     if last_val:
         for c in classes:
             i = c["index"]
-            iou = last_val["per_class_iou"][i] if i < len(last_val["per_class_iou"]) else None
-            acc = (last_val.get("per_class_acc") or [None] * (i + 1))[i] if i < len(last_val.get("per_class_acc") or []) \
-                else None
+            # records written before a field existed (old metrics.jsonl) lack it: shown as unknown
+            ious, accs = last_val.get("per_class_iou") or [], last_val.get("per_class_acc") or []
+            iou = ious[i] if i < len(ious) else None
+            acc = accs[i] if i < len(accs) else None
             per_class.append(dict(c, iou=iou, acc=acc))
     snaps = [{"name": s["name"], "iteration": s["iteration"], "epoch": s["epoch"], "size": s["size"],
               "best": s["best"], "h5_url": url_for("models.download", job_id=job.id, name=s["name"]),
