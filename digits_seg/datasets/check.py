@@ -185,17 +185,7 @@ def task_config(plan, params, build, mean_image=False):
     """The plain-data config passed to `process_pair`."""
     return {"rules": plan.rules, "channels": params.get("channels", "rgb"), "encoding": params.get("encoding", "png"),
             "resize": params.get("resize"), "resize_mode": params.get("resize_mode", "squash"),
-            "max_pixels": params.get("max_pixels", DEFAULT_MAX_PIXELS), "build": build, "mean_image": mean_image,
-            "label_palette": label_palette(plan.colormap)}
-
-
-def label_palette(colormap):
-    """768 palette values for re-encoded labels: class i's colour at index i, ignore (255) grey."""
-    flat = [0] * 768
-    for i, c in enumerate(list(colormap)[:255]):
-        flat[3 * i:3 * i + 3] = [int(v) for v in c]
-    flat[3 * 255:] = [128, 128, 128]
-    return flat
+            "max_pixels": params.get("max_pixels", DEFAULT_MAX_PIXELS), "build": build, "mean_image": mean_image}
 
 
 def check_folders(params, settings=None, workers=2, on_progress=None, should_stop=None):

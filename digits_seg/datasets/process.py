@@ -202,8 +202,7 @@ def process_pair(task, cfg, samples=None):
         if encoding == "raw":
             lbl_datum = datum.encode_datum(indices.tobytes(), 1, h, w, encoded=False)
         else:
-            lbl_datum = datum.encode_datum(transform.encode_label(indices, cfg.get("label_palette")), 1, h, w,
-                                           encoded=True)
+            lbl_datum = datum.encode_datum(transform.encode_label(indices), 1, h, w, encoded=True)
     if array is not None and sample_split and samples is not None:
         samples.add(sample_split, array)
     res.update(image_datum=img_datum, label_datum=lbl_datum, out_size=[w, h], channels=channels,

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from .palette import IGNORE_LABEL, voc_palette
+from .palette import IGNORE_LABEL
 
 RESIZE_MODES = ("squash", "crop", "fill", "half_crop")
 CHANNEL_MODES = ("rgb", "gray", "keep")
@@ -16,10 +16,9 @@ PNG_COMPRESS_LEVEL = 3  # zlib level for re-encoded images: 1-3 is 3-5x faster t
 LABEL_PNG_COMPRESS_LEVEL = 1
 LABEL_PNG_STRATEGY = 3
 """zlib level and strategy (3 = Z_RLE) for re-encoded label PNGs. Class-index labels are long runs
-of a few values: run-length matching alone finds them. Saved as palette PNGs (class ids are the
-indices, as in DIGITS and in palette labels stored unchanged), which PNG encoders do not filter:
-0.9 ms per 512×512 label instead of 2.5 ms for a greyscale PNG at level 6, and smaller (SynthCity
-2.2 KB instead of 2.8 KB, CamVid 5.2 KB instead of 6.0 KB); bench/dataset_create.py reports the sizes."""
+of a few values: run-length matching alone finds them, about twice as fast as level 6's default
+search and, on SynthCity and CamVid labels, smaller too (bench/dataset_create.py reports the
+sizes beside level 6's)."""
 
 
 def target_mode(image_mode, channels):
@@ -93,14 +92,9 @@ def encode_image(image, encoding):
     return buf.getvalue()
 
 
-def encode_label(indices, palette=None):
-    """Encode class indices as a palette PNG (pixel = class id; `palette`: 768 values, the class colours)."""
+def encode_label(indices):
+    """Encode class indices as a single-channel PNG."""
     buf = io.BytesIO()
-    image = Image.fromarray(np.ascontiguousarray(indices, dtype=np.uint8))
-    image.putpalette(palette or DEFAULT_LABEL_PALETTE)  # an L image becomes P: the same bytes, with colours
-    image.save(buf, "PNG", compress_level=LABEL_PNG_COMPRESS_LEVEL, compress_type=LABEL_PNG_STRATEGY)
+    Image.fromarray(indices, "L").save(buf, "PNG", compress_level=LABEL_PNG_COMPRESS_LEVEL,
+                                       compress_type=LABEL_PNG_STRATEGY)
     return buf.getvalue()
-
-
-DEFAULT_LABEL_PALETTE = [v for c in voc_palette(255) for v in c] + [128, 128, 128]
-"""Colours of labels re-encoded without a dataset colour map: VOC's, ignore (255) grey."""
