@@ -161,6 +161,8 @@ def events(job_id):
     get_job(job_id)
     store = state().store
     path = os.path.join(store.job_dir(job_id), "job.json")
+    limiter, client = state().extras["event_streams"], request.remote_addr
+    limiter.acquire(client)
 
     def stream():
         last = None
@@ -189,8 +191,11 @@ def events(job_id):
 
     from flask import stream_with_context
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(stream_with_context(stream()), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # The WSGI server closes the response when the stream ends or the client goes away.
+    response.call_on_close(lambda: limiter.release(client))
+    return response
 
 
 def _after_action(job, message):

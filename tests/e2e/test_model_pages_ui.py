@@ -89,6 +89,14 @@ def test_model_page_tells_its_story(runs, page):
     expect(story.locator('[data-role="network"]')).to_contain_text("tiny-fcn")
     prototxt = story.locator('[data-role="network"] a', has_text="prototxt").get_attribute("href")
     assert "network.prototxt" in prototxt
+    layers = story.locator('[data-action="layers"]').get_attribute("href")
+    # the first layer table imports torch in the web process: slow on a busy machine
+    table = page.request.get(server.url + layers + ".json", timeout=90000).json()
+    with open(os.path.join(server.jobs_dir, first, "labels.txt")) as f:
+        classes = len([line for line in f if line.strip()])
+    by_name = {r["name"]: r for r in table["layers"]}
+    assert table["input_shape"] == [3, 32, 32] and by_name["score"]["shapes"] == [[classes, 32, 32]]
+    assert table["total_params"] == sum(r["params"] for r in table["layers"]) > 0
     expect(story.locator('[data-role="solver"]')).to_contain_text("base LR 0.01")
     expect(story.locator('[data-role="solver"]')).to_contain_text("batch 4")
     expect(story.locator('[data-role="device"]')).to_contain_text("CPU worker")
