@@ -47,6 +47,16 @@ SETTINGS = (
     Setting("max_sweep_jobs", "64", "Most model jobs one submission may create (a sweep of learning rates × batch sizes); a larger sweep is refused with a message.", "int"),
     Setting("onnx_inference", "1", "Run CPU inference in ONNX Runtime (same scores, ~1.5x faster than PyTorch on CPU): a finished training job exports a verified graph of its best snapshot, and the web process exports other snapshots in the background on first use. 0: PyTorch only.", "bool"),
     Setting("heartbeat_s", "10", "How often a running task refreshes its heartbeat, in seconds; a job whose heartbeat is 6x older is considered dead.", "int"),
+    # limits and security (README "Limits and security")
+    Setting("auth_reads", "auto", "With a token set, reads (pages, logs, files, event streams) need it too: `auto` (on when a token is set), `1` or `0` (writes only).", "str"),
+    Setting("allowed_hosts", "", "Host names the server answers to, comma-separated (`*`: any). Empty: the bind address and localhost (any when bound to 0.0.0.0). Stops DNS rebinding.", "list"),
+    Setting("login_attempts", "10", "Wrong tokens one client may send per minute before it is refused (429) for the rest of the minute.", "int"),
+    Setting("max_image_pixels", "4194304", "Largest image (width x height) tested in the web process (Test one image); bigger ones are refused before decoding: use Test many.", "int"),
+    Setting("max_zip_ratio", "200", "Largest uncompressed/compressed size ratio of an archive member (zip bombs are refused before extraction).", "int"),
+    Setting("max_event_streams", "4", "Live-update (SSE) streams open at once, in total; more get 503 and the page polls instead.", "int"),
+    Setting("max_event_streams_per_client", "2", "Live-update (SSE) streams one client address may hold open at once.", "int"),
+    Setting("min_free_mb", "100", "Free space the jobs folder's disk must keep, in MiB; submissions and uploads below it are refused (507).", "int"),
+    Setting("web_nice", "10", "Niceness added to the web server threads of `serve` so training keeps the CPU under page load (0: off).", "int"),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -95,9 +105,24 @@ class Settings:
     max_sweep_jobs: int
     onnx_inference: bool
     heartbeat_s: int
+    auth_reads: str
+    allowed_hosts: tuple
+    login_attempts: int
+    max_image_pixels: int
+    max_zip_ratio: int
+    max_event_streams: int
+    max_event_streams_per_client: int
+    min_free_mb: int
+    web_nice: int
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    @property
+    def reads_need_token(self):
+        """True when reads are protected too (`auth_reads`: auto = whenever a token is set)."""
+        mode = str(self.auth_reads or "auto").lower()
+        return bool(self.auth_token) and mode not in ("0", "false", "no", "off")
 
     @property
     def resolved_data_roots(self):

@@ -24,14 +24,27 @@ DEFAULT_MAX_BYTES = 4 * 1024 ** 3
 DEFAULT_MAX_FILES = 100_000
 """Largest number of members accepted."""
 
+DEFAULT_MAX_RATIO = 200
+"""Largest uncompressed/compressed size of a zip member (images barely compress; bombs do 1000x)."""
+
+RATIO_FLOOR_BYTES = 1024 ** 2
+"""Members smaller than this (uncompressed) are not ratio-checked: tiny text files compress well."""
+
 CHUNK = 1024 * 1024
 """Copy buffer, in bytes."""
 
 
 def archive_kind(path):
     """Return "zip" or "tar" (sniffed from the content, not the name), or raise ValidationError."""
+    if os.path.getsize(path) == 0:
+        raise ValidationError("%s is empty (0 bytes); choose the archive again" % os.path.basename(path))
     if zipfile.is_zipfile(path):
         return "zip"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip whose end (the central directory) is missing
+        raise ValidationError("%s is a truncated or damaged zip archive (its end is missing; was the upload or "
+                              "download interrupted?); re-create or re-upload it" % os.path.basename(path))
     try:
         if tarfile.is_tarfile(path):
             return "tar"
@@ -57,10 +70,15 @@ def _clean_member_name(name, archive):
     return parts
 
 
-def _plan_zip(zf, archive):
+def _plan_zip(zf, archive, max_ratio=DEFAULT_MAX_RATIO):
     """Yield (parts, is_dir, size, member) for each zip member after checking it."""
     for info in zf.infolist():
         parts = _clean_member_name(info.filename, archive)
+        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > max_ratio * max(1, info.compress_size):
+            raise ValidationError("archive %s member %r expands %d times (%d MiB from %d KiB): a zip bomb? At most "
+                                  "%dx is accepted (setting DIGITS_SEG_MAX_ZIP_RATIO)"
+                                  % (archive, info.filename, info.file_size // max(1, info.compress_size),
+                                     info.file_size // 2 ** 20, info.compress_size // 1024, max_ratio))
         mode = (info.external_attr >> 16) & 0xFFFF
         if mode and stat.S_ISLNK(mode):
             raise ValidationError("archive %s contains a symbolic link %r; links are not accepted, "
@@ -116,13 +134,14 @@ def _copy_limited(src, dst_path, budget, archive, name):
     return written
 
 
-def extract_archive(path, dest, max_bytes=DEFAULT_MAX_BYTES, max_files=DEFAULT_MAX_FILES):
+def extract_archive(path, dest, max_bytes=DEFAULT_MAX_BYTES, max_files=DEFAULT_MAX_FILES, max_ratio=DEFAULT_MAX_RATIO):
     """Extract the zip or tar at `path` into the new folder `dest` safely; return the file list.
 
     Args:
         dest: must not exist yet; it appears (by rename) only after a complete extraction.
         max_bytes: limit on the total uncompressed size, in bytes.
         max_files: limit on the number of members (files and folders).
+        max_ratio: limit on a zip member's uncompressed/compressed size (zip bombs).
 
     Returns a sorted list of extracted file paths relative to `dest` ("/"-separated).
     """
@@ -135,7 +154,7 @@ def extract_archive(path, dest, max_bytes=DEFAULT_MAX_BYTES, max_files=DEFAULT_M
         shutil.rmtree(tmp)
     os.makedirs(tmp)
     try:
-        files = _extract_into(path, kind, tmp, archive, max_bytes, max_files)
+        files = _extract_into(path, kind, tmp, archive, max_bytes, max_files, max_ratio)
         os.replace(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -143,12 +162,11 @@ def extract_archive(path, dest, max_bytes=DEFAULT_MAX_BYTES, max_files=DEFAULT_M
     return files
 
 
-def _extract_into(path, kind, root, archive, max_bytes, max_files):
+def _extract_into(path, kind, root, archive, max_bytes, max_files, max_ratio=DEFAULT_MAX_RATIO):
     opener = zipfile.ZipFile if kind == "zip" else tarfile.open
     try:
         with opener(path) as ar:
-            planner = _plan_zip if kind == "zip" else _plan_tar
-            plan = list(planner(ar, archive))
+            plan = list(_plan_zip(ar, archive, max_ratio) if kind == "zip" else _plan_tar(ar, archive))
             _check_limits(plan, archive, max_bytes, max_files)
             budget = max_bytes
             files = []

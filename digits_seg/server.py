@@ -125,6 +125,11 @@ class Server:
             settings = self.settings.replace(redis_url=redis_url)
             for gpu in self.worker_plan():
                 self.workers.append([self.start_worker(redis_url, gpu), gpu, time.time()])
+            # The monitor (which restarts workers and Redis) starts before the web side is
+            # niced, so what it starts keeps the normal priority.
+            monitor = threading.Thread(target=self._monitor, args=(conn, store, redis_url), daemon=True)
+            monitor.start()
+            lower_web_priority(settings.web_nice)
             app = create_app(settings)
             server = create_server(app, host=settings.host, port=settings.port, threads=settings.web_threads,
                                    channel_timeout=120)
@@ -133,8 +138,6 @@ class Server:
             url = "http://%s:%d" % (host, port)
             with open(os.path.join(settings.jobs_dir, SERVE_INFO), "w") as f:
                 json.dump({"pid": os.getpid(), "url": url, "redis_url": redis_url, "port": port}, f)
-            monitor = threading.Thread(target=self._monitor, args=(conn, store, redis_url), daemon=True)
-            monitor.start()
             kinds = ", ".join("GPU %d" % g if g is not None else "CPU" for _, g, _ in self.workers)
             self.say("digits-seg serving at %s  (jobs: %s; Redis: %s; workers: %s)"
                      % (url, settings.jobs_dir, "embedded" if self.redis else redis_url, kinds))
@@ -171,6 +174,8 @@ class Server:
     def _monitor(self, conn, store, redis_url):
         pruned = time.time()
         while not self.stopping.wait(MONITOR_INTERVAL_S):
+            if self.redis is not None and self.redis.died:
+                self._restart_redis(conn, store)
             try:
                 recover(conn, store, heartbeat_s=self.settings.heartbeat_s)
                 escalate_aborts(conn, store)
@@ -196,6 +201,18 @@ class Server:
         # Workers started here get SIGKILL when this thread ends (die_with_parent), so
         # outlive `_stop_workers`, which stops them in order.
         self.workers_stopped.wait(60)
+
+    def _restart_redis(self, conn, store):
+        """Start the embedded Redis again (same socket, reloading its dump) and re-queue what it lost."""
+        code = self.redis.process.returncode
+        self.say("embedded Redis exited (code %s); restarting it" % code)
+        try:
+            self.redis.restart()
+            fixed = recover(conn, store, heartbeat_s=self.settings.heartbeat_s, startup=True)
+        except Exception as exc:  # try again at the next pass
+            self.say("monitor: could not restart Redis: %s" % exc)
+            return
+        self.say("embedded Redis restarted; %d queued job(s) re-queued" % len(fixed))
 
     def _stop_workers(self, timeout=20):
         """SIGTERM twice (RQ: cold shutdown kills the running job), then SIGKILL leftovers."""
@@ -242,6 +259,21 @@ class Server:
                 if pid and (pid in gone or not _pid_alive(pid)):
                     mark_worker_lost(store, job.id, "stopped because the server was shut down; "
                                                    "Resume continues from the last snapshot")
+
+
+def lower_web_priority(niceness):
+    """Make the calling thread, and every thread and process it starts from now on, `niceness` nicer.
+
+    On Linux a nice value belongs to a thread, and new threads inherit their creator's, so
+    calling this on the main thread just before the web server creates its threads
+    lowers the web side only: training workers (started earlier, or by the monitor
+    thread) keep the CPU when pages are under load.
+    """
+    if niceness > 0:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness + os.getpriority(os.PRIO_PROCESS, 0))
+        except OSError:
+            pass
 
 
 def _alive(proc):

@@ -18,8 +18,14 @@ STAGE_MAX_AGE_S = 24 * 3600
 """A stage no job names is removed once it is this old (an upload in progress is younger)."""
 
 
-def new_stage(jobs_dir, prefix=""):
-    """A fresh, empty stage folder `<jobs>/.uploads/<prefix><random>` for one request's upload."""
+def new_stage(jobs_dir, prefix="", min_free_mb=0):
+    """A fresh, empty stage folder `<jobs>/.uploads/<prefix><random>` for one request's upload.
+
+    Raises DiskFullError (nothing created) when the disk has less than `min_free_mb` MiB free.
+    """
+    from .space import ensure_space
+
+    ensure_space(jobs_dir, min_free_mb)
     root = os.path.join(jobs_dir, STAGES)
     os.makedirs(root, exist_ok=True)
     return tempfile.mkdtemp(prefix=prefix, dir=root)

@@ -13,6 +13,21 @@
     return e;
   }
 
+  /* Pillow's image modes as a person says them, and counts with thousands separators */
+  var MODE_WORDS = {P: "palette PNG", L: "greyscale index PNG", RGB: "RGB colour PNG", RGBA: "RGBA PNG",
+                    "I;16": "16-bit greyscale PNG", I: "32-bit greyscale", "1": "1-bit black/white", LA: "greyscale + alpha"};
+  function modes(counts) {
+    return Object.keys(counts).map(function (m) { return (MODE_WORDS[m] || m) + " (" + num(counts[m]) + ")"; }).join(", ");
+  }
+  function num(n) { return Number(n || 0).toLocaleString("en-US"); }
+  /* messages quote names in `backticks` (for the log): show them as code, as text nodes */
+  function quoted(text, cls) {
+    var li = el("li", undefined, cls), parts = String(text).split("`");
+    if (parts.length % 2 === 0) { li.textContent = text; return li; }
+    parts.forEach(function (p, i) { if (p) li.appendChild(i % 2 ? el("code", p) : document.createTextNode(p)); });
+    return li;
+  }
+
   var timers = {};
   form.querySelectorAll("input[data-complete]").forEach(function (input) {
     var list = document.getElementById(input.getAttribute("list"));
@@ -39,7 +54,7 @@
   function formBody() {
     var body = {};
     new FormData(form).forEach(function (value, key) {
-      if (key !== "csrf_token" && key !== "archive" && value !== "") body[key] = value;
+      if (key !== "csrf_token" && key !== "archive" && key !== "check_id" && value !== "") body[key] = value;
     });
     return body;
   }
@@ -53,8 +68,8 @@
     head.dataset.role = "check-result";
     box.appendChild(head);
     if (s && s.pairs) {
-      box.appendChild(el("p", "Pairs: " + s.pairs.train + " train, " + s.pairs.val + " val · sizes: " +
-        Object.keys(s.sizes).join(", ") + " · label modes: " + Object.keys(s.label_modes).join(", ") +
+      box.appendChild(el("p", "Pairs: " + num(s.pairs.train) + " train, " + num(s.pairs.val) + " val · sizes: " +
+        Object.keys(s.sizes).join(", ") + " · labels: " + modes(s.label_modes) +
         (s.binary_mask ? " · 0/255 binary masks → classes 0/1" : "") +
         (s.label_suffix ? " · label suffix " + s.label_suffix : ""), "muted small"));
       var table = el("table", undefined, "compact");
@@ -68,7 +83,7 @@
         sw.style.background = "rgb(" + c.color.join(",") + ")";
         var td = document.createElement("td"); td.appendChild(sw);
         tr.appendChild(el("td", String(c.index))); tr.appendChild(td); tr.appendChild(el("td", c.name));
-        tr.appendChild(el("td", c.pixels + " px")); tr.appendChild(el("td", c.images + " images"));
+        tr.appendChild(el("td", num(c.pixels) + " px")); tr.appendChild(el("td", num(c.images) + " images"));
         tbody.appendChild(tr);
       });
       var ig = document.createElement("tr");
@@ -76,7 +91,7 @@
       var hs = el("span", undefined, "swatch hatched"), htd = document.createElement("td");
       htd.appendChild(hs);
       ig.appendChild(el("td", "255")); ig.appendChild(htd); ig.appendChild(el("td", "ignore (not learnt)"));
-      ig.appendChild(el("td", (s.ignore_pixels || 0) + " px (" + (100 * (s.ignore_share || 0)).toFixed(1) + "%)"));
+      ig.appendChild(el("td", num(s.ignore_pixels) + " px (" + (100 * (s.ignore_share || 0)).toFixed(1) + "%)"));
       ig.appendChild(el("td", ""));
       tbody.appendChild(ig);
       box.appendChild(table);
@@ -96,7 +111,7 @@
       var ul = el("ul");
       ul.dataset.role = kind[0];
       report[kind[0]].forEach(function (e) {
-        var li = el("li", e.message, kind[1]);
+        var li = quoted(e.message, kind[1]);
         if (e.files.length) {
           li.appendChild(el("span", e.files.join("  ·  ") + (e.count > e.files.length ? "  … and " + (e.count - e.files.length) + " more" : ""), "files"));
         }
@@ -177,6 +192,8 @@
       } else if (s.state === "done") {
         finish();
         showReport(s.report);
+        // a passed check of exactly these fields spares Create from checking every pair again
+        document.getElementById("check_id").value = s.report.ok ? check.id : "";
       } else {
         fail(new Error((s.error && s.error.message) || "the check was cancelled"));
       }
@@ -192,6 +209,11 @@
                                             headers: {"Content-Type": "application/json"}})
       .then(function (check) { current = check.id; currentUrl = check.url; poll(check); })
       .catch(fail);
+  });
+
+  // Any edit makes the last check stale: Create then checks the folders itself.
+  ["input", "change"].forEach(function (type) {
+    form.addEventListener(type, function (e) { if (e.target.name !== "check_id") document.getElementById("check_id").value = ""; });
   });
 
   // Leaving the page cancels a running check (the server also stops checks nobody polls).

@@ -302,7 +302,9 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # Playwright evaluates string predicates (wait_for_function) with eval, which the app's CSP
+    # forbids; tests/reliability/test_csp_browser.py checks the pages under the real CSP.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
     pg = context.new_page()
     yield pg
     context.close()

@@ -1,5 +1,13 @@
-"""Run a domain task in the CLI's own process (`--now`): a job folder, a tqdm bar, no queue."""
+"""Run a domain task in the CLI's own process (`--now`): a job folder, a tqdm bar, no queue.
 
+The job is as alive to a `serve` on the same jobs dir as a queued one: it beats its
+heartbeat, writes its progress to job.json, and records `aborted` at once on Ctrl-C or
+SIGTERM (the heartbeat check would otherwise call it dead, or leave it `running`).
+"""
+
+import os
+import signal
+import socket
 import sys
 
 
@@ -14,24 +22,40 @@ def run_now(store, job, fn, params, interrupt_hint="", **extra):
     from ..errors import DigitsSegError, JobAborted
     from ..jobs.job import JobState
 
-    store.set_state(job.id, JobState.RUNNING, "running in-process (--now)")
+    from ..config import load_settings
+    from ..jobs.tasks import Heartbeat, make_callbacks
+
+    def start(j):
+        j.set_state(JobState.RUNNING, "running in-process (--now)")
+        j.worker = {"name": "in-process (--now)", "host": socket.gethostname(), "pid": os.getpid(), "gpu": None}
+        j.error = None
+    store.update(job.id, start)
+    store.clear_abort(job.id)
+    store.touch_heartbeat(job.id)
+    heartbeat = Heartbeat(store, job.id, load_settings({"jobs_dir": store.jobs_dir}).heartbeat_s, watch_parent=False)
+    heartbeat.start()
+    record_progress, should_stop, record_log = make_callbacks(store, job.id, heartbeat)
     bar = tqdm(total=1000, desc=job.name, file=sys.stderr,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
 
     def on_progress(fraction, message=""):
+        record_progress(fraction, message)
         bar.n = int(1000 * max(0.0, min(1.0, fraction)))
         bar.set_postfix_str(message, refresh=False)
         bar.refresh()
 
     def log(text):
-        store.append_log(job.id, text)
+        record_log(text)
         bar.write(text, file=sys.stderr)
 
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
-        result = fn(store.job_dir(job.id), params, on_progress=on_progress, should_stop=lambda: False, log=log,
+        result = fn(store.job_dir(job.id), params, on_progress=on_progress, should_stop=should_stop, log=log,
                     **extra)
-    except KeyboardInterrupt:
-        store.set_state(job.id, JobState.ABORTED, ("interrupted (Ctrl-C) " + interrupt_hint).strip())
+    except KeyboardInterrupt as exc:
+        why = "stopped (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        store.set_state(job.id, JobState.ABORTED, (why + " " + interrupt_hint).strip())
+        store.append_log(job.id, "Aborted: " + why)
         raise
     except JobAborted as exc:
         store.set_state(job.id, JobState.ABORTED, exc.message)
@@ -41,7 +65,10 @@ def run_now(store, job, fn, params, interrupt_hint="", **extra):
         log("Error: " + exc.message)
         raise
     finally:
+        heartbeat.finished.set()
         bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
     def done(j):
         j.set_state(JobState.DONE)
@@ -49,3 +76,17 @@ def run_now(store, job, fn, params, interrupt_hint="", **extra):
         j.progress["fraction"] = 1.0
     store.update(job.id, done)
     return result
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the job is recorded as aborted before the process exits."""
+
+
+def _interrupt(signum, frame):
+    raise Terminated()
+
+
+def _main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -11,11 +11,13 @@ import os
 import shutil
 import time
 
+import lmdb
 import numpy as np
 
 from .. import fsutil
-from ..errors import JobAborted, ValidationError
+from ..errors import DigitsSegError, JobAborted, ValidationError
 from ..uploads import adopt_stage
+from ..space import disk_full_message, free_mb, is_disk_full
 from . import layouts, lmdb_io
 from .check import CheckReport, Collector, check_folders, task_config
 from .palette import IGNORE_LABEL, default_class_names
@@ -87,6 +89,10 @@ def _pair_plan(params, log=None):
     return plan
 
 
+DISK_FULL_MB = 16
+"""A build that fails with less free space than this (MiB) failed because the disk filled up."""
+
+
 def _noop(*a, **k):
     return False
 
@@ -114,6 +120,11 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
     try:
         result = _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers)
         _publish(partial, job_dir)
+    except (OSError, lmdb.Error) as exc:
+        # LMDB reports a full disk as "mdb_txn_commit: Input/output error": look at the disk itself.
+        if is_disk_full(exc) or free_mb(job_dir) < DISK_FULL_MB:
+            raise DigitsSegError(disk_full_message(os.path.dirname(job_dir)))
+        raise
     finally:
         if os.path.exists(partial):
             shutil.rmtree(partial, ignore_errors=True)

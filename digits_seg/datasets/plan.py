@@ -12,6 +12,8 @@ from . import palette as pal
 from .labels import is_binary_mask
 from .pairing import pair_folders, split_pairs
 
+IGNORE = pal.IGNORE_LABEL
+
 BINARY_SAMPLE = 8
 """Labels decoded up front to auto-detect a 0/255 binary mask during creation."""
 
@@ -267,7 +269,8 @@ def describe(plan, names, raw_values=(), palette_used=None):
     elif kind == "colors":
         extra.append("RGB labels: each colour → the class of that colour in %s" % m["colors_from"])
         table, _ = mapping.color_entries(rules["colormap"], rules["ignore_colors"])
-        entries = [mapping.entry("colour", list(c), k, names) for c, k in table]
+        entries = [mapping.entry("colour", list(c), k, names) for c, k in table  # the classes there are
+                   if k == IGNORE or k < len(names)]
     elif kind == "palette_by_color":
         extra.append("palette labels read by colour: palette index → its colour → the class of that colour in %s"
                      % m["colors_from"])

@@ -210,13 +210,43 @@ def val_split(model_dir):
     return SegmentationLMDB(os.path.join(dataset_dir_of(model_dir), "val_db"))
 
 
-def decode_upload(data, name="upload"):
-    """Decode uploaded image bytes to a uint8 array (greyscale stays H×W)."""
+def decode_upload(data, name="upload", max_pixels=None):
+    """Decode uploaded image bytes to a uint8 array (greyscale stays H×W).
+
+    Args:
+        max_pixels: refuse images with more pixels (width × height) than this, read from the
+            header before anything is decoded; None: PIL's own decompression-bomb limit.
+    """
+    if not data:
+        raise ValidationError("%s is empty (0 bytes); choose the image again" % name, field="image")
     try:
         with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if max_pixels and width * height > max_pixels:
+                raise ValidationError("%s is %d×%d pixels (%.1f Mpx); images above %.1f Mpx are not tested in the "
+                                      "web server (setting DIGITS_SEG_MAX_IMAGE_PIXELS): shrink it, or use Test "
+                                      "many, which runs in a worker" % (name, width, height, width * height / 1e6,
+                                                                       max_pixels / 1e6), field="image")
             img.load()
             if img.mode in ("L", "I;16", "I", "F"):
                 return np.asarray(img.convert("L"))
             return np.asarray(img.convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ValidationError("cannot read %s as an image: %s" % (name, e), field="image")
+    except Image.UnidentifiedImageError:
+        kind = "text, not an image" if _looks_like_text(data) else "not an image format this server reads"
+        raise ValidationError("%s is %s; upload a PNG, JPEG, BMP or TIFF file" % (name, kind), field="image")
+    except Image.DecompressionBombError:
+        raise ValidationError("%s claims more pixels than can be decoded safely (a decompression bomb?); images above "
+                              "%.1f Mpx are not tested in the web server (setting DIGITS_SEG_MAX_IMAGE_PIXELS)"
+                              % (name, (max_pixels or Image.MAX_IMAGE_PIXELS) / 1e6), field="image")
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ValidationError("%s is damaged or truncated (%s); save it again and re-upload" % (name, e),
+                              field="image")
+
+
+def _looks_like_text(data):
+    head = data[:512]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head

@@ -48,7 +48,7 @@ class EmbeddedRedis:
             "--unixsocketperm", "700",
             "--dir", self.data_dir,
             "--dbfilename", "dump.rdb",
-            "--save", "30 1",
+            "--save", "10", "1",  # separate arguments: "--save '10 1'" would switch saving off
             "--appendonly", "no",
             "--daemonize", "no",
             "--logfile", os.path.join(self.data_dir, "redis.log"),
@@ -74,6 +74,16 @@ class EmbeddedRedis:
             time.sleep(0.05)
         self.stop()
         raise DigitsSegError("the embedded Redis server did not start within %d s" % timeout)
+
+    @property
+    def died(self):
+        """True when the server process exited on its own (killed, crashed); reaps it."""
+        return self.process is not None and self.process.poll() is not None
+
+    def restart(self, timeout=15):
+        """Start a fresh server on the same socket and data dir (it reloads the last dump)."""
+        self.process = None
+        return self.start(timeout)
 
     def stop(self, timeout=10):
         """Ask the server to save and exit; kill it if it does not."""

@@ -8,9 +8,16 @@ from ..errors import ConflictError, DigitsSegError, NotFoundError
 from .job import JobState
 from .queue import abort as queue_abort
 from .queue import connect, escalate_aborts, submit
+from ..space import ensure_space
 from .store import JobStore
 
 SERVE_INFO = ".serve.json"
+
+
+class QueueUnavailableError(DigitsSegError):
+    """Redis cannot be reached (restarting, or down); the request changed nothing."""
+
+    status = 503
 
 
 def resolve_redis_url(settings):
@@ -44,15 +51,27 @@ class JobService:
         return self._conn
 
     def submit(self, kind, name, params, queue="default", depends_on=()):
-        self.conn  # fail before creating a folder when there is no Redis to queue on
+        """Create the job folder and queue it; when the queue is unreachable, leave nothing behind (503)."""
+        self._ping()  # fail before creating a folder when there is no Redis to queue on
+        ensure_space(self.settings.jobs_dir, self.settings.min_free_mb)
         job = self.store.create(kind, name, params, queue=queue, depends_on=depends_on)
         try:
             submit(self.conn, self.store, job, job_timeout=self.settings.job_timeout_s)
         except Exception as exc:
-            msg = "could not queue the job: %s" % exc
-            self.store.set_state(job.id, JobState.ERROR, msg, error={"message": msg, "detail": ""})
-            raise DigitsSegError(msg)
+            self.store.delete(job.id)
+            raise QueueUnavailableError("could not queue the job: %s; nothing was created, try again in a "
+                                        "moment" % exc)
         return job
+
+    def _ping(self):
+        import redis
+
+        try:
+            self.conn.ping()
+        except redis.exceptions.RedisError as exc:
+            raise QueueUnavailableError("the job queue (Redis) is not reachable (%s); nothing was created. If "
+                                        "`digits-seg serve` is running it restarts its Redis within seconds: "
+                                        "try again in a moment" % exc)
 
     def abort(self, job_id):
         conn = None

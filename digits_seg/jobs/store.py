@@ -54,7 +54,11 @@ class JobStore:
         job = Job(id=job_id, kind=str(kind.value if hasattr(kind, "value") else kind), name=name,
                   created=_now(), params=params, queue=queue, depends_on=list(depends_on))
         job.set_state(JobState.QUEUED)
-        write_json_atomic(os.path.join(path, JOB_FILE), job.to_dict())
+        try:
+            write_json_atomic(os.path.join(path, JOB_FILE), job.to_dict())
+        except BaseException:  # e.g. disk full: leave no empty job folder behind
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         return job
 
     def get(self, job_id):

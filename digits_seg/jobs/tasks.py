@@ -40,12 +40,13 @@ PROGRESS_WRITE_INTERVAL_S = 1.0
 class Heartbeat(threading.Thread):
     """Beats while the task runs; turns an abort request into an event; exits with the worker."""
 
-    def __init__(self, store, job_id, interval):
+    def __init__(self, store, job_id, interval, watch_parent=True):
         super().__init__(daemon=True, name="heartbeat-%s" % job_id)
         self.store, self.job_id, self.interval = store, job_id, interval
         self.stop_requested = threading.Event()
         self.finished = threading.Event()
-        self.parent = os.getppid()
+        # In a work horse the parent is the RQ worker; `--now` runs have a shell as parent.
+        self.parent = os.getppid() if watch_parent else None
 
     def run(self):
         last_beat = 0.0
@@ -59,7 +60,7 @@ class Heartbeat(threading.Thread):
                 last_beat = now
             if self.store.abort_requested(self.job_id):
                 self.stop_requested.set()
-            if os.getppid() != self.parent:
+            if self.parent is not None and os.getppid() != self.parent:
                 # The worker process that forked us died: record it and stop, as the job
                 # can no longer be controlled (abort, shutdown) through the queue.
                 from .queue import mark_worker_lost

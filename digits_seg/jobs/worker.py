@@ -1,7 +1,9 @@
 """Run an RQ worker for digits-seg: pinned to one GPU (or CPU, or all GPUs), advertising itself in Redis."""
 
+import itertools
 import os
 import socket
+import time
 
 from ..gpus import list_gpus
 from .queue import WORKER_INFO_TTL_S, advertise_worker, connect, get_queue
@@ -66,13 +68,47 @@ def run_worker(redis_url, gpu=None, name=None, burst=False, logging_level="WARNI
             except Exception:
                 pass
 
+    import redis
+
     queues = [get_queue(conn, q) for q in worker_queues(gpu)]
-    worker = SegWorker(queues, connection=conn, name=name, serializer=JSONSerializer,
-                       worker_ttl=WORKER_INFO_TTL_S, job_monitoring_interval=5)
-    try:
-        worker.work(burst=burst, logging_level=logging_level, with_scheduler=False)
-    finally:
+    worker_name = name
+    for attempt in itertools.count(1):
+        worker = SegWorker(queues, connection=conn, name=worker_name, serializer=JSONSerializer,
+                           worker_ttl=WORKER_INFO_TTL_S, job_monitoring_interval=5)
         try:
-            conn.delete("digits_seg:worker:" + name)
-        except Exception:
-            pass
+            worker.work(burst=burst, logging_level=logging_level, with_scheduler=False)
+            return
+        except Exception as exc:
+            # Redis went away (killed, restarting; RQ surfaces that as ConnectionError or as
+            # whatever its command failed with): wait for it here instead of exiting, so the
+            # worker does not crash-loop while `serve` restarts its embedded Redis.
+            if not isinstance(exc, redis.exceptions.ConnectionError) and wait_for_redis(conn, 0.5):
+                raise  # Redis is fine: a real error
+            print("worker %s: lost Redis (%s); waiting for it to come back" % (worker_name, exc), flush=True)
+            if not wait_for_redis(conn, REDIS_WAIT_S):
+                raise
+            worker_name = "%s.r%d" % (name, attempt)  # the old name may still be registered
+        finally:
+            try:
+                conn.delete("digits_seg:worker:" + worker_name)
+            except Exception:
+                pass
+
+
+REDIS_WAIT_S = 300
+"""Seconds a worker waits for a vanished Redis to answer again before it gives up and exits."""
+
+
+def wait_for_redis(conn, timeout):
+    """Ping `conn` until it answers (True) or `timeout` seconds passed (False)."""
+    import redis
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            conn.ping()
+            return True
+        except redis.exceptions.RedisError:
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.5)

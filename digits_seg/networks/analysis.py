@@ -258,6 +258,14 @@ def _phases(msg, input_shape, source):
     return views
 
 
+def _blob_shape(net, blob):
+    shape = None
+    for info in net.layer_info:
+        if blob in info["tops"]:
+            shape = info["shapes"][info["tops"].index(blob)]
+    return shape
+
+
 def analyse(net, input_shape=(3, 224, 224), source="<string>"):
     """Return an `Analysis` of prototxt text or a Message: phases, then every problem found."""
     result = Analysis(source)
@@ -284,6 +292,14 @@ def analyse(net, input_shape=(3, 224, 224), source="<string>"):
     for err, phases in by_error.items():
         severity = "warning" if phases == ["val"] and result.phases["train"].ok else "error"
         result.problems.append(Problem(severity, "phase %s: %s" % (", ".join(phases), err)))
+    built = next((v.net for v in result.phases.values() if v.ok), None)
+    score_shape = _blob_shape(built, built.score_blob) if built is not None and built.score_blob else None
+    if score_shape is not None and len(score_shape) != 4:
+        result.problems.append(Problem(
+            "warning", "the score blob '%s' is %s per image, not a class map: a classification network"
+            % (built.score_blob, "×".join(str(d) for d in score_shape[1:]) or "one value"),
+            "digits-seg trains per-pixel segmentation: turn its InnerProduct layers into convolutions and "
+            "upsample back to the input (as FCN-AlexNet does with AlexNet)"))
     deploy = result.phases.get("deploy")
     if deploy is not None and deploy.ok and deploy.net.score_blob is None:
         result.problems.append(Problem("warning", "phase deploy: cannot tell which blob holds the class "

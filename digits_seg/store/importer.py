@@ -26,6 +26,7 @@ from . import index
 from . import manifest as mf
 from .assemble import assemble
 from .download import download
+from .origin import check_file_origin
 
 UPLOAD_DIR = "upload"
 """Sub-folder of the job folder where uploaded files wait for the import task."""
@@ -62,7 +63,7 @@ def new_upload_stage(settings):
     params["upload_dir"], and the task moves it into the job folder as `upload/`; so the
     worker never sees a job whose files are still being written.
     """
-    return new_stage(settings.jobs_dir)
+    return new_stage(settings.jobs_dir, min_free_mb=settings.min_free_mb)
 
 
 def staged_path(stage_dir, role, filename):
@@ -203,6 +204,8 @@ def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **
     _check_framework(entry)
     if params.get("name"):
         entry["name"] = params["name"]
+    for f in entry["files"]:
+        check_file_origin(store, model, f)  # before any byte is fetched (see store/origin.py)
     total = sum(f["size"] or 0 for f in entry["files"])
     max_bytes = settings.max_download_mb * 2 ** 20
     if total > max_bytes:

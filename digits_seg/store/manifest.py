@@ -164,7 +164,8 @@ def _finish(entry):
     return entry
 
 
-PREPROCESS_KEYS = ("channels", "channel_order", "mean_subtraction", "mean_pixel", "scale", "input_size")
+PREPROCESS_KEYS = ("channels", "channel_order", "mean_subtraction", "mean_pixel", "scale", "input_size", "resize",
+                   "resize_mode")
 """Keys of a manifest's `preprocess` object (the model's preprocess.json, docs/CONTRACTS.md → training)."""
 
 

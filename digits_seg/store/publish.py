@@ -144,6 +144,10 @@ def _preprocess(model_dir):
         return None  # an old folder without preprocess.json whose dataset is gone: nothing to say
     if rec.get("mean_subtraction") == "image":
         rec["mean_subtraction"] = "pixel" if rec.get("mean_pixel") else "none"
+    path = os.path.join(model_dir, "preprocess.json")
+    recorded = read_json(path) if os.path.isfile(path) else {}
+    for key in ("resize", "resize_mode"):  # the dataset's geometry (inference/geometry.py), not in Preprocess
+        rec[key] = recorded.get(key)
     return {k: rec.get(k) for k in PREPROCESS_KEYS}
 
 

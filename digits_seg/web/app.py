@@ -1,5 +1,6 @@
 """`create_app(settings)`: the Flask app, built per call (no module-level app)."""
 
+import errno
 import importlib
 import importlib.util
 import os
@@ -10,8 +11,9 @@ from flask import Flask, jsonify, render_template, request
 from ..config import load_settings, repo_root
 from ..errors import DigitsSegError
 from ..jobs.service import JobService
+from ..space import disk_full_message
 from ..jobs.store import JobStore
-from . import helpers, security
+from . import edge, helpers, security, streams
 
 FEATURE_BLUEPRINTS = ("datasets", "models", "compare", "inference", "store", "evaluation")
 """Blueprint modules in digits_seg/web/ registered when present (each exposes `bp`)."""
@@ -23,6 +25,7 @@ def create_app(settings=None, conn=None):
     root = repo_root()
     app = Flask("digits_seg", template_folder=os.path.join(root, "templates"),
                 static_folder=os.path.join(root, "static"), static_url_path="/static")
+    app.response_class = edge.SafeResponse
     app.config.update(
         SECRET_KEY=settings.secret_key or _persistent_secret(settings.jobs_dir),
         MAX_CONTENT_LENGTH=settings.max_upload_mb * 1024 * 1024,
@@ -34,7 +37,11 @@ def create_app(settings=None, conn=None):
     app.extensions["digits_seg"] = helpers.AppState(settings=settings, store=store,
                                                     service=JobService(settings, conn=conn, store=store))
 
+    app.extensions["digits_seg"].extras["logins"] = security.Logins(settings.auth_token, settings.login_attempts)
+    app.extensions["digits_seg"].extras["event_streams"] = streams.StreamLimiter(
+        settings.max_event_streams, settings.max_event_streams_per_client)
     app.before_request(lambda: security.check_request(settings))
+    app.after_request(edge.add_security_headers)
     app.json.sort_keys = False
     app.register_blueprint(security.bp)
     from . import assets, home, jobs
@@ -54,7 +61,8 @@ def create_app(settings=None, conn=None):
     app.jinja_env.globals.update(csrf_token=security.csrf_token, format_eta=helpers.format_eta,
                                  format_time=helpers.format_time, age=helpers.age, job_url=helpers.job_url,
                                  has_endpoint=lambda e: e in app.view_functions,
-                                 auth_required=bool(settings.auth_token), delete_refusal=jobs.delete_refusal)
+                                 auth_required=bool(settings.auth_token), delete_refusal=jobs.delete_refusal,
+                                 logged_in=security.logged_in)
     app.add_template_filter(helpers.ticks, "ticks")
     app.add_template_filter(helpers.thousands, "thousands")
     return app
@@ -84,8 +92,10 @@ def _register_error_handlers(app):
     `errors` lists every field problem (`{"field", "label", "message"}`) of a ValidationError;
     `message`/`field` are the first of them, so clients reading only those still work.
     """
+    settings = app.extensions["digits_seg"].settings
 
     def respond(status, message, field=None, errors=()):
+        message = edge.scrub_paths(edge.clean_text(str(message)), settings)
         if helpers.wants_json():
             body = {"error": {"message": message, "field": field, "errors": list(errors)}}
             return jsonify(body), status
@@ -118,5 +128,7 @@ def _register_error_handlers(app):
 
         if isinstance(exc, HTTPException):
             return respond(exc.code or 500, exc.description or exc.name)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return respond(507, disk_full_message(settings.jobs_dir))
         app.logger.exception("internal error on %s", request.path)
         return respond(500, "Internal error (%s). The server log has the details." % type(exc).__name__)

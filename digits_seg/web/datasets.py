@@ -61,15 +61,18 @@ def _upload(settings):
         return None, None
     from ..safe_extract import extract_archive
 
-    stage = new_stage(settings.jobs_dir, "dataset-")
+    stage = new_stage(settings.jobs_dir, "dataset-", settings.min_free_mb)
     path = os.path.join(stage, "archive.zip")
-    f.save(path)
     try:
+        f.save(path)
         extract_archive(path, os.path.join(stage, "data"), max_bytes=settings.max_upload_mb * 4 * 1024 ** 2,
-                        max_files=200_000)
+                        max_files=200_000, max_ratio=settings.max_zip_ratio)
     except ValidationError as exc:
         shutil.rmtree(stage, ignore_errors=True)
         raise ValidationError(exc.message, field="archive")
+    except BaseException:  # disk full, client gone: leave no stage behind
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
     finally:
         if os.path.exists(path):
             os.unlink(path)
@@ -89,10 +92,12 @@ def create():
     try:
         stage, uploaded = _upload(settings)
         params = _validate(values, settings, uploaded)
+        checked = not stage and _checks().passed(values.get("check_id"), params)  # the form's check, just passed
         if not stage:  # COCO / SBD .mat labels: converted into a stage, checked, adopted by the job
             params = stage_conversion(params, settings.jobs_dir)
             stage = params.get("upload_dir")
-        preflight(params)
+        if not checked:
+            preflight(params)
         if stage:
             params["upload_dir"] = stage
         job = state().service.submit("dataset", params["name"], params)

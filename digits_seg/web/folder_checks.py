@@ -108,6 +108,18 @@ class FolderChecks:
         check.polled = time.monotonic()
         return check
 
+    def passed(self, check_id, params):
+        """The finished check `check_id` if it found no problem in exactly `params`, else None.
+
+        Create then need not decode every pair a second time right after the form's check (a
+        large folder takes minutes); the job still validates every pair as it builds.
+        """
+        with self._lock:
+            check = self._checks.get(check_id) if isinstance(check_id, str) else None
+        if check is None or check.state != "done" or not check.report.get("ok") or check.params != params:
+            return None
+        return check
+
     def cancel(self, check_id):
         check = self.get(check_id)
         check.cancelled.set()

@@ -41,8 +41,13 @@ def render(template, data, **context):
 def request_data():
     """The submitted fields as a dict: JSON body, or form fields (lists kept for repeated keys)."""
     if request.is_json:
-        body = request.get_json(silent=True)
-        return body if isinstance(body, dict) else {}
+        body = request.get_json(silent=True)  # the edge (edge.py) refused invalid JSON already
+        if body is not None and not isinstance(body, dict):
+            from ..errors import ValidationError
+
+            raise ValidationError("the JSON body must be an object ({\"field\": value, ...}), not %s"
+                                  % type(body).__name__, field="body")
+        return body or {}
     data = {}
     for key in request.form.keys():
         values = request.form.getlist(key)

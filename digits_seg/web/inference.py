@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 
-from flask import Blueprint, Response, jsonify, redirect, request, send_file, send_from_directory, url_for
+from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
 from ..declare import clean_name
 from ..errors import NotFoundError, ValidationError
@@ -24,6 +24,7 @@ from ..inference.predictor import list_snapshot_files
 from ..inference.scoring import sort_key_worst_first
 from ..inference.sources import read_image, under_roots
 from ..uploads import new_stage
+from .files import send_job_file
 from .helpers import get_job, render, request_data, state, wants_json
 
 bp = Blueprint("inference", __name__)
@@ -106,7 +107,8 @@ def _input_image(data, model_dir):
     """Return (image, gt or None, source text) from an upload, a server path or a val index."""
     upload = request.files.get("image")
     if upload and upload.filename:
-        return single.decode_upload(upload.read(), upload.filename), None, upload.filename
+        return (single.decode_upload(upload.read(), upload.filename, max_pixels=state().settings.max_image_pixels),
+                None, upload.filename)
     if data.get("path"):
         path = under_roots(data["path"], state().settings, "path")
         if not os.path.isfile(path):
@@ -173,7 +175,9 @@ def result_file(token, kind):
 # -- export ---------------------------------------------------------------------------------
 @bp.route("/models/<job_id>/export/<fmt>")
 def export(job_id, fmt):
-    """Download ONNX / TorchScript; built once per snapshot file and kept in <model>/exports/."""
+    """Download ONNX / TorchScript, built per request in a temp folder outside the jobs dir (a GET writes nothing)."""
+    import tempfile
+
     from ..inference.export import export_onnx, export_torchscript
     from ..inference.predictor import resolve_snapshot
 
@@ -182,17 +186,16 @@ def export(job_id, fmt):
         raise NotFoundError("unknown export format %r. Available: onnx, torchscript" % fmt, field="format")
     snapshot = request.args.get("snapshot") or "best"
     weights = resolve_snapshot(model_dir, snapshot)
-    stem = "%s-%d" % (os.path.basename(weights)[:-3], int(os.stat(weights).st_mtime))
-    name = stem + (".onnx" if fmt == "onnx" else ".pt")
-    out_dir = os.path.join(model_dir, "exports")
-    path = os.path.join(out_dir, name)
-    if not os.path.isfile(path):
-        os.makedirs(out_dir, exist_ok=True)
+    name = os.path.basename(weights)[:-3] + (".onnx" if fmt == "onnx" else ".pt")
+    with tempfile.TemporaryDirectory(prefix="digits-seg-export-") as tmp:
+        path = os.path.join(tmp, name)
         with _cache().slot():  # exporting runs forward passes: share the inference slot
-            if not os.path.isfile(path):
-                (export_onnx if fmt == "onnx" else export_torchscript)(model_dir, path, snapshot=snapshot)
-    return send_file(path, as_attachment=True, download_name="%s-%s" % (job.name.replace(" ", "_")[:60], name),
-                     max_age=0)
+            (export_onnx if fmt == "onnx" else export_torchscript)(model_dir, path, snapshot=snapshot)
+        with open(path, "rb") as f:
+            payload = f.read()
+    download = "%s-%s" % ("".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in job.name)[:60], name)
+    return Response(payload, mimetype="application/octet-stream",
+                    headers={"Content-Disposition": "attachment; filename=%s" % download, "Cache-Control": "no-cache"})
 
 
 # -- test many --------------------------------------------------------------------------------
@@ -219,18 +222,23 @@ def _many_form_data(values):
 
 def _stage_uploads(files):
     """Save uploaded files (images, or one zip) in a staging folder the job moves in when it starts."""
-    staged = new_stage(state().settings.jobs_dir, "infer-")
+    settings = state().settings
+    staged = new_stage(settings.jobs_dir, "infer-", settings.min_free_mb)
     count = 0
-    for f in files:
-        if not f or not f.filename:
-            continue
-        name = os.path.basename(f.filename.replace("\\", "/"))
-        if not name or name.startswith("."):
-            continue
-        if name.lower().endswith(".zip"):
-            name = "inputs.zip"
-        f.save(os.path.join(staged, name))
-        count += 1
+    try:
+        for f in files:
+            if not f or not f.filename:
+                continue
+            name = os.path.basename(f.filename.replace("\\", "/"))
+            if not name or name.startswith("."):
+                continue
+            if name.lower().endswith(".zip"):
+                name = "inputs.zip"
+            f.save(os.path.join(staged, name))
+            count += 1
+    except BaseException:  # disk full, client gone: leave no stage behind
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
     if not count:
         shutil.rmtree(staged, ignore_errors=True)
         raise ValidationError("choose images or a zip to upload", field="files")
@@ -310,11 +318,8 @@ def show(job_id):
 @bp.route("/inference/<job_id>/files/<path:relpath>")
 def file(job_id, relpath):
     job = get_job(job_id, kind="inference")
-    top = relpath.split("/", 1)[0]
-    if top not in JOB_FILES and relpath not in (batch.RESULTS_FILE, batch.ZIP_FILE):
-        raise NotFoundError("no file %r in inference job %s" % (relpath, job_id))
-    return send_from_directory(state().store.job_dir(job.id), relpath, max_age=0,
-                               as_attachment=request.args.get("download") == "1")
+    return send_job_file(state().store.job_dir(job.id), relpath, allowed=JOB_FILES + (batch.RESULTS_FILE, batch.ZIP_FILE),
+                         as_attachment=request.args.get("download") == "1")
 
 
 def _batch_result(job, index):

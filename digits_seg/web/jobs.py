@@ -23,7 +23,10 @@ def job_data(job):
     log, cut = state().store.read_log(job.id, max_bytes=20_000)
     data["log_tail"] = log
     data["log_truncated"] = cut
-    data["used_by"] = [_user(u) for u in state().service.users_of(job.id)]
+    # Who needs this job (Delete is refused while any does; the dataset page lists its models). It scans
+    # every job, so the JSON twin of a live job (polled every few seconds by its page) leaves it out.
+    live = not job.state.finished
+    data["used_by"] = [] if live and wants_json() else [_user(u) for u in state().service.users_of(job.id)]
     return data
 
 
@@ -158,6 +161,8 @@ def events(job_id):
     get_job(job_id)
     store = state().store
     path = os.path.join(store.job_dir(job_id), "job.json")
+    limiter, client = state().extras["event_streams"], request.remote_addr
+    limiter.acquire(client)
 
     def stream():
         last = None
@@ -186,8 +191,11 @@ def events(job_id):
 
     from flask import stream_with_context
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(stream_with_context(stream()), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # The WSGI server closes the response when the stream ends or the client goes away.
+    response.call_on_close(lambda: limiter.release(client))
+    return response
 
 
 def _after_action(job, message):

@@ -15,6 +15,7 @@ import time
 from flask import url_for
 
 from ..errors import NotFoundError
+from ..fsutil import read_json
 from ..jobs.job import JobState, parse_iso
 from ..training import metrics_log
 from .helpers import format_eta, job_url, state
@@ -71,6 +72,20 @@ def settings_rows(params):
     return rows
 
 
+def model_classes(model_dir):
+    """[{index, name, color}] of a model folder (labels.txt and colormap.json; grey for a missing colour)."""
+    names, colors = [], []
+    path = os.path.join(model_dir, "labels.txt")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+    cmap = os.path.join(model_dir, "colormap.json")
+    if os.path.exists(cmap):
+        colors = read_json(cmap)
+    return [{"index": i, "name": n, "color": colors[i] if i < len(colors) else [128, 128, 128]}
+            for i, n in enumerate(names)]
+
+
 def running_seconds(job, now=None):
     """Time spent running, summed over every run (a resumed job ran more than once); 0 if never."""
     now = time.time() if now is None else now
@@ -125,16 +140,28 @@ def job_ref(job_id, kind=None):
     if not job_id:
         return None
     try:
-        other = state().store.get(job_id)
-    except NotFoundError:
+        other = state().store.get(str(job_id))
+    except (NotFoundError, ValueError):
         return {"id": job_id, "name": None, "kind": kind, "state": None, "url": None, "missing": True}
     return {"id": other.id, "name": other.name, "kind": other.kind, "state": other.state.value,
             "url": job_url(other), "missing": False}
 
 
+def _params(job):
+    return job.params if isinstance(job.params, dict) else {}
+
+
+def _network_param(params):
+    """params["network"] as a dict; older or hand-written job.json files may hold just a name."""
+    net = (params if isinstance(params, dict) else {}).get("network")
+    if isinstance(net, str):
+        return {"kind": "standard", "name": net}
+    return net if isinstance(net, dict) else {}
+
+
 def network_facts(job):
     """The network a model trained, in words, with links to its prototxt and its layer table."""
-    net = job.params.get("network") or {}
+    net = _network_param(job.params)
     kind = net.get("kind", "standard")
     source = None
     if kind == "standard":
@@ -144,7 +171,7 @@ def network_facts(job):
         title = "custom network"
         described = "a custom prototxt"
     else:
-        source = job_ref(net.get("job_id") or job.params.get("%s_id" % kind), kind)
+        source = job_ref(net.get("job_id") or _params(job).get("%s_id" % kind), kind)
         snapshot = net.get("snapshot")
         source = dict(source or {}, source_kind=kind, snapshot=snapshot)
         title = "%s model %s" % ("pretrained" if kind == "pretrained" else "previous",
@@ -166,8 +193,8 @@ def network_facts(job):
 
 def device_text(job):
     """Requested device and where it ran ("auto → CPU worker on vm")."""
-    requested = job.params.get("device") or "auto"
-    w = job.worker or {}
+    requested = _params(job).get("device") or "auto"
+    w = job.worker if isinstance(job.worker, dict) else {}
     if not w:
         return requested
     gpu = w.get("gpu")
@@ -179,7 +206,7 @@ def device_text(job):
 
 def model_facts(job):
     """Everything the pages say about one model job (JSON-able)."""
-    p = job.params or {}
+    p = _params(job)
     summary = metrics_summary(state().store.job_dir(job.id))
     seconds = running_seconds(job)
     return {

@@ -8,14 +8,15 @@ browser refreshes its charts by fetching it whenever the job changes.
 
 import os
 
-from flask import Blueprint, send_from_directory, url_for
+from flask import Blueprint, url_for
 
 from ..errors import NotFoundError
 from ..fsutil import read_json
 from ..training import metrics_log, snapshots
+from .files import send_job_file
 from .helpers import get_job, render, state
 from .jobs import job_data
-from .model_facts import model_facts
+from .model_facts import model_classes, model_facts
 
 bp = Blueprint("models", __name__)
 
@@ -28,19 +29,6 @@ PREVIEW_EPOCHS_SHOWN = 1
 
 
 # -- job page -------------------------------------------------------------------------------
-def _classes(model_dir):
-    names, colors = [], []
-    p = os.path.join(model_dir, "labels.txt")
-    if os.path.exists(p):
-        with open(p, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
-    c = os.path.join(model_dir, "colormap.json")
-    if os.path.exists(c):
-        colors = read_json(c)
-    return [{"index": i, "name": n, "color": colors[i] if i < len(colors) else [128, 128, 128]}
-            for i, n in enumerate(names)]
-
-
 def _previews(job, model_dir, last_val):
     """The latest validation's preview strips: [{url, name, caption}] (larger in the page's lightbox).
 
@@ -71,14 +59,15 @@ def model_data(job):
     train_pts = [r for r in records if r.get("type") == "train"]
     val_pts = [r for r in records if r.get("type") == "val"]
     last_val = val_pts[-1] if val_pts else None
-    classes = _classes(model_dir)
+    classes = model_classes(model_dir)
     per_class = []
     if last_val:
         for c in classes:
             i = c["index"]
-            iou = last_val["per_class_iou"][i] if i < len(last_val["per_class_iou"]) else None
-            acc = (last_val.get("per_class_acc") or [None] * (i + 1))[i] if i < len(last_val.get("per_class_acc") or []) \
-                else None
+            # records written before a field existed (old metrics.jsonl) lack it: shown as unknown
+            ious, accs = last_val.get("per_class_iou") or [], last_val.get("per_class_acc") or []
+            iou = ious[i] if i < len(ious) else None
+            acc = accs[i] if i < len(accs) else None
             per_class.append(dict(c, iou=iou, acc=acc))
     snaps = [{"name": s["name"], "iteration": s["iteration"], "epoch": s["epoch"], "size": s["size"],
               "best": s["best"], "h5_url": url_for("models.download", job_id=job.id, name=s["name"]),
@@ -110,29 +99,36 @@ def show(job_id):
 
 @bp.route("/models/<job_id>/download/<name>")
 def download(job_id, name):
-    """A snapshot (.h5), its `.caffemodel` (converted on first request) or a model file."""
+    """A snapshot (.h5), its `.caffemodel` (converted in memory, nothing written) or a model file."""
     job = get_job(job_id, kind="model")
     model_dir = state().store.job_dir(job.id)
     h5_names = {s["name"] for s in snapshots.list_snapshots(model_dir, include_best=True)}
     if name.endswith(".caffemodel") and name[: -len(".caffemodel")] + ".h5" in h5_names:
-        src = os.path.join(model_dir, name[: -len(".caffemodel")] + ".h5")
-        out = os.path.join(model_dir, name)
-        if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
-            snapshots.export_caffemodel(model_dir, os.path.basename(src), out, name=job.name)
-    elif name not in h5_names and name not in DOWNLOADS:
+        return _caffemodel(job, model_dir, name)
+    if name not in h5_names and name not in DOWNLOADS:
         raise NotFoundError("no file %r in model %s" % (name, job.id))
-    return send_from_directory(model_dir, name, as_attachment=True, max_age=0)
+    return send_job_file(model_dir, name, allowed=[name], as_attachment=True)
+
+
+def _caffemodel(job, model_dir, name):
+    """Convert a snapshot to .caffemodel in a temp folder outside the jobs dir and send the bytes (a GET writes nothing)."""
+    import tempfile
+
+    from flask import Response
+
+    with tempfile.TemporaryDirectory(prefix="digits-seg-caffemodel-") as tmp:
+        out = os.path.join(tmp, name)
+        snapshots.export_caffemodel(model_dir, name[: -len(".caffemodel")] + ".h5", out, name=job.name)
+        with open(out, "rb") as f:
+            payload = f.read()
+    return Response(payload, mimetype="application/octet-stream",
+                    headers={"Content-Disposition": "attachment; filename=%s" % name, "Cache-Control": "no-cache"})
 
 
 @bp.route("/models/<job_id>/previews/<path:path>")
 def preview(job_id, path):
     job = get_job(job_id, kind="model")
-    if not path.startswith("val_previews/"):
-        raise NotFoundError("no preview %r" % path)
-    return send_from_directory(state().store.job_dir(job.id), path, max_age=0)
-
-
-from . import model_form  # noqa: E402,F401  (the form's views register on `bp`; imported after it exists)
+    return send_job_file(state().store.job_dir(job.id), path, allowed=["val_previews"])
 
 
 @bp.route("/models/<job_id>/network")
@@ -162,3 +158,6 @@ def network(job_id):
     except ValidationError as exc:
         data["error"] = exc.message
     return render("models/network.html", data, job=job)
+
+
+from . import model_form  # noqa: E402,F401  (the form's views register on `bp`; imported after it exists)

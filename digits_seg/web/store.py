@@ -9,13 +9,15 @@ autoescape, `textContent` in store.js).
 import os
 import shutil
 
-from flask import Blueprint, jsonify, redirect, request, send_from_directory, url_for
+from flask import Blueprint, jsonify, redirect, request, url_for
 
 from ..errors import NotFoundError, ValidationError
 from ..store import importer
 from ..store import index as store_index
 from ..store.assemble import OUTPUT_FILES
 from ..store.cache import StoreCache
+from ..store.upload_check import check_upload
+from .files import send_job_file
 from .helpers import get_job, job_summary, render, request_data, state, wants_json
 from .jobs import job_data
 
@@ -134,6 +136,8 @@ def new_pretrained():
                 continue
             path, rel = importer.staged_path(stage, role, f.filename)
             f.save(path)
+            if role != "archive":  # archives are checked by safe_extract in the task
+                check_upload(role, path, os.path.basename(f.filename))
             files[role] = rel
         if not files:
             raise ValidationError("choose a DIGITS model archive, a network (.prototxt) and weights "
@@ -231,5 +235,5 @@ def pretrained_file(job_id, name):
     job = get_job(job_id, kind="pretrained")
     if name not in DOWNLOADABLE:
         raise NotFoundError("%s is not a file of a pretrained model; available: %s" % (name, ", ".join(DOWNLOADABLE)))
-    return send_from_directory(state().store.job_dir(job.id), name, as_attachment=True,
-                               download_name="%s-%s" % (job.id, name))
+    return send_job_file(state().store.job_dir(job.id), name, allowed=[name], as_attachment=True,
+                         download_name="%s-%s" % (job.id, name))

@@ -125,7 +125,7 @@ def test_error_pages_are_friendly(live_server, page, artifact_path):
 
 def test_access_token_guards_writes(tmp_path, page, artifact_path):
     token = "correct-horse-battery"
-    server = LiveServer(tmp_path, env={"DIGITS_SEG_AUTH_TOKEN": token})
+    server = LiveServer(tmp_path, env={"DIGITS_SEG_AUTH_TOKEN": token, "DIGITS_SEG_AUTH_READS": "0"})
     try:
         service = _service(server)
         job = service.submit("check", "guarded", {"steps": 600, "interval_s": 0.2})

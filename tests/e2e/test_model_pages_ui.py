@@ -41,7 +41,8 @@ def runs(tmp_path_factory):
     from digits_seg.jobs.tasks import run_job
 
     tmp = tmp_path_factory.mktemp("model-pages")
-    server = LiveServer(tmp, workers=0)
+    # No ONNX export of the best snapshot at the end of training: these pages never run inference.
+    server = LiveServer(tmp, workers=0, env={"DIGITS_SEG_ONNX_INFERENCE": "0"})
     try:
         settings = load_settings({"jobs_dir": server.jobs_dir, "data_roots": server.data_root}, environ={})
         dataset = synthcity_dataset_job(settings, os.path.join(server.data_root, "src"), 20, (32, 32), seed=3,
@@ -54,16 +55,18 @@ def runs(tmp_path_factory):
             assert status == 201, body
             models.append(body["id"])
         # the task beats its heartbeat as often as the server expects (LiveServer: every second)
-        saved = os.environ.get("DIGITS_SEG_HEARTBEAT_S")
-        os.environ["DIGITS_SEG_HEARTBEAT_S"] = "1"
+        task_env = {"DIGITS_SEG_HEARTBEAT_S": "1", "DIGITS_SEG_ONNX_INFERENCE": "0"}
+        saved = {k: os.environ.get(k) for k in task_env}
+        os.environ.update(task_env)
         try:
             for job_id in models:
                 run_job(job_id, server.jobs_dir)
         finally:
-            if saved is None:
-                os.environ.pop("DIGITS_SEG_HEARTBEAT_S")
-            else:
-                os.environ["DIGITS_SEG_HEARTBEAT_S"] = saved
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         for job_id in models:
             job = server.get_json("/jobs/%s.json" % job_id)
             assert job["state"] == "done", job
@@ -86,6 +89,14 @@ def test_model_page_tells_its_story(runs, page):
     expect(story.locator('[data-role="network"]')).to_contain_text("tiny-fcn")
     prototxt = story.locator('[data-role="network"] a', has_text="prototxt").get_attribute("href")
     assert "network.prototxt" in prototxt
+    layers = story.locator('[data-action="layers"]').get_attribute("href")
+    # the first layer table imports torch in the web process: slow on a busy machine
+    table = page.request.get(server.url + layers + ".json", timeout=90000).json()
+    with open(os.path.join(server.jobs_dir, first, "labels.txt")) as f:
+        classes = len([line for line in f if line.strip()])
+    by_name = {r["name"]: r for r in table["layers"]}
+    assert table["input_shape"] == [3, 32, 32] and by_name["score"]["shapes"] == [[classes, 32, 32]]
+    assert table["total_params"] == sum(r["params"] for r in table["layers"]) > 0
     expect(story.locator('[data-role="solver"]')).to_contain_text("base LR 0.01")
     expect(story.locator('[data-role="solver"]')).to_contain_text("batch 4")
     expect(story.locator('[data-role="device"]')).to_contain_text("CPU worker")

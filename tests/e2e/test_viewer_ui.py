@@ -71,8 +71,12 @@ def test_viewer_controls_change_canvas(live_server, page, artifact_path, tmp_pat
     page.uncheck('#viewer [data-role="contour"]')
 
     # hover shows the class under the cursor
-    page.locator("#viewer canvas").hover(position={"x": 5, "y": 5})
+    canvas = page.locator("#viewer canvas")
+    canvas.hover(position={"x": 5, "y": 5})
     expect(page.locator('#viewer [data-role="hover"]')).to_contain_text("predicted:")
+    # ... next to the cursor, not under the (tall) image where it cannot be seen
+    box, tip = canvas.bounding_box(), page.locator('#viewer [data-role="hover"]').bounding_box()
+    assert abs(tip["x"] - (box["x"] + 5)) < 40 and abs(tip["y"] - (box["y"] + 5)) < 40, (box, tip)
 
     # flip mode alternates input → prediction → ground truth by itself
     page.check('#viewer [data-role="flip"]')

@@ -101,3 +101,17 @@ def test_cli_unlisted_white_refused_then_declared_ignore(settings, capsys, tmp_p
         for k, c in enumerate(colors):
             want[(a == c).all(axis=2)] = k
         np.testing.assert_array_equal(got, want)
+
+
+def test_create_reuses_the_forms_passed_check_of_the_same_fields(client, settings):
+    root = camvid_segnet(settings, count=3)
+    body = {"images": root + "/train", "labels": root + "/trainannot", "name": "camvid", "ignore_values": "11"}
+    check = client.post("/datasets/checks.json", json=body).get_json()
+    wait_for(lambda: client.get(check["url"]).get_json()["state"] != "running", 30, message="the check")
+    assert client.get(check["url"]).get_json()["report"]["ok"]
+    with open(os.path.join(root, "trainannot", sorted(os.listdir(os.path.join(root, "trainannot")))[0]), "w") as f:
+        f.write("not a png")  # changed after the check: only a fresh check can see it
+    assert client.post("/datasets.json", json=dict(body, name="other", check_id=check["id"])).status_code == 400
+    assert client.post("/datasets.json", json=dict(body, check_id="0" * 16)).status_code == 400
+    r = client.post("/datasets.json", json=dict(body, check_id=check["id"]))  # the very fields it passed
+    assert r.status_code == 201  # not decoded again at submit (the job validates every pair as it builds)

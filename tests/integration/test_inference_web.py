@@ -167,6 +167,12 @@ def test_test_many_job_through_api_and_worker(client, model, settings, start_wor
     assert (mask == Predictor.from_model_dir(model["dir"]).predict(image)).all()
     view = client.get(first["view_url"])
     assert view.status_code == 200 and b"data-viewer=" in view.data
+    # previous / next walk the job's images in order
+    order = [e["index"] for e in client.get("/inference/%s.json?per_page=200" % job_id).get_json()["images"]]
+    nav = client.get("/inference/%s/view/%d.json" % (job_id, order[1])).get_json()["nav"]
+    assert nav["previous"].endswith("/view/%d" % order[0]) and nav["next"].endswith("/view/%d" % order[2])
+    assert nav["position"] == 2 and nav["count"] == len(order)
+    assert client.get("/inference/%s/view/%d.json" % (job_id, order[0])).get_json()["nav"]["previous"] is None
     cut = client.get("/inference/%s/render/%d/cutout.png?keep=0" % (job_id, first["index"]))
     assert Image.open(io.BytesIO(cut.data)).mode == "RGBA"
     html = client.get("/inference/%s?sort=worst" % job_id)

@@ -76,6 +76,15 @@ def test_network_show_gives_each_file_its_phases(shared_data, rel, capsys, tmp_p
     assert out["layers"], "a layer table is printed for a phase that builds"
 
 
+def test_classification_networks_are_told_apart(shared_data):
+    with open(_path(shared_data, "bvlc/mnist_lenet_train_test.prototxt")) as fh:
+        problems = check_network(fh.read(), (1, 28, 28))
+    assert "warning: the score blob 'ip2' is 10 per image, not a class map: a classification network" in \
+        "\n".join(problems)
+    with open(_path(shared_data, "fcn/voc-fcn-alexnet_train.prototxt")) as fh:
+        assert not any("classification" in p for p in check_network(fh.read(), (3, 32, 32)))
+
+
 def test_text_output_lists_phases_and_exits_0_with_warnings(shared_data, capsys, tmp_path):
     assert main(["network", "show", _path(shared_data, "fcn/voc-fcn8s_train.prototxt"), "--input", "3x64x64"]) == 0
     out = capsys.readouterr().out

@@ -30,13 +30,15 @@ class SmallFCN(torch.nn.Module):
         return {"score": x}
 
 
-def _predictor():
-    pre = Preprocess(channel_order="BGR", mean_pixel=(100.0, 110.0, 120.0), mean_subtraction="pixel", scale=0.02)
+def _predictor(scale=0.02):
+    pre = Preprocess(channel_order="BGR", mean_pixel=(100.0, 110.0, 120.0), mean_subtraction="pixel", scale=scale)
     return Predictor(SmallFCN(), classes=list("abcd"), colormap=[[0, 0, 0]] * 4, preprocess=pre)
 
 
-def test_onnx_export_dynamic_size_matches_torch(tmp_path):
-    p = _predictor()
+# A scalar scale (Caffe's `scale`) and one per channel (torchvision's ImageNet 1 / (255 * std)).
+@pytest.mark.parametrize("scale", [0.02, (1 / (255 * 0.229), 1 / (255 * 0.224), 1 / (255 * 0.225))])
+def test_onnx_export_dynamic_size_matches_torch(tmp_path, scale):
+    p = _predictor(scale)
     out = tmp_path / "model.onnx"
     report = export_onnx(None, str(out), predictor=p)
     model = onnx.load(str(out))

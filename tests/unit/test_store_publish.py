@@ -18,7 +18,7 @@ NET = 'name: "tiny"\nlayer { name: "score" type: "Convolution" bottom: "data" to
 
 
 PREPROCESS = {"channels": 3, "channel_order": "BGR", "mean_subtraction": "pixel", "mean_pixel": [104.0, 117.0, 123.0],
-              "scale": 1.0, "input_size": [32, 32]}
+              "scale": 1.0, "input_size": [32, 32], "resize": [32, 32], "resize_mode": "squash"}
 """What the trainer recorded for the model job below (preprocess.json)."""
 
 
