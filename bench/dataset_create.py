@@ -112,11 +112,12 @@ def read_rate(split_dir):
 
 
 def label_sizes(split_dir, sample=64):
-    """Mean bytes of the stored (re-encoded) label PNGs, and of the same labels at zlib level 6: the
-    size cost of `transform.LABEL_PNG_COMPRESS_LEVEL`."""
+    """Mean bytes of the stored (re-encoded) label PNGs, and of the same labels as greyscale PNGs at zlib
+    level 6 (how they were encoded before `transform.LABEL_PNG_STRATEGY`): the size it costs or saves."""
     import io
 
     import lmdb
+    import numpy as np
     from PIL import Image
 
     from digits_seg.datasets.datum import decode_datum
@@ -127,12 +128,12 @@ def label_sizes(split_dir, sample=64):
         for _, value in txn.cursor():
             data = decode_datum(value).data
             buf = io.BytesIO()
-            Image.open(io.BytesIO(data)).save(buf, "PNG", compress_level=6)
+            Image.fromarray(np.asarray(Image.open(io.BytesIO(data)))).save(buf, "PNG", compress_level=6)
             stored, level6, n = stored + len(data), level6 + len(buf.getvalue()), n + 1
             if n == sample:
                 break
     env.close()
-    return {"label_png_bytes": stored / max(1, n), "label_png_bytes_at_level_6": level6 / max(1, n)}
+    return {"label_png_bytes": stored / max(1, n), "label_png_bytes_greyscale_level_6": level6 / max(1, n)}
 
 
 def _cpu_s():

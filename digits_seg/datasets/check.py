@@ -16,7 +16,7 @@ MAX_FILES_LISTED = 20
 
 ERROR_CODES = ("empty_folder", "missing_label", "missing_image", "duplicate_stem", "unreadable", "truncated",
                "bomb", "size_mismatch", "bad_values", "unknown_colors", "label_mode", "unmapped_values", "same_folder",
-               "channels", "no_train_pairs")
+               "channels", "no_train_pairs", "no_good_pairs")
 """Codes of report errors (the web page and API clients may switch on them)."""
 
 
@@ -72,6 +72,7 @@ class Collector:
         self._listed = np.zeros(256, dtype=np.int64)  # len(value_files[v]), to skip full lists fast
         self.nearest = {}  # "r,g,b" -> [class index, pixels] mapped through the tolerance
         self.raw_values = np.zeros(256, dtype=bool)  # raw single-channel values seen (before any mapping)
+        self.raw_big = set()  # raw 16-bit values above 255 seen (the first 256)
         self.palette_used = {}  # (palette index, (r, g, b)) -> stored id, palette labels read by colour
         self.unmapped = {}  # raw value -> [pixels, files] missing from the label map
         self.ignored_unknown = {}  # "r,g,b" -> [pixels, files] sent to ignore as unknown colours
@@ -82,7 +83,10 @@ class Collector:
         for p in r["problems"]:
             self.by_code.setdefault(p["code"], []).append((p["message"], p["files"][0]))
         for v in r.get("raw_values", ()):
-            self.raw_values[v] = True
+            if v < 256:
+                self.raw_values[v] = True
+            elif len(self.raw_big) < 256:
+                self.raw_big.add(v)  # 16-bit labels
         for i, c, k, _ in r.get("palette_used", ()):
             self.palette_used[(i, tuple(c))] = k
         for v, n in r.get("unmapped", {}).items():
@@ -124,6 +128,10 @@ class Collector:
         for color, (cls, n) in r.get("nearest_colors", {}).items():
             entry = self.nearest.setdefault(color, [cls, 0])
             entry[1] += n
+
+    def seen_raw(self):
+        """Raw single-channel label values seen, sorted (16-bit ones too)."""
+        return np.flatnonzero(self.raw_values).tolist() + sorted(self.raw_big)
 
     def finish(self, report, tolerance=0, names=None, by_color=False):
         """Add grouped problems and warnings to `report` (`names`: class names for messages;
@@ -234,9 +242,10 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
                    % ((plan.pairings[0][1].suggested_suffix,) * 2))
     names = plan.class_names or ["class_%d" % i for i in range(max([v for v in seen if v != 255] or [-1]) + 1)]
     _dataset_warnings(report, plan, params, col, names)
-    mapping_desc = plan_mod.describe(plan, names, np.flatnonzero(col.raw_values).tolist(), col.palette_used)
+    mapping_desc = plan_mod.describe(plan, names, col.seen_raw(), col.palette_used)
     report.summary = {
         "pairs": {s: len(plan.splits[s]) for s in ("train", "val")},
+        "bad_pairs": len(col.bad_pairs),
         "label_suffix": plan.pairings[0][1].suffix,
         "sizes": dict(col.sizes.most_common()),
         "variable_size": len(col.sizes) > 1 and not params.get("resize"),
@@ -251,7 +260,7 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
         "ignore_pixels": int(values[255]) if not plan.binary else 0,
         "ignore_share": float(values[255]) / max(1, int(values.sum())) if not plan.binary else 0.0,
         "values_seen": seen,
-        "raw_values_seen": np.flatnonzero(col.raw_values).tolist(),
+        "raw_values_seen": col.seen_raw(),
         "mapping": mapping_desc,
         "ignore_choices": _ignore_choices(plan, params, col),
     }
@@ -336,7 +345,7 @@ def _ignore_choices(plan, params, col):
     """Values and colours the form offers to declare ignore: what was seen, void-named classes first."""
     void = _void_classes(plan, params)
     values = [{"value": v, "suggested": any(c.get("value") == v for c in void)}
-              for v in np.flatnonzero(col.raw_values).tolist()]
+              for v in col.seen_raw()]
     colors = [{"color": [int(x) for x in c.split(",")], "pixels": n, "unknown": True}
               for c, (n, _) in sorted(col.unknown.items(), key=lambda kv: -kv[1][0])[:20]]
     colors += [{"color": c["color"], "name": c["name"], "suggested": True} for c in void if "color" in c]

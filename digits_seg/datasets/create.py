@@ -63,6 +63,10 @@ def preflight(params, settings=None, workers=2):
         kept = [e for e in report.errors if e["code"] not in PAIR_CODES]
         report.warnings[:0] = [e for e in report.errors if e["code"] in PAIR_CODES]
         report.errors = kept
+        pairs = report.summary.get("pairs", {})
+        if report.ok and report.summary.get("bad_pairs", 0) >= sum(pairs.values()) > 0:
+            report.add("error", "no_good_pairs", "every pair has a problem: \"skip bad pairs\" would leave nothing "
+                       "to build")
     if not report.ok:
         _refuse(report, "the folders have problems")
     return report
@@ -295,7 +299,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
     warnings = [w["message"] for w in report.warnings] + class_warnings(names, summaries["train"]["class_pixels"])
     for w in warnings:
         log("warning: " + w)
-    label_mapping = describe(plan, names, np.flatnonzero(col.raw_values).tolist(), col.palette_used)
+    label_mapping = describe(plan, names, col.seen_raw(), col.palette_used)
     for line in label_mapping["text"]:
         log("label mapping: " + line)
     log("stored %d images and %d labels unchanged; re-encoded %d images and %d labels"

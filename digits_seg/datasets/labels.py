@@ -63,6 +63,7 @@ class LabelResult:
     ignored_colors: dict = dataclasses.field(default_factory=dict)  # (r, g, b) -> pixels sent to 255 as unknown
     palette_used: dict = dataclasses.field(default_factory=dict)  # palette index -> ((r, g, b), stored id, pixels)
     counts: np.ndarray = None  # pixels per stored value (256 int64)
+    raw_values: list = None  # raw values seen, when a lookup mapped them
 
 
 def index_counts(indices):
@@ -133,8 +134,9 @@ def map_counts(counts, lut, res, rules, colors=None, near=None):
     `colors`/`near`: the palette colours and tolerance matches when `lut` comes from `palette_lut`.
     """
     lut = np.asarray(lut, dtype=np.int32)
-    if len(lut) < len(counts):
-        lut = np.concatenate([lut, np.full(len(counts) - len(lut), OUT_OF_RANGE, dtype=np.int32)])
+    if len(lut) < len(counts):  # 16-bit values beyond the table: missing from a label map, or too large
+        fill = UNMAPPED if (lut == UNMAPPED).any() else OUT_OF_RANGE
+        lut = np.concatenate([lut, np.full(len(counts) - len(lut), fill, dtype=np.int32)])
     used = np.flatnonzero(counts)
     for v in used[lut[used] < 0]:
         n, kind = int(counts[v]), lut[v]
@@ -160,6 +162,7 @@ def map_counts(counts, lut, res, rules, colors=None, near=None):
 
 def _apply(a, lut, res, rules, colors=None, near=None):
     counts = np.bincount(a.ravel(), minlength=256)
+    res.raw_values = np.flatnonzero(counts).tolist()
     stored, changed, res.counts = map_counts(counts, lut, res, rules, colors, near)
     if not changed:
         return a.astype(np.uint8, copy=False)

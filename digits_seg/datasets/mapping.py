@@ -160,6 +160,8 @@ def looks_void(name):
 def _class_words(stored, names):
     if stored == IGNORE_LABEL:
         return "ignore (255)"
+    if stored == OUT_OF_RANGE:
+        return "above the largest class id 254 (refused)"
     if stored < 0:
         return "not in the label map (refused)"
     name = names[stored] if names and stored < len(names) else "class_%d" % stored

@@ -262,7 +262,11 @@ def describe(plan, names, raw_values=(), palette_used=None):
     extra, entries = [], []
 
     def stored(v):
-        return v if lut is None else (lut[v] if v < len(lut) else mapping.OUT_OF_RANGE)
+        if lut is None:
+            return v if v <= IGNORE else mapping.OUT_OF_RANGE
+        if v < len(lut):
+            return lut[v]
+        return mapping.UNMAPPED if m.get("label_map") else mapping.OUT_OF_RANGE
 
     if kind == "binary":
         entries = [mapping.entry("value", 0, 0, names), mapping.entry("value", 255, 1, names)]

@@ -153,7 +153,8 @@ def process_pair(task, cfg, samples=None):
         res["problems"].append({"code": "bad_values", "files": [label_path],
                                 "message": "%s has label values %s (pixel counts %s) outside the %s"
                                 % (label_path, sorted(lr.bad_values), [lr.bad_values[v] for v in sorted(lr.bad_values)],
-                                   "0/255 binary mask" if rules.binary else "%s classes" % rules.num_classes)})
+                                   "0/255 binary mask" if rules.binary else "%s classes" % rules.num_classes
+                                   if rules.num_classes is not None else "class ids 0-254 (255 = ignore)")})
     if lr.unmapped:
         res["unmapped"] = {str(v): n for v, n in lr.unmapped.items()}
         res["problems"].append({"code": "unmapped_values", "files": [label_path],
@@ -231,6 +232,7 @@ class _Label:
             setattr(self, key, getattr(result, key) if result is not None else {} if key != "notes" else [])
         self.bad_values = result.bad_values if result is not None else (bad_values or {})
         self.nearest_pixels = result.nearest_pixels if result is not None else 0
+        self.raw_values = result.raw_values if result is not None else None
 
     def array(self):
         if self.indices is None:

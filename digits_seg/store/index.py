@@ -44,6 +44,13 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         if scheme not in ("http", "https"):
             raise StoreError("refusing redirect from %s to %r: only http(s) redirects are followed"
                              % (req.full_url, newurl))
+        host, before = urllib.parse.urlsplit(newurl).hostname, urllib.parse.urlsplit(req.full_url).hostname
+        if host != before:
+            from .origin import is_internal_host  # origin.py imports this module
+
+            if is_internal_host(host):
+                raise StoreError("refusing redirect from %s to an internal address (%s); a store may redirect only "
+                                 "to public addresses or its own host" % (req.full_url, host))
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 

@@ -272,11 +272,9 @@ def validate_params(raw, settings=None, dataset_info=None):
         # The network's advice assumes larger images: padding small images up to it would
         # only waste compute on ignored pixels, so train on whole images instead.
         rec["crop_size"] = None
-    advised = set()  # fields filled from the network's advice, not by the user
     for key, value in rec.items():
         if key in DEFAULTS and blank(raw.get(key)) and value is not None:
             raw[key] = value
-            advised.add(key)
 
     values, field_errors = check(TrainingParams, raw)
     errors += field_errors
@@ -287,8 +285,6 @@ def validate_params(raw, settings=None, dataset_info=None):
     p["base_lr"] = lrs[0] if len(lrs) == 1 else lrs
     p["batch_size"] = batches[0] if len(batches) == 1 else batches
     p["device"], p["num_gpus"] = _device_and_gpus(values, raw, errors, bad)
-    if "class_weighting" in advised and dataset_info is not None and not hasattr(dataset_info, "class_pixel_counts"):
-        p["class_weighting"] = "none"  # the network's advice needs class statistics this dataset lacks
     errors += _cross_checks(p, values, dataset_info, settings, bad)
     raise_errors(errors)
     return p

@@ -5,16 +5,12 @@ run's best validation, and each run's best snapshot. Everything comes from the j
 (job.json, metrics.jsonl, labels.txt, snapshots), as on the model page.
 """
 
-import os
-
-from flask import Blueprint, url_for
-from flask import request, current_app
+from flask import Blueprint, current_app, request, url_for
 
 from ..errors import NotFoundError, ValidationError
-from ..fsutil import read_json
 from ..training import metrics_log, snapshots
 from .helpers import render, state
-from .model_facts import model_facts
+from .model_facts import model_classes, model_facts
 
 bp = Blueprint("compare", __name__)
 
@@ -51,20 +47,6 @@ def _model_job(job_id):
     return job
 
 
-def class_names(model_dir):
-    """Class names of a model folder (labels.txt), with their colours (colormap.json)."""
-    names = []
-    path = os.path.join(model_dir, "labels.txt")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
-    colors = []
-    cmap = os.path.join(model_dir, "colormap.json")
-    if os.path.exists(cmap):
-        colors = read_json(cmap)
-    return [{"name": n, "color": colors[i] if i < len(colors) else [128, 128, 128]} for i, n in enumerate(names)]
-
-
 def _run(job, color):
     model_dir = state().store.job_dir(job.id)
     records = metrics_log.read_metrics(model_dir)
@@ -83,7 +65,7 @@ def _run(job, color):
         "url": url_for("models.show", job_id=job.id), "facts": facts,
         "curves": {"train": {k: curves["train"][k] for k in ("epoch", "iteration", "loss")},
                    "val": {k: curves["val"][k] for k in ("epoch", "iteration", "loss", "mean_iou", "pixel_acc")}},
-        "classes": class_names(model_dir),
+        "classes": model_classes(model_dir),
         "best": {"epoch": best.get("epoch"), "iteration": best.get("iteration"), "mean_iou": best["mean_iou"],
                  "pixel_acc": best.get("pixel_acc"), "per_class_iou": best.get("per_class_iou") or []}
         if best else None,

@@ -15,6 +15,7 @@ import time
 from flask import url_for
 
 from ..errors import NotFoundError
+from ..fsutil import read_json
 from ..jobs.job import JobState, parse_iso
 from ..training import metrics_log
 from .helpers import format_eta, job_url, state
@@ -69,6 +70,20 @@ def settings_rows(params):
         if key in params:
             rows.append((key, setting_label(key), format_value(params[key])))
     return rows
+
+
+def model_classes(model_dir):
+    """[{index, name, color}] of a model folder (labels.txt and colormap.json; grey for a missing colour)."""
+    names, colors = [], []
+    path = os.path.join(model_dir, "labels.txt")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+    cmap = os.path.join(model_dir, "colormap.json")
+    if os.path.exists(cmap):
+        colors = read_json(cmap)
+    return [{"index": i, "name": n, "color": colors[i] if i < len(colors) else [128, 128, 128]}
+            for i, n in enumerate(names)]
 
 
 def running_seconds(job, now=None):

@@ -16,7 +16,7 @@ from ..training import metrics_log, snapshots
 from .files import send_job_file
 from .helpers import get_job, render, state
 from .jobs import job_data
-from .model_facts import model_facts
+from .model_facts import model_classes, model_facts
 
 bp = Blueprint("models", __name__)
 
@@ -29,19 +29,6 @@ PREVIEW_EPOCHS_SHOWN = 1
 
 
 # -- job page -------------------------------------------------------------------------------
-def _classes(model_dir):
-    names, colors = [], []
-    p = os.path.join(model_dir, "labels.txt")
-    if os.path.exists(p):
-        with open(p, encoding="utf-8") as f:
-            names = [line.strip() for line in f if line.strip()]
-    c = os.path.join(model_dir, "colormap.json")
-    if os.path.exists(c):
-        colors = read_json(c)
-    return [{"index": i, "name": n, "color": colors[i] if i < len(colors) else [128, 128, 128]}
-            for i, n in enumerate(names)]
-
-
 def _previews(job, model_dir, last_val):
     """The latest validation's preview strips: [{url, name, caption}] (larger in the page's lightbox).
 
@@ -72,7 +59,7 @@ def model_data(job):
     train_pts = [r for r in records if r.get("type") == "train"]
     val_pts = [r for r in records if r.get("type") == "val"]
     last_val = val_pts[-1] if val_pts else None
-    classes = _classes(model_dir)
+    classes = model_classes(model_dir)
     per_class = []
     if last_val:
         for c in classes:
@@ -144,9 +131,6 @@ def preview(job_id, path):
     return send_job_file(state().store.job_dir(job.id), path, allowed=["val_previews"])
 
 
-from . import model_form  # noqa: E402,F401  (the form's views register on `bp`; imported after it exists)
-
-
 @bp.route("/models/<job_id>/network")
 @bp.route("/models/<job_id>/network.json", endpoint="network_json")
 def network(job_id):
@@ -174,3 +158,6 @@ def network(job_id):
     except ValidationError as exc:
         data["error"] = exc.message
     return render("models/network.html", data, job=job)
+
+
+from . import model_form  # noqa: E402,F401  (the form's views register on `bp`; imported after it exists)

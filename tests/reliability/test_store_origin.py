@@ -26,13 +26,20 @@ class _Recorder(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    redirect_to = None
+
     def do_GET(self):
         self.hits.append(self.path)
+        if self.redirect_to and self.path.endswith("/moved.caffemodel"):
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to)
+            self.end_headers()
+            return
         super().do_GET()
 
 
-def _serve(folder, hits):
-    handler = type("H", (_Recorder,), {"hits": hits})
+def _serve(folder, hits, redirect_to=None):
+    handler = type("H", (_Recorder,), {"hits": hits, "redirect_to": redirect_to})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=folder, **k))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
@@ -45,10 +52,11 @@ def servers(tmp_path):
     (internal_dir / "secret").write_bytes(SECRET)
     (store_dir / "m").mkdir(parents=True)
     internal_hits, store_hits = [], []
-    internal, store = _serve(str(internal_dir), internal_hits), _serve(str(store_dir), store_hits)
-    yield {"store_dir": store_dir, "internal_hits": internal_hits,
-           "store_url": "http://127.0.0.1:%d/" % store.server_port,
-           "secret_url": "http://localhost:%d/secret" % internal.server_port}
+    internal = _serve(str(internal_dir), internal_hits)
+    secret_url = "http://localhost:%d/secret" % internal.server_port
+    store = _serve(str(store_dir), store_hits, redirect_to=secret_url)
+    yield {"store_dir": store_dir, "internal_hits": internal_hits, "store_hits": store_hits,
+           "store_url": "http://127.0.0.1:%d/" % store.server_port, "secret_url": secret_url}
     internal.shutdown()
     store.shutdown()
 
@@ -81,6 +89,16 @@ def test_internal_address_refused_even_with_checksum_unless_the_store_is_there(s
     with pytest.raises(ValidationError, match="internal address"):
         _import(servers, tmp_path)
     assert servers["internal_hits"] == []
+
+
+def test_store_file_redirecting_to_an_internal_address_is_refused(servers, tmp_path):
+    """A file on the store's own origin (no checksum needed) that redirects to an internal service."""
+    manifest = {"name": "m", "framework": "caffe", "files": [
+        {"role": "weights", "name": "moved.caffemodel", "url": servers["store_url"] + "m/moved.caffemodel"}]}
+    (servers["store_dir"] / "m" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValidationError, match="internal address"):
+        _import(servers, tmp_path)
+    assert "/m/moved.caffemodel" in servers["store_hits"] and servers["internal_hits"] == []
 
 
 def test_internal_hosts():

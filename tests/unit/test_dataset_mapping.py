@@ -223,6 +223,12 @@ def test_fake_png_is_named_not_a_bytesio(tmp_path, settings):
         preflight(params)
     assert STEMS[1] + ".png is not an image" in e.value.message and "BytesIO" not in e.value.message
     assert "version https" in e.value.message
+    assert preflight(dict(params, skip_bad=True)).warnings  # skipping the bad pair is allowed...
+    for stem in STEMS:
+        (tmp_path / "trainannot" / (stem + ".png")).write_text("not a png")
+    with pytest.raises(ValidationError) as e:
+        preflight(dict(params, skip_bad=True))  # ...but not skipping every pair
+    assert "every pair has a problem" in e.value.message
 
 
 def test_check_reports_same_folder_rgba_and_empty_validation(tmp_path, settings):
@@ -242,3 +248,24 @@ def test_check_reports_same_folder_rgba_and_empty_validation(tmp_path, settings)
     same = check_folders(validate_params({"images": str(tmp_path / "labels"), "labels": str(tmp_path / "labels"),
                                           "val_pct": 0}, settings), settings)
     assert "same_folder" in {e["code"] for e in same.errors}
+
+
+def test_16bit_labels_through_a_label_map(tmp_path, settings):
+    """16-bit label PNGs (I;16) with ids above 255: the label map names every one, or the file is refused."""
+    rng = np.random.default_rng(9)
+    raw_ids = np.array([0, 7, 26, 1000], np.uint16)
+    for stem in STEMS[:2]:
+        _image(str(tmp_path / "images" / (stem + ".png")), rng, size=(8, 8))
+        os.makedirs(tmp_path / "labels", exist_ok=True)
+        a = raw_ids[rng.integers(0, 4, (8, 8))]
+        Image.frombytes("I;16", (8, 8), a.astype("<u2").tobytes()).save(str(tmp_path / "labels" / (stem + ".png")))
+    raw = {"images": str(tmp_path / "images"), "labels": str(tmp_path / "labels")}
+    with pytest.raises(ValidationError) as e:
+        preflight(validate_params(dict(raw, val_pct=0, label_map="0:255 7:0 26:1"), settings))
+    assert "label value 1000 in file " in e.value.message and "not in the label map" in e.value.message
+    info, labels, _ = build(tmp_path, settings, raw, label_map="0:255 7:0 26:1 1000:2")
+    assert info["num_classes"] == 3 and "value 1000 → class 2 class_2" in info["label_mapping"]["text"]
+    lut = {0: 255, 7: 0, 26: 1, 1000: 2}
+    for stem, got in zip(STEMS, labels):
+        a = np.asarray(Image.open(tmp_path / "labels" / (stem + ".png"))).astype(np.int64)
+        np.testing.assert_array_equal(got, np.vectorize(lut.get)(a).astype(np.uint8))

@@ -57,8 +57,7 @@ STANDARD_NETWORKS = {
         "Encoder-decoder with skip connections and BatchNorm (4 levels, 32-256 channels). "
         "Trains well from scratch on small datasets (medical, industrial).",
         1927669,
-        _solver("Adam", 1e-3, "poly", 4, 60, crop_size=256, power=0.9, weight_decay=1e-4, hflip=True,
-                class_weighting="median")),
+        _solver("Adam", 1e-3, "poly", 4, 60, crop_size=256, power=0.9, weight_decay=1e-4, hflip=True)),
     "deeplab-v3": NetworkInfo(
         "deeplab-v3", "DeepLab-v3 (ResNet-50)", "deeplab_v3.prototxt",
         "ResNet-50 with atrous convolution (output stride 16) and ASPP (rates 6/12/18 plus "
@@ -71,8 +70,7 @@ STANDARD_NETWORKS = {
         "Densely connected encoder-decoder with very few parameters (about 0.7 M); "
         "memory-hungry for its size. Trains from scratch.",
         704661,
-        _solver("Adam", 1e-3, "exp", 4, 100, crop_size=224, gamma=0.995, weight_decay=1e-4, hflip=True,
-                class_weighting="median")),
+        _solver("Adam", 1e-3, "exp", 4, 100, crop_size=224, gamma=0.995, weight_decay=1e-4, hflip=True)),
     "fcn-8s-torchvision": NetworkInfo(
         "fcn-8s-torchvision", "FCN-8s (VGG-16, torchvision ImageNet weights)", "fcn8s_torchvision.prototxt",
         "FCN-8s whose VGG-16 layers take torchvision's ImageNet weights (vgg16-397923af.pth; fc6/fc7 "
