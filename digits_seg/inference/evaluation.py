@@ -224,23 +224,48 @@ def parse_ignore(value):
     return sorted(set(out))
 
 
+FORM_LABELS = {"pred_dir": "Prediction folder", "pred": "Prediction folder", "labels_dir": "Label folder", "dataset_id": "Classes of dataset",
+               "classes_file": "Classes file", "colormap_file": "Colour map file", "ignore": "Ignore classes"}
+"""The "Evaluate predictions" form's words for its fields (messages and the API's error list use them)."""
+
+
 def validate_params(raw, settings):
-    """The "Evaluate predictions" form (or JSON body) → job params; folders must lie under the data roots."""
+    """The "Evaluate predictions" form (or JSON body) → job params; folders must lie under the data roots.
+
+    Every field problem is reported at once, named by its form label.
+    """
     from ..datasets.params import resolve_data_path
 
     raw = dict(raw or {})
-    p = {"pred_dir": resolve_data_path(raw.get("pred_dir"), settings, "pred_dir"),
-         "labels_dir": resolve_data_path(raw.get("labels_dir"), settings, "labels_dir"),
+    errors = []
+
+    def check(field, fn):
+        try:
+            return fn()
+        except ValidationError as exc:
+            message = exc.message
+            for name in (field.replace("_", " ").capitalize(), field.replace("_", " ")):
+                if message.startswith(name + " "):
+                    message = FORM_LABELS[field] + message[len(name):]
+                    break
+            errors.append({"field": field, "label": FORM_LABELS[field], "message": message})
+            return None
+
+    p = {"pred_dir": check("pred_dir", lambda: resolve_data_path(raw.get("pred_dir"), settings, "pred_dir")),
+         "labels_dir": check("labels_dir", lambda: resolve_data_path(raw.get("labels_dir"), settings, "labels_dir")),
          "dataset_id": str(raw.get("dataset_id") or "").strip() or None, "classes_file": None, "colormap_file": None,
-         "ignore": parse_ignore(raw.get("ignore"))}
+         "ignore": check("ignore", lambda: parse_ignore(raw.get("ignore")))}
     if not p["dataset_id"]:
         for key in ("classes_file", "colormap_file"):
             if str(raw.get(key) or "").strip():
-                p[key] = resolve_data_path(raw[key], settings, key, kind="file")
-        if not p["classes_file"] and not p["colormap_file"]:
-            raise ValidationError("choose the dataset whose classes the masks use, or give a classes file",
-                                  field="dataset_id")
-    pair_masks(p["pred_dir"], p["labels_dir"])  # unpaired files: say so now, not after queueing
+                p[key] = check(key, lambda key=key: resolve_data_path(raw[key], settings, key, kind="file"))
+        if not str(raw.get("classes_file") or "").strip() and not str(raw.get("colormap_file") or "").strip():
+            errors.append({"field": "dataset_id", "label": FORM_LABELS["dataset_id"],
+                           "message": "choose the dataset whose classes the masks use, or give a classes file"})
+    if p["pred_dir"] and p["labels_dir"]:  # unpaired files: say so now, not after queueing
+        check("pred", lambda: pair_masks(p["pred_dir"], p["labels_dir"]))
+    if errors:
+        raise ValidationError.of(errors)
     return p
 
 

@@ -112,7 +112,8 @@ def _input_image(data, model_dir):
     if data.get("path"):
         path = under_roots(data["path"], state().settings, "path")
         if not os.path.isfile(path):
-            raise ValidationError("%s is not a file" % path, field="path")
+            raise ValidationError("%s %s" % (path, "is not a file" if os.path.exists(path) else "does not exist"),
+                                  field="path")
         return read_image(path), None, path
     index = _int_arg(data, "val_index")
     if index is not None:

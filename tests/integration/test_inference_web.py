@@ -124,6 +124,8 @@ def test_infer_json_val_pick_has_ground_truth_and_errors_are_json(client, model,
     assert "mask_png" not in body and client.get(body["urls"]["error"]).status_code == 200
     bad = client.post("/models/%s/infer.json" % model["id"], json={"path": "/etc/hostname"})
     assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "path"
+    gone = client.post("/models/%s/infer.json" % model["id"], json={"path": settings.data_roots[0] + "/no_such.png"})
+    assert gone.status_code == 400 and gone.get_json()["error"]["message"].endswith("no_such.png does not exist")
     missing = client.post("/models/%s/infer.json" % model["id"], json={"snapshot": "999", "val_index": 0})
     assert missing.status_code == 404 and missing.get_json()["error"]["field"] == "snapshot"
     page = client.get("/models/%s/infer" % model["id"])
