@@ -17,9 +17,16 @@
     var n = (xs || []).length;
     return n <= 1 ? "markers" : (always || n < 12 ? "lines+markers" : "lines");
   }
+  /* x in epochs (DIGITS' unit) or iterations (Caffe's); the other one shows on hover */
+  var xSelect = document.getElementById("x-axis");
+  function xKey() { return xSelect && xSelect.value === "iteration" ? "iteration" : "epoch"; }
   function trace(cols, y, name, extra) {
-    var t = {x: cols.epoch, y: cols[y], customdata: cols.iteration, name: name, mode: mode(cols.epoch),
-             hovertemplate: "%{y:.4g}<br>epoch %{x:.2f} · iteration %{customdata}<extra>" + name + "</extra>"};
+    var byEpoch = xKey() === "epoch";
+    var t = {x: byEpoch ? cols.epoch : cols.iteration, y: cols[y], customdata: byEpoch ? cols.iteration : cols.epoch,
+             name: name, mode: mode(cols.epoch),
+             hovertemplate: "%{y:.4g}<br>" + (byEpoch ? "epoch %{x:.2f} · iteration %{customdata}"
+                                                      : "iteration %{x} · epoch %{customdata:.2f}") +
+                            "<extra>" + name + "</extra>"};
     return Object.assign(t, extra || {});
   }
   function lossTraces(c) {
@@ -38,15 +45,29 @@
     var v = (values || []).filter(function (x) { return x > 0; });
     var lo = Math.min.apply(null, v), hi = Math.max.apply(null, v);
     axis.exponentformat = "power";
-    axis.dtick = v.length && hi / lo >= 10 ? 1 : "D2";
+    if (v.length && hi / lo >= 10) {
+      axis.dtick = 1;
+    } else if (v.length && hi > lo) {
+      /* within one decade: round numbers about evenly spaced on the log axis (plotly's default labels
+         0.5 as a bare "5", and linear steps crowd at the top) */
+      var ticks = [], minRatio = Math.pow(hi / lo, 1 / 5);
+      for (var k = Math.floor(Math.log10(lo)); k <= Math.ceil(Math.log10(hi)); k++) {
+        [1, 1.5, 2, 3, 4, 5, 7].forEach(function (m) {
+          var t = m * Math.pow(10, k);
+          if (t >= lo * 0.95 && t <= hi * 1.05 && (!ticks.length || t / ticks[ticks.length - 1] >= minRatio)) ticks.push(t);
+        });
+      }
+      axis.tickvals = ticks;
+      axis.ticktext = ticks.map(function (t) { return String(+t.toPrecision(3)); });
+    }
     if (v.length && hi === lo) { axis.range = [Math.log10(lo) - 0.5, Math.log10(lo) + 0.5]; axis.autorange = false; }
     return axis;
   }
   function layout(title, ytype, values) {
     return {title: {text: title, font: {size: 13}, x: 0.01, xanchor: "left"}, margin: {t: 32, r: 10, b: 40, l: 55},
-            xaxis: {title: {text: "epoch", standoff: 6}, rangemode: "tozero", automargin: true},
+            xaxis: {title: {text: xKey(), standoff: 6}, rangemode: "tozero", automargin: true},
             yaxis: yAxis(ytype, values), legend: {orientation: "h", x: 0, y: -0.3, yanchor: "top"},
-            uirevision: title + (ytype || "")};
+            uirevision: title + (ytype || "") + xKey()};
   }
 
   /* A chart with no points yet says what it waits for instead of showing meaningless 0..1 / -1..4 axes. */
@@ -187,6 +208,7 @@
   draw(model);
   drawPreviews(model.previews);
   if (logScale) logScale.addEventListener("change", function () { draw(model); });
+  if (xSelect) xSelect.addEventListener("change", function () { draw(model); });
   document.addEventListener("job-status", refresh);
   /* metrics.jsonl grows faster than job.json changes: poll while the job is live */
   var poller = setInterval(function () {

@@ -44,6 +44,7 @@ def run_score(args, settings):
         agg = report["aggregate"]
         out = {k: agg[k] for k in ("pixel_acc", "mean_acc", "mean_iou", "fw_iou", "per_class_iou", "per_class_acc")}
         out.update({"classes": report["classes"], "count": report["count"], "ignore": report["ignore"],
+                    "unscored_labels": report["unscored_labels"],
                     "confusion": report["confusion"], "images": report["images"]})
         print(json.dumps(out, indent=1))
     else:

@@ -233,6 +233,8 @@ def validate_params(raw, settings, uploaded_dir=None):
     p["label_suffix"] = "auto" if suffix in (None, "auto") else str(suffix).strip()
     for key in ("classes_file", "colormap_file"):
         p[key] = path(key, kind="file") if not blank(raw.get(key)) else None
+    if uploaded_dir and not p["classes_file"] and os.path.isfile(os.path.join(uploaded_dir, "classes.txt")):
+        p["classes_file"] = os.path.join(uploaded_dir, "classes.txt")  # as demo-data writes it beside images/
     p["colormap_source"] = values["colormap_source"] or ("file" if p["colormap_file"] else "labels")
     if p["colormap_source"] == "file" and not p["colormap_file"] and blank(raw.get("colormap_file")):
         errors.append(field_error(DatasetParams, "colormap_file", "is missing: the colour map source is `file` "

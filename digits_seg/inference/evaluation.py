@@ -47,35 +47,58 @@ def load_classes(classes_file=None, colormap_file=None, dataset_dir=None):
     return names, colors
 
 
-def pair_masks(pred_dir, labels_dir):
-    """Return [(stem, prediction path, label path)] sorted by stem; every file must have its partner."""
-    def listing(folder, field):
-        if not folder or not os.path.isdir(folder):
-            raise ValidationError("%s is not a folder" % folder, field=field)
-        out = {}
-        for name in sorted(os.listdir(folder)):
-            stem, ext = os.path.splitext(name)
-            if ext.lower() in MASK_EXTENSIONS and os.path.isfile(os.path.join(folder, name)):
-                if stem in out:
-                    raise ValidationError("%s has two masks named %s (%s and %s): keep one"
-                                          % (folder, stem, os.path.basename(out[stem]), name), field=field)
-                out[stem] = os.path.join(folder, name)
-        if not out:
-            raise ValidationError("%s holds no mask images (%s)" % (folder, ", ".join(MASK_EXTENSIONS)), field=field)
-        return out
+INFER_MASK_SUFFIX = "_mask"
+"""`digits-seg infer` (and test-many) write `<stem>_mask.png` beside `<stem>_color.png` and `<stem>_overlay.png`."""
 
-    preds, labels = listing(pred_dir, "pred"), listing(labels_dir, "labels")
+INFER_PICTURE_SUFFIXES = ("_color", "_overlay")
+"""Pictures our own inference writes next to each mask: never scored as predictions."""
+
+
+def pair_masks(pred_dir, labels_dir):
+    """Return [(stem, prediction path, label path)] sorted by stem; every prediction needs its label.
+
+    A prediction folder written by `digits-seg infer` pairs as it is: `<stem>_mask.png` goes with
+    the label `<stem>`, and its `_color`/`_overlay` pictures are left out. Labels without a
+    prediction are allowed when at least one pair exists (scoring predictions of the validation
+    images against a folder holding every label is the common case); `evaluate_folders` reports
+    how many were not scored.
+    """
+    preds, labels = _listing(pred_dir, "pred"), _listing(labels_dir, "labels")
+    renamed = {}
+    for stem, path in preds.items():
+        base = stem[:-len(INFER_MASK_SUFFIX)] if stem.endswith(INFER_MASK_SUFFIX) else None
+        if stem not in labels and base and base in labels and base not in preds:
+            renamed[base] = path
+        elif not (stem not in labels and any(stem.endswith(s) and stem[:-len(s)] + INFER_MASK_SUFFIX in preds
+                                             for s in INFER_PICTURE_SUFFIXES)):
+            renamed[stem] = path
+    preds = renamed
     lonely_p = sorted(set(preds) - set(labels))
-    lonely_l = sorted(set(labels) - set(preds))
-    if lonely_p or lonely_l:
-        parts = []
-        if lonely_p:
-            parts.append("%d prediction(s) without a label: %s" % (len(lonely_p), _names(preds, lonely_p)))
+    if lonely_p or not set(preds) & set(labels):
+        parts = ["%d prediction(s) without a label: %s" % (len(lonely_p), _names(preds, lonely_p))] if lonely_p else []
+        lonely_l = sorted(set(labels) - set(preds))
         if lonely_l:
             parts.append("%d label(s) without a prediction: %s" % (len(lonely_l), _names(labels, lonely_l)))
-        raise ValidationError("masks pair by file name (without extension); " + "; ".join(parts),
-                              field="pred" if lonely_p else "labels")
+        raise ValidationError("masks pair by file name (without extension; `<stem>_mask` of digits-seg infer "
+                              "also pairs with `<stem>`); " + "; ".join(parts), field="pred")
     return [(stem, preds[stem], labels[stem]) for stem in sorted(preds)]
+
+
+def _listing(folder, field):
+    if not folder or not os.path.isdir(folder):
+        raise ValidationError("%s %s" % (folder, "is not a folder" if folder and os.path.exists(folder)
+                                          else "does not exist"), field=field)
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in MASK_EXTENSIONS and os.path.isfile(os.path.join(folder, name)):
+            if stem in out:
+                raise ValidationError("%s has two masks named %s (%s and %s): keep one"
+                                      % (folder, stem, os.path.basename(out[stem]), name), field=field)
+            out[stem] = os.path.join(folder, name)
+    if not out:
+        raise ValidationError("%s holds no mask images (%s)" % (folder, ", ".join(MASK_EXTENSIONS)), field=field)
+    return out
 
 
 def _names(paths, stems, limit=5):
@@ -123,6 +146,7 @@ def evaluate_folders(pred_dir, labels_dir, classes, colormap=None, ignore=(), on
     n = len(classes)
     ignore = sorted({int(v) for v in ignore or ()})
     pairs = pair_masks(pred_dir, labels_dir)
+    unscored = len(_listing(labels_dir, "labels")) - len(pairs)
     total = np.zeros((n, n), dtype=np.int64)
     images = []
     for i, (stem, pred_path, label_path) in enumerate(pairs):
@@ -153,7 +177,7 @@ def evaluate_folders(pred_dir, labels_dir, classes, colormap=None, ignore=(), on
     agg["per_class"] = [{"id": k, "name": classes[k], "iou": agg["per_class_iou"][k], "acc": agg["per_class_acc"][k],
                          "pixels": int(total[k].sum()), "ignored": k in ignore} for k in range(n)]
     images.sort(key=lambda e: (e["scores"]["mean_iou"] is None, e["scores"]["mean_iou"] or 0.0, e["index"]))
-    return {"count": len(pairs), "classes": list(classes), "colormap": colormap, "ignore": ignore,
+    return {"count": len(pairs), "unscored_labels": unscored, "classes": list(classes), "colormap": colormap, "ignore": ignore,
             "aggregate": agg, "confusion": total.tolist(), "images": images}
 
 
@@ -168,7 +192,8 @@ def format_report(report, worst=5):
     def pct(x):
         return "%6.2f%%" % (100 * x) if x is not None else "     –"
 
-    lines = ["%d mask pairs" % report["count"],
+    lines = ["%d mask pairs%s" % (report["count"], "; %d label(s) without a prediction not scored"
+                                  % report["unscored_labels"] if report.get("unscored_labels") else ""),
              "pixel accuracy %s   mean accuracy %s   mean IoU %s   frequency-weighted IoU %s" % (
                  pct(a["pixel_acc"]), pct(a["mean_acc"]), pct(a["mean_iou"]), pct(a["fw_iou"])),
              "", "%-24s %8s %8s %12s" % ("class", "IoU", "acc", "gt pixels")]
@@ -199,23 +224,48 @@ def parse_ignore(value):
     return sorted(set(out))
 
 
+FORM_LABELS = {"pred_dir": "Prediction folder", "pred": "Prediction folder", "labels_dir": "Label folder", "dataset_id": "Classes of dataset",
+               "classes_file": "Classes file", "colormap_file": "Colour map file", "ignore": "Ignore classes"}
+"""The "Evaluate predictions" form's words for its fields (messages and the API's error list use them)."""
+
+
 def validate_params(raw, settings):
-    """The "Evaluate predictions" form (or JSON body) → job params; folders must lie under the data roots."""
+    """The "Evaluate predictions" form (or JSON body) → job params; folders must lie under the data roots.
+
+    Every field problem is reported at once, named by its form label.
+    """
     from ..datasets.params import resolve_data_path
 
     raw = dict(raw or {})
-    p = {"pred_dir": resolve_data_path(raw.get("pred_dir"), settings, "pred_dir"),
-         "labels_dir": resolve_data_path(raw.get("labels_dir"), settings, "labels_dir"),
+    errors = []
+
+    def check(field, fn):
+        try:
+            return fn()
+        except ValidationError as exc:
+            message = exc.message
+            for name in (field.replace("_", " ").capitalize(), field.replace("_", " ")):
+                if message.startswith(name + " "):
+                    message = FORM_LABELS[field] + message[len(name):]
+                    break
+            errors.append({"field": field, "label": FORM_LABELS[field], "message": message})
+            return None
+
+    p = {"pred_dir": check("pred_dir", lambda: resolve_data_path(raw.get("pred_dir"), settings, "pred_dir")),
+         "labels_dir": check("labels_dir", lambda: resolve_data_path(raw.get("labels_dir"), settings, "labels_dir")),
          "dataset_id": str(raw.get("dataset_id") or "").strip() or None, "classes_file": None, "colormap_file": None,
-         "ignore": parse_ignore(raw.get("ignore"))}
+         "ignore": check("ignore", lambda: parse_ignore(raw.get("ignore")))}
     if not p["dataset_id"]:
         for key in ("classes_file", "colormap_file"):
             if str(raw.get(key) or "").strip():
-                p[key] = resolve_data_path(raw[key], settings, key, kind="file")
-        if not p["classes_file"] and not p["colormap_file"]:
-            raise ValidationError("choose the dataset whose classes the masks use, or give a classes file",
-                                  field="dataset_id")
-    pair_masks(p["pred_dir"], p["labels_dir"])  # unpaired files: say so now, not after queueing
+                p[key] = check(key, lambda key=key: resolve_data_path(raw[key], settings, key, kind="file"))
+        if not str(raw.get("classes_file") or "").strip() and not str(raw.get("colormap_file") or "").strip():
+            errors.append({"field": "dataset_id", "label": FORM_LABELS["dataset_id"],
+                           "message": "choose the dataset whose classes the masks use, or give a classes file"})
+    if p["pred_dir"] and p["labels_dir"]:  # unpaired files: say so now, not after queueing
+        check("pred", lambda: pair_masks(p["pred_dir"], p["labels_dir"]))
+    if errors:
+        raise ValidationError.of(errors)
     return p
 
 
@@ -230,6 +280,8 @@ def evaluate_job(job_dir, params, *, on_progress, should_stop, log, dataset_dir=
                               on_progress=on_progress, should_stop=should_stop)
     write_json_atomic(os.path.join(job_dir, EVALUATION_FILE), report)
     a = report["aggregate"]
+    if report["unscored_labels"]:
+        log("%d label(s) in %s have no prediction: not scored" % (report["unscored_labels"], params["labels_dir"]))
     log("%d mask pairs: pixel acc %.4f, mean acc %.4f, mIoU %.4f, fw IoU %.4f" % (
         report["count"], a["pixel_acc"] or 0, a["mean_acc"] or 0, a["mean_iou"] or 0, a["fw_iou"] or 0))
     return {"count": report["count"], **{k: a[k] for k in ("pixel_acc", "mean_acc", "mean_iou", "fw_iou")}}

@@ -75,6 +75,19 @@ def _wrapped(predictor):
     return Exported().eval()
 
 
+EXPORTS_DIR = "exports"
+"""Sub-folder of a model job holding built exports (the export button's files, the ONNX Runtime cache)."""
+
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "net-onnx": ".net.onnx"}
+"""File suffix per export kind; `net-onnx` is the network-only graph CPU inference runs (onnx_backend)."""
+
+
+def exported_path(model_dir, weights_path, kind):
+    """Where a model's export of one snapshot file is kept: a rewritten snapshot gets a new name."""
+    stem = "%s-%d" % (os.path.basename(weights_path)[:-3], int(os.stat(weights_path).st_mtime))
+    return os.path.join(model_dir, EXPORTS_DIR, stem + SUFFIXES[kind])
+
+
 def _sample(channels, size, seed):
     import torch
 

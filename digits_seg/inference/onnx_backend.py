@@ -26,14 +26,11 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 """`auto`: ONNX Runtime on the CPU when a verified graph is cached, else PyTorch; `onnxruntime`:
 export the graph now if it is missing (CPU only); `torch`: always PyTorch."""
 
-EXPORTS_DIR = "exports"
-"""Sub-folder of a model job holding exported files (user exports and this cache)."""
-
-
 def cache_path(model_dir, weights_path):
     """Where the network-only graph of a snapshot file is cached."""
-    stem = "%s-%d" % (os.path.basename(weights_path)[:-3], int(os.stat(weights_path).st_mtime))
-    return os.path.join(model_dir, EXPORTS_DIR, stem + ".net.onnx")
+    from .export import exported_path
+
+    return exported_path(model_dir, weights_path, "net-onnx")
 
 
 class OnnxNet:

@@ -69,7 +69,8 @@ def _upload(settings):
                         max_files=200_000, max_ratio=settings.max_zip_ratio)
     except ValidationError as exc:
         shutil.rmtree(stage, ignore_errors=True)
-        raise ValidationError(exc.message, field="archive")
+        name = os.path.basename(f.filename.replace("\\", "/")) or "the archive"
+        raise ValidationError(exc.message.replace("archive.zip", name), field="archive")  # the user's name for it
     except BaseException:  # disk full, client gone: leave no stage behind
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -112,7 +112,8 @@ def _input_image(data, model_dir):
     if data.get("path"):
         path = under_roots(data["path"], state().settings, "path")
         if not os.path.isfile(path):
-            raise ValidationError("%s is not a file" % path, field="path")
+            raise ValidationError("%s %s" % (path, "is not a file" if os.path.exists(path) else "does not exist"),
+                                  field="path")
         return read_image(path), None, path
     index = _int_arg(data, "val_index")
     if index is not None:
@@ -173,29 +174,55 @@ def result_file(token, kind):
 
 
 # -- export ---------------------------------------------------------------------------------
-@bp.route("/models/<job_id>/export/<fmt>")
-def export(job_id, fmt):
-    """Download ONNX / TorchScript, built per request in a temp folder outside the jobs dir (a GET writes nothing)."""
-    import tempfile
-
-    from ..inference.export import export_onnx, export_torchscript
-    from ..inference.predictor import resolve_snapshot
-
+def _export_target(job_id, fmt, snapshot):
     job, model_dir = _model(job_id)
     if fmt not in ("onnx", "torchscript"):
         raise NotFoundError("unknown export format %r. Available: onnx, torchscript" % fmt, field="format")
-    snapshot = request.args.get("snapshot") or "best"
+    from ..inference.export import exported_path
+    from ..inference.predictor import resolve_snapshot
+
     weights = resolve_snapshot(model_dir, snapshot)
+    return job, model_dir, weights, exported_path(model_dir, weights, fmt)
+
+
+def _build_export(model_dir, fmt, snapshot, path):
+    from ..inference.export import export_onnx, export_torchscript
+
+    with _cache().slot():  # exporting runs forward passes: share the inference slot
+        (export_onnx if fmt == "onnx" else export_torchscript)(model_dir, path, snapshot=snapshot)
+
+
+@bp.route("/models/<job_id>/export/<fmt>", methods=["GET"])
+def export(job_id, fmt):
+    """Download ONNX / TorchScript: the file the export button built, else one built now in a temp folder
+    outside the jobs dir (a GET writes nothing there)."""
+    import tempfile
+
+    snapshot = request.args.get("snapshot") or "best"
+    job, model_dir, weights, cached = _export_target(job_id, fmt, snapshot)
     name = os.path.basename(weights)[:-3] + (".onnx" if fmt == "onnx" else ".pt")
-    with tempfile.TemporaryDirectory(prefix="digits-seg-export-") as tmp:
-        path = os.path.join(tmp, name)
-        with _cache().slot():  # exporting runs forward passes: share the inference slot
-            (export_onnx if fmt == "onnx" else export_torchscript)(model_dir, path, snapshot=snapshot)
-        with open(path, "rb") as f:
+    if os.path.isfile(cached):
+        with open(cached, "rb") as f:
             payload = f.read()
+    else:
+        with tempfile.TemporaryDirectory(prefix="digits-seg-export-") as tmp:
+            path = os.path.join(tmp, name)
+            _build_export(model_dir, fmt, snapshot, path)
+            with open(path, "rb") as f:
+                payload = f.read()
     download = "%s-%s" % ("".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in job.name)[:60], name)
     return Response(payload, mimetype="application/octet-stream",
                     headers={"Content-Disposition": "attachment; filename=%s" % download, "Cache-Control": "no-cache"})
+
+
+@bp.route("/models/<job_id>/export/<fmt>", methods=["POST"], endpoint="export_build")
+def export_build(job_id, fmt):
+    """The export button: build the file once per snapshot file into <model>/exports/, then download it."""
+    snapshot = str(request_data().get("snapshot") or request.args.get("snapshot") or "best")
+    _job, model_dir, _weights, cached = _export_target(job_id, fmt, snapshot)
+    if not os.path.isfile(cached):
+        _build_export(model_dir, fmt, snapshot, cached)
+    return redirect(url_for("inference.export", job_id=job_id, fmt=fmt, snapshot=snapshot), code=303)
 
 
 # -- test many --------------------------------------------------------------------------------

@@ -112,6 +112,10 @@ def test_model_page_tells_its_story(runs, page):
     assert chart["title"] == "epoch"
     assert chart["x"] == [r["epoch"] for r in val] and chart["it"] == [r["iteration"] for r in val]
     assert "markers" in chart["mode"]
+    page.select_option("#x-axis", "iteration")  # Caffe's unit, for DIGITS users
+    page.wait_for_function("() => document.getElementById('chart-acc').layout.xaxis.title.text === 'iteration'")
+    assert page.evaluate("() => document.getElementById('chart-acc').data[1].x") == [r["iteration"] for r in val]
+    page.select_option("#x-axis", "epoch")
 
     # a validation preview opens larger, with its name
     page.locator("#preview-strip button").first.click()

@@ -62,6 +62,7 @@ def test_zip_upload_is_extracted_safely(client, settings, start_worker):
         for sub in ("images", "labels"):
             for name in sorted(os.listdir(os.path.join(root, sub))):
                 z.write(os.path.join(root, sub, name), "city/%s/%s" % (sub, name))
+        z.writestr("city/classes.txt", "".join("c%d\n" % k for k in range(10)))  # demo-data's names, read too
     buf.seek(0)
     r = client.post("/datasets", data={"archive": (buf, "city.zip"), "val_pct": "25", "name": "zipped"},
                     headers={"X-Requested-With": "digits-seg"}, content_type="multipart/form-data")
@@ -72,6 +73,7 @@ def test_zip_upload_is_extracted_safely(client, settings, start_worker):
              message="zip dataset to finish")
     data = client.get("/datasets/%s.json" % job_id).get_json()
     assert data["state"] == "done" and data["dataset"]["splits"]["train"]["count"] == 3
+    assert data["dataset"]["classes"][:2] == ["c0", "c1"]
     # the extracted upload moved into the job and went once the databases held it: nothing piles up
     assert os.listdir(os.path.join(settings.jobs_dir, ".uploads")) == []
     assert not os.path.exists(os.path.join(settings.jobs_dir, job_id, "upload"))
@@ -83,6 +85,9 @@ def test_zip_upload_is_extracted_safely(client, settings, start_worker):
     r = client.post("/datasets", data={"archive": (bad, "evil.zip")}, headers={"X-Requested-With": "digits-seg"},
                     content_type="multipart/form-data")
     assert r.status_code == 400 and b"field-error" in r.data
+    r = client.post("/datasets", data={"archive": (io.BytesIO(b"not a zip"), "mine.zip")},
+                    headers={"X-Requested-With": "digits-seg"}, content_type="multipart/form-data")
+    assert r.status_code == 400 and b"mine.zip is not a zip" in r.data  # the user's file name, not ours
     assert os.listdir(os.path.join(settings.jobs_dir, ".uploads")) == []
 
 

@@ -105,5 +105,9 @@ def test_evaluate_predictions_job_and_page(client, settings):
     assert "without a label: 0016E5_08010.png" in bad.get_json()["error"]["message"]
     outside = client.post("/evaluations.json", json=dict(body, pred_dir="/etc"), headers=API)
     assert outside.status_code == 400 and outside.get_json()["error"]["field"] == "pred_dir"
+    several = client.post("/evaluations.json", json=dict(body, labels_dir=root + "/nope", ignore="abc"), headers=API)
+    errors = several.get_json()["error"]["errors"]  # every problem at once, named as the form names them
+    assert [(e["field"], e["label"]) for e in errors] == [("labels_dir", "Label folder"), ("ignore", "Ignore classes")]
+    assert errors[0]["message"].startswith("Label folder ") and "does not exist" in errors[0]["message"]
     form = client.get("/evaluations/new")
     assert form.status_code == 200 and b'id="evaluate-form"' in form.data

@@ -124,6 +124,8 @@ def test_infer_json_val_pick_has_ground_truth_and_errors_are_json(client, model,
     assert "mask_png" not in body and client.get(body["urls"]["error"]).status_code == 200
     bad = client.post("/models/%s/infer.json" % model["id"], json={"path": "/etc/hostname"})
     assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "path"
+    gone = client.post("/models/%s/infer.json" % model["id"], json={"path": settings.data_roots[0] + "/no_such.png"})
+    assert gone.status_code == 400 and gone.get_json()["error"]["message"].endswith("no_such.png does not exist")
     missing = client.post("/models/%s/infer.json" % model["id"], json={"snapshot": "999", "val_index": 0})
     assert missing.status_code == 404 and missing.get_json()["error"]["field"] == "snapshot"
     page = client.get("/models/%s/infer" % model["id"])
@@ -134,15 +136,26 @@ def test_infer_json_val_pick_has_ground_truth_and_errors_are_json(client, model,
 
 
 def test_export_downloads(client, model, tmp_path):
+    page = client.get("/models/%s" % model["id"]).get_data(as_text=True)  # the README's "model page's buttons"
+    assert 'action="/models/%s/export/onnx"' % model["id"] in page and "/export/torchscript" in page
+    # The button: POST builds the file once into the model folder, then the GET downloads that copy.
+    built = client.post("/models/%s/export/onnx" % model["id"], headers=API)
+    assert built.status_code == 303 and built.headers["Location"].endswith("/export/onnx?snapshot=best")
+    kept = os.listdir(os.path.join(model["dir"], "exports"))
+    assert [n for n in kept if n.endswith(".onnx") and not n.endswith(".net.onnx")] == \
+        ["best-%d.onnx" % int(os.stat(os.path.join(model["dir"], "best.h5")).st_mtime)]
     r = client.get("/models/%s/export/onnx" % model["id"])
     assert r.status_code == 200
     path = tmp_path / "m.onnx"
     path.write_bytes(r.data)
     sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    img = np.random.RandomState(0).randint(0, 256, (33, 47, 3)).astype(np.uint8)
-    scores = sess.run(None, {"image": img.transpose(2, 0, 1)[None].astype(np.float32)})[0]
-    assert (scores.argmax(1)[0] == Predictor.from_model_dir(model["dir"]).predict(img, tile=0)).all()
-    assert client.get("/models/%s/export/torchscript" % model["id"]).status_code == 200
+    direct = Predictor.from_model_dir(model["dir"], backend="torch")
+    for seed, (h, w) in enumerate(((33, 47), (48, 64), (71, 52))):  # three sizes, odd ones included
+        img = np.random.RandomState(seed).randint(0, 256, (h, w, 3)).astype(np.uint8)
+        scores = sess.run(None, {"image": img.transpose(2, 0, 1)[None].astype(np.float32)})[0]
+        assert scores.shape[-2:] == (h, w)
+        assert (scores.argmax(1)[0] == direct.predict(img, tile=0)).all()
+    assert client.get("/models/%s/export/torchscript" % model["id"]).status_code == 200  # built on the fly
     assert client.get("/models/%s/export/tflite" % model["id"]).status_code == 404
 
 

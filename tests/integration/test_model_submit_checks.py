@@ -12,7 +12,7 @@ def job_folders(settings):
 
 
 def test_refusals_list_every_problem_and_write_nothing(settings, client):
-    r = client.post("/models.json", json={"name": "\ud800", "epochs": True, "batch_size": 10**9, "crop_size": 16384,
+    r = client.post("/models.json", json={"name": "x" * 201, "epochs": True, "batch_size": 10**9, "crop_size": 16384,
                                           "base_lr": "0.1,x", "network": "tiny-fcn"})
     assert r.status_code == 400
     err = r.get_json()["error"]
@@ -22,6 +22,10 @@ def test_refusals_list_every_problem_and_write_nothing(settings, client):
     by_field = {e["field"]: e for e in err["errors"]}
     assert by_field["batch_size"] == {"field": "batch_size", "label": "Batch size",
                                       "message": "Batch size must be at most 1024, got 1000000000"}
+    assert job_folders(settings) == []
+    # a lone surrogate in a name is refused (at the request's edge or by the declaration), nothing written
+    r = client.post("/models.json", json={"name": "\ud800", "network": "tiny-fcn"})
+    assert r.status_code == 400 and "surrogate" in r.get_json()["error"]["message"]
     assert job_folders(settings) == []
     assert client.get("/").status_code == 200
 

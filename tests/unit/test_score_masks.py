@@ -84,3 +84,19 @@ def test_clear_errors_for_unpaired_files_sizes_and_unknown_colours(masks, capsys
     colour_png(masks / "pred" / "0001TP_006720.png", [[0, 0, 0], [0, 0, 0]])
     code, _, err = score(capsys, masks)
     assert code == 2 and "is 3×2 but its label" in err and "4×2" in err
+
+
+def test_scores_the_output_of_digits_seg_infer_against_a_folder_of_all_labels(masks, capsys):
+    """`infer --out` writes <stem>_mask.png + _color/_overlay pictures; the labels folder holds more labels."""
+    pred = masks / "pred"
+    for stem in ("0001TP_006690", "0001TP_006720"):
+        os.rename(pred / (stem + ".png"), pred / (stem + "_mask.png"))
+        colour_png(pred / (stem + "_color.png"), [[9]])      # pictures, not masks: never scored
+        colour_png(pred / (stem + "_overlay.png"), [[9]])
+    Image.fromarray(np.zeros((2, 4), np.uint8), "L").save(masks / "labels" / "0001TP_006750.png")  # no prediction
+    code, out, _ = score(capsys, masks, "--ignore", "3", "--json")
+    got = json.loads(out)
+    assert code == 0 and got["count"] == 2 and got["unscored_labels"] == 1
+    assert got["pixel_acc"] == pytest.approx(11 / 14)  # the same numbers as the plain names give
+    code, text, _ = score(capsys, masks, "--ignore", "3")
+    assert code == 0 and "2 mask pairs; 1 label(s) without a prediction not scored" in text
