@@ -25,7 +25,7 @@ def register(subparsers, common):
     add_declared(p, TrainingParams)
     p.add_argument("--no-hflip", dest="hflip", action="store_const", const=False,
                    help="No random horizontal flips, even where the network's recipe has them. Default: the "
-                        "network's recipe (on for the standard networks but tiny-fcn).")
+                        "network's recipe (off for the shipped networks).")
     p.add_argument("--resume", metavar="JOB", default=None, help="resume a stopped model job from its last snapshot")
     p.add_argument("--now", action="store_true", help="run in this process with a progress bar instead of queueing")
     add_wait_argument(p, "the job(s)")

@@ -45,39 +45,39 @@ STANDARD_NETWORKS = {
         "coarse (32x upsampling); best started from ImageNet AlexNet weights (fc6/fc7 are "
         "reshaped automatically).",
         57037610,
-        _solver("SGD", 1e-4, "fixed", 1, 30, momentum=0.9, weight_decay=5e-4, hflip=True)),
+        _solver("SGD", 1e-4, "fixed", 1, 30, momentum=0.9, weight_decay=5e-4)),
     "fcn-8s": NetworkInfo(
         "fcn-8s", "FCN-8s", "fcn8s.prototxt",
         "VGG-16 FCN with pool3/pool4 skip connections: sharper boundaries than FCN-AlexNet, "
         "about 4x slower. Start from VGG-16 or FCN weights; train with batch size 1.",
         134368799,
-        _solver("SGD", 1e-4, "fixed", 1, 30, momentum=0.99, weight_decay=5e-4, hflip=True)),
+        _solver("SGD", 1e-4, "fixed", 1, 30, momentum=0.99, weight_decay=5e-4)),
     "unet": NetworkInfo(
         "unet", "U-Net (compact)", "unet.prototxt",
         "Encoder-decoder with skip connections and BatchNorm (4 levels, 32-256 channels). "
         "Trains well from scratch on small datasets (medical, industrial).",
         1927669,
-        _solver("Adam", 1e-3, "poly", 4, 60, crop_size=256, power=0.9, weight_decay=1e-4, hflip=True)),
+        _solver("Adam", 1e-3, "poly", 4, 60, crop_size=256, power=0.9, weight_decay=1e-4)),
     "deeplab-v3": NetworkInfo(
         "deeplab-v3", "DeepLab-v3 (ResNet-50)", "deeplab_v3.prototxt",
         "ResNet-50 with atrous convolution (output stride 16) and ASPP (rates 6/12/18 plus "
         "image pooling). Strong accuracy; needs batches of 8+ for BatchNorm and a GPU.",
         39048277,
         _solver("SGD", 1e-2, "poly", 8, 50, crop_size=321, power=0.9, momentum=0.9,
-                weight_decay=1e-4, hflip=True)),
+                weight_decay=1e-4)),
     "fc-densenet": NetworkInfo(
         "fc-densenet", "FC-DenseNet (compact Tiramisu)", "fc_densenet.prototxt",
         "Densely connected encoder-decoder with very few parameters (about 0.7 M); "
         "memory-hungry for its size. Trains from scratch.",
         704661,
-        _solver("Adam", 1e-3, "exp", 4, 100, crop_size=224, gamma=0.995, weight_decay=1e-4, hflip=True)),
+        _solver("Adam", 1e-3, "exp", 4, 100, crop_size=224, gamma=0.995, weight_decay=1e-4)),
     "fcn-8s-torchvision": NetworkInfo(
         "fcn-8s-torchvision", "FCN-8s (VGG-16, torchvision ImageNet weights)", "fcn8s_torchvision.prototxt",
         "FCN-8s whose VGG-16 layers take torchvision's ImageNet weights (vgg16-397923af.pth; fc6/fc7 "
         "reshaped to convolutions). Expects ImageNet-normalised RGB: start it from the store entry or an "
         "uploaded .pth, which record that input in preprocess.json.",
         134368799,
-        _solver("SGD", 1e-4, "fixed", 1, 30, momentum=0.99, weight_decay=5e-4, hflip=True)),
+        _solver("SGD", 1e-4, "fixed", 1, 30, momentum=0.99, weight_decay=5e-4)),
     "deeplab-v3-torchvision": NetworkInfo(
         "deeplab-v3-torchvision", "DeepLab-v3 (ResNet-50, torchvision weights)", "deeplab_v3_torchvision.prototxt",
         "torchvision's deeplabv3_resnet50: output stride 8, ASPP 12/24/36 with image pooling. Takes its "
@@ -85,7 +85,7 @@ STANDARD_NETWORKS = {
         "RGB (recorded in the pretrained model's preprocess.json). Needs a GPU and batches of 8+.",
         39638869,  # torchvision's 42,004,074 without the auxiliary FCN head (2,365,205)
         _solver("SGD", 1e-2, "poly", 8, 50, crop_size=321, power=0.9, momentum=0.9,
-                weight_decay=1e-4, hflip=True)),
+                weight_decay=1e-4)),
     "tiny-fcn": NetworkInfo(
         "tiny-fcn", "tiny FCN (tests and demos)", "tiny_fcn.prototxt",
         "A 4-thousand-parameter FCN that trains in seconds on a CPU; for smoke tests and "
