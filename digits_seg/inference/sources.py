@@ -84,6 +84,10 @@ def read_image(path):
         raise ValidationError("cannot read image %s: %s" % (path, e), field="images")
 
 
+UNKNOWN_COLOUR_LIMIT = 0.5
+"""Share of an RGB label's pixels in no class colour beyond which it is refused, not scored as all-ignore."""
+
+
 def read_label(path, colormap, num_classes):
     """Return H×W uint8 class ids of a label file (palette/greyscale indices, RGB colours, 0/255 masks)."""
     try:
@@ -103,6 +107,15 @@ def read_label(path, colormap, num_classes):
                 arr = np.full(code.shape, 255, np.uint8)
                 for i, c in enumerate(colormap[:num_classes]):
                     arr[code == ((c[0] << 16) | (c[1] << 8) | c[2])] = i
+                unknown = arr == 255
+                if unknown.mean() > UNKNOWN_COLOUR_LIMIT:  # a photo, or labels of other classes: not scorable
+                    colours, counts = np.unique(code[unknown], return_counts=True)
+                    top = ", ".join("(%d,%d,%d)" % (c >> 16, (c >> 8) & 255, c & 255)
+                                    for c in colours[np.argsort(-counts)[:3]])
+                    raise ValidationError(
+                        "label %s: %.0f%% of its pixels have colours in no class of the model (e.g. %s): is this "
+                        "folder the ground truth, in this model's colours?" % (path, 100 * unknown.mean(), top),
+                        field="labels")
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValidationError("cannot read label %s: %s" % (path, e), field="labels")
     values = np.unique(arr)
