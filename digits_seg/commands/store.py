@@ -88,6 +88,8 @@ def cmd_publish(args, settings):
 
 
 def _print_listing(records):
+    from ..store.manifest import metric_text
+
     for rec in records:
         print("%s  [%s]%s" % (rec["url"], rec["status"], ("  " + rec["msg"]) if rec.get("msg") else ""))
         for m in rec["models"]:
@@ -98,7 +100,7 @@ def _print_listing(records):
                 flags.append("needs internet")
             if not m.get("has_weights"):
                 flags.append("network only")
-            metrics = ", ".join("%s %.3f" % kv for kv in sorted((m.get("metrics") or {}).items()))
+            metrics = ", ".join(metric_text(k, v) for k, v in (m.get("metrics") or {}).items())  # as the store page
             print("  %-24s %-32s %-14s %3s classes  %-10s %s%s" % (
                 m["folder"], m["name"][:32], (m.get("architecture") or "-")[:14], classes, size,
                 ("(" + ", ".join(flags) + ") ") if flags else "", metrics))

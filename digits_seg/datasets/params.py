@@ -22,7 +22,7 @@ MAX_AUTOCOMPLETE = 50
 
 FIELD_LABELS = {"images": "the image folder", "labels": "the label folder", "val_images": "the validation image folder",
                 "val_labels": "the validation label folder", "classes_file": "the class-names file",
-                "colormap_file": "the colour-map file"}
+                "colormap_file": "the colour-map file", "layout_root": "the dataset top folder"}
 """How messages name path fields (the form's words, not the parameter names)."""
 
 

@@ -144,6 +144,22 @@ def _file(item, warnings):
             "note": _text(item.get("note"), 500)}
 
 
+METRIC_LABELS = {"val_mean_iou": "val mIoU", "val_pixel_acc": "val pixel accuracy", "val_mean_acc": "val mean accuracy",
+                 "val_fw_iou": "val frequency-weighted IoU", "val_loss": "val loss", "mean_iou": "mIoU",
+                 "pixel_acc": "pixel accuracy", "epoch": "epochs trained", "epochs": "epochs trained"}
+"""Readable names of the metrics stores publish (others are shown with underscores as spaces)."""
+
+
+def metric_text(name, value):
+    """"val mIoU 0.677", "epochs trained 12": one metric as a person reads it."""
+    label = METRIC_LABELS.get(name) or str(name).replace("_", " ")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = "%g" % value if name in ("epoch", "epochs") or float(value).is_integer() else "%.3f" % value
+    else:
+        text = str(value)
+    return "%s %s" % (label, text)
+
+
 def _metrics(value):
     if not isinstance(value, dict):
         return {}

@@ -16,6 +16,7 @@ from ..store import importer
 from ..store import index as store_index
 from ..store.assemble import OUTPUT_FILES
 from ..store.cache import StoreCache
+from ..store.manifest import metric_text  # one wording for the pages and `store list`
 from ..store.upload_check import check_upload
 from .files import send_job_file
 from .helpers import get_job, job_summary, render, request_data, state, wants_json
@@ -25,22 +26,6 @@ bp = Blueprint("store", __name__)
 
 DOWNLOADABLE = OUTPUT_FILES + ("license.txt",)
 """Files of a pretrained job folder that its page offers for download."""
-
-
-METRIC_LABELS = {"val_mean_iou": "val mIoU", "val_pixel_acc": "val pixel accuracy", "val_mean_acc": "val mean accuracy",
-                 "val_fw_iou": "val frequency-weighted IoU", "val_loss": "val loss", "mean_iou": "mIoU",
-                 "pixel_acc": "pixel accuracy", "epoch": "epochs trained", "epochs": "epochs trained"}
-"""Readable names of the metrics stores publish (others are shown with underscores as spaces)."""
-
-
-def metric_text(name, value):
-    """"val mIoU 0.677", "epochs trained 12": one metric as a person reads it."""
-    label = METRIC_LABELS.get(name) or str(name).replace("_", " ")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = "%g" % value if name in ("epoch", "epochs") or float(value).is_integer() else "%.3f" % value
-    else:
-        text = str(value)
-    return "%s %s" % (label, text)
 
 
 def init_app(app):

@@ -24,6 +24,8 @@ def test_detect_check_and_refuse(client, settings):
     assert r.status_code == 400 and err["field"] == "layout_root" and "Looked for" in err["message"]
     r = client.post("/datasets.json", json={"layout_root": "/etc", "layout": "voc"})
     assert r.status_code == 400 and r.get_json()["error"]["field"] == "layout_root"
+    r = client.post("/datasets/detect.json", json={"layout_root": settings.data_roots[0] + "/nope"})
+    assert r.get_json()["error"]["message"].startswith("The dataset top folder ")  # the form's words
 
 
 def test_each_layout_builds_through_the_api(client, settings, start_worker):

@@ -35,6 +35,8 @@ def test_publish_list_import_round_trip(tmp_path, capsys, monkeypatch):
     assert main(["store", "list", store, "--json"]) == 0
     (rec,) = json.loads(capsys.readouterr().out)
     assert rec["status"] == "reachable" and rec["models"][0]["license"] == "CC0-1.0"
+    assert main(["store", "list", "--timeout", "10"]) == 0  # the bundled store: metrics worded as on its page
+    assert "val mIoU 0.677, val pixel accuracy 0.991" in capsys.readouterr().out
 
     monkeypatch.setenv("DIGITS_SEG_STORE_URLS", store)
     assert main(["store", "import", store, "cli-model", "--now", "--json", "--jobs-dir", jobs]) == 0
