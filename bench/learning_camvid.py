@@ -63,15 +63,16 @@ def build_dataset(data, work, size):
     return out, settings
 
 
-def train_default(dataset_dir, settings, network, epochs, seed):
-    """Train `network` with its default recipe for `epochs`; return (last val record, seconds)."""
+def train_default(dataset_dir, settings, network, epochs, seed, overrides=None):
+    """Train `network` with its default recipe (plus `overrides`, to try another) for `epochs`."""
     from digits_seg.datasets.info import DatasetInfo
     from digits_seg.training.metrics_log import read_metrics
     from digits_seg.training.params import validate_params
     from digits_seg.training.trainer import train
 
-    params = validate_params({"network": network, "dataset_id": "dataset", "epochs": epochs, "seed": seed,
-                              "device": "cpu"}, settings, DatasetInfo.load(dataset_dir))
+    raw = {"network": network, "dataset_id": "dataset", "epochs": epochs, "seed": seed, "device": "cpu"}
+    raw.update(overrides or {})
+    params = validate_params(raw, settings, DatasetInfo.load(dataset_dir))
     model_dir = os.path.join(os.path.dirname(dataset_dir), "model")
     os.makedirs(model_dir)
     lines = []
@@ -94,6 +95,8 @@ def main(argv=None):
     ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data",
                                                    "camvid"))
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="try a recipe change, e.g. --set batch_size=2 (default: the network's recipe)")
     args = ap.parse_args(argv)
     import numpy as np
     import torch
@@ -105,7 +108,9 @@ def main(argv=None):
     work = tempfile.mkdtemp(prefix="learning-camvid-", dir=args.workdir)
     try:
         dataset_dir, settings = build_dataset(args.data, work, size)
-        last, seconds, recipe, curve = train_default(dataset_dir, settings, args.network, args.epochs, args.seed)
+        overrides = dict(item.split("=", 1) for item in args.set)
+        last, seconds, recipe, curve = train_default(dataset_dir, settings, args.network, args.epochs, args.seed,
+                                                     overrides)
         conf = np.asarray(last["confusion"])
         base = most_frequent_class_baseline(conf)
         keys = ("pixel_acc", "mean_acc", "mean_iou", "fw_iou")
