@@ -345,7 +345,7 @@ def _ignore_choices(plan, params, col):
     """Values and colours the form offers to declare ignore: what was seen, void-named classes first."""
     void = _void_classes(plan, params)
     values = [{"value": v, "suggested": any(c.get("value") == v for c in void)}
-              for v in col.seen_raw()]
+              for v in col.seen_raw()] if not plan.binary else []  # 0/255 masks: both values are classes
     colors = [{"color": [int(x) for x in c.split(",")], "pixels": n, "unknown": True}
               for c, (n, _) in sorted(col.unknown.items(), key=lambda kv: -kv[1][0])[:20]]
     colors += [{"color": c["color"], "name": c["name"], "suggested": True} for c in void if "color" in c]

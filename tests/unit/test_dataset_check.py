@@ -105,6 +105,7 @@ def test_palettes_differ_is_a_warning_and_binary_is_detected(tmp_path, settings)
     save(str(b / "labels" / "m.png"), np.array([[0, 255] * 2] * 4, np.uint8))
     r = check(settings, b)
     assert r.summary["binary_mask"] and [c["pixels"] for c in r.summary["classes"]] == [8, 8]
+    assert r.summary["ignore_choices"]["values"] == []  # 255 is the object here: never offered as ignore
 
 
 def test_empty_folder(tmp_path, settings):
