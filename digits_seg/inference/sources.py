@@ -72,6 +72,22 @@ def find_label(image_path, image_root, index):
     return None
 
 
+def not_an_image(path, role="image"):
+    """The error for a file Pillow cannot identify, saying what it holds (an LFS pointer, HTML, nothing...)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        return ValidationError("cannot read %s %s: %s" % (role, path, e), field=role + "s")
+    if not head:
+        what = "it is empty"
+    elif all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        what = "it is text starting with %r" % head.decode("ascii").strip()[:16]
+    else:
+        what = "not a format this server reads (PNG, JPEG, BMP, TIFF...)"
+    return ValidationError("%s is not an image: %s; replace the file or remove it" % (path, what), field=role + "s")
+
+
 def read_image(path):
     """Return a uint8 H×W×3 (or H×W for greyscale) array of an image file."""
     try:
@@ -80,6 +96,8 @@ def read_image(path):
             if img.mode in ("L", "I;16", "I", "F"):
                 return np.asarray(img.convert("L"))
             return np.asarray(img.convert("RGB"))
+    except Image.UnidentifiedImageError:
+        raise not_an_image(path) from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValidationError("cannot read image %s: %s" % (path, e), field="images")
 
@@ -116,6 +134,8 @@ def read_label(path, colormap, num_classes):
                         "label %s: %.0f%% of its pixels have colours in no class of the model (e.g. %s): is this "
                         "folder the ground truth, in this model's colours?" % (path, 100 * unknown.mean(), top),
                         field="labels")
+    except Image.UnidentifiedImageError:
+        raise not_an_image(path, "label") from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValidationError("cannot read label %s: %s" % (path, e), field="labels")
     values = np.unique(arr)

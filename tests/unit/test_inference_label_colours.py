@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from digits_seg.errors import ValidationError
-from digits_seg.inference.sources import read_label
+from digits_seg.inference.sources import read_image, read_label
 
 COLORS = [(128, 64, 128), (70, 70, 70)]
 
@@ -23,3 +23,10 @@ def test_rgb_label_in_the_model_colours_reads_and_a_photo_is_refused(tmp_path):
     Image.fromarray(photo).save(tmp_path / "0001TP_006720.png")
     with pytest.raises(ValidationError, match=r"0001TP_006720.png: 100% of its pixels have colours in no class"):
         read_label(str(tmp_path / "0001TP_006720.png"), COLORS, 2)
+
+
+def test_a_text_file_named_png_is_named_for_what_it_is(tmp_path):
+    (tmp_path / "0001TP_006750.png").write_text("version https://git-lfs.github.com/spec/v1\n")  # an LFS pointer
+    for read in (read_image, lambda p: read_label(p, COLORS, 2)):
+        with pytest.raises(ValidationError, match=r"0001TP_006750.png is not an image: it is text starting with"):
+            read(str(tmp_path / "0001TP_006750.png"))
