@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import zipfile
 
 from ..conftest import wait_for
@@ -148,5 +149,7 @@ def test_create_refuses_unpaired_folders_before_queuing_a_job(client, settings):
     assert client.get("/index.json").get_json() == before  # no job was created
     r = client.post("/datasets", data=body, headers={"X-Requested-With": "digits-seg"})
     assert r.status_code == 400 and b"have no label" in r.data
+    errors = re.findall(r'class="field-error"[^>]*>(.*?)</p>', r.get_data(as_text=True), re.S)
+    assert errors and not any("`" in e for e in errors) and any("<code>" in e for e in errors)  # names as code
     r = client.post("/datasets.json", json=dict(body, skip_bad="on"))  # the user chose to leave it out
     assert r.status_code == 201
