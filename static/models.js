@@ -202,7 +202,9 @@
         table.hidden = false;
         table.hidden = !d.layers.length;
         var phases = Object.keys(d.phases || {}).filter(function (k) { return d.phases[k].ok; });
-        summary.textContent = (d.ok ? "OK: " : "Problems: ") + d.layers.length + " layers, " + d.total_params +
+        var errorCount = d.problems.filter(function (p) { return p.indexOf("warning:") !== 0; }).length;
+        summary.textContent = !d.layers.length ? "Not usable: " + errorCount + " problem(s), listed below" :
+          (d.ok ? "OK: " : "Problems: ") + d.layers.length + " layers, " + Number(d.total_params).toLocaleString("en-US") +
           " parameters at input " + d.input_shape.join("×") + (phases.length ? "; phases: " + phases.join(", ") : "");
         // Every problem at once, one per line (errors first), each with its fix.
         plist.textContent = "";
