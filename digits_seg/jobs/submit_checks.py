@@ -40,6 +40,13 @@ def source_errors(store, params):
         if not snapshots.list_snapshots(store.job_dir(job.id)):
             return [field_error(ModelSource, field, "%r has no snapshot to start from (it %s before saving one)"
                                 % (job.name, "ended in error" if job.state == JobState.ERROR else "stopped"))]
+        wanted_snapshot = net.get("snapshot") or "best"
+        try:  # a snapshot that is not there: say so now, not when the job starts
+            snapshots.resolve_snapshot(store.job_dir(job.id), wanted_snapshot)
+        except NotFoundError:
+            have = ", ".join(str(s["iteration"]) for s in snapshots.list_snapshots(store.job_dir(job.id)))
+            return [field_error(ModelSource, "previous_snapshot", "%r is not a snapshot of %r (choose best, last or "
+                                "an iteration: %s)" % (wanted_snapshot, job.name, have))]
     return []
 
 

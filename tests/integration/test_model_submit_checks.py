@@ -45,6 +45,19 @@ def test_sources_devices_and_sweeps_are_checked_at_submit(settings, client):
     assert "no worker has GPU 99" in by_field["device"] and "CPU on %s" % host in by_field["device"]
     r = client.post("/models.json", json=dict(base, network_kind="pretrained", pretrained_job="20990101-000000-abcd"))
     assert "does not exist" in r.get_json()["error"]["errors"][0]["message"]
+    # a previous model's snapshot that does not exist: refused now, not when the job starts
+    from digits_seg.jobs.job import JobState
+    from digits_seg.jobs.store import JobStore
+
+    store = JobStore(settings.jobs_dir)
+    old = store.create("model", "old run", {"dataset_id": ds}).id
+    store.set_state(old, JobState.DONE)
+    open(os.path.join(store.job_dir(old), "snapshot_iter_14.h5"), "wb").close()  # listed even when unreadable
+    before = job_folders(settings)
+    r = client.post("/models.json", json=dict(base, network_kind="previous", previous_job=old, previous_snapshot="999"))
+    err = r.get_json()["error"]
+    assert r.status_code == 400 and err["field"] == "previous_snapshot" and "(choose best, last or an iteration: 14)" \
+        in err["message"]
     lrs = ",".join("%g" % (0.001 * (i + 1)) for i in range(200))
     r = client.post("/models.json", json=dict(base, base_lr=lrs, batch_size="1,2,3,4,5"))
     assert r.status_code == 400 and "1000 jobs" in r.get_json()["error"]["message"]
