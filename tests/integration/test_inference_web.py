@@ -9,6 +9,7 @@ Masks returned by the API are compared with a direct forward pass of the same sn
 import base64
 import io
 import os
+import re
 import shutil
 import zipfile
 
@@ -138,6 +139,8 @@ def test_infer_json_val_pick_has_ground_truth_and_errors_are_json(client, model,
 def test_export_downloads(client, model, tmp_path):
     page = client.get("/models/%s" % model["id"]).get_data(as_text=True)  # the README's "model page's buttons"
     assert 'action="/models/%s/export/onnx"' % model["id"] in page and "/export/torchscript" in page
+    table = page[page.index('id="snapshot-table"'):]
+    assert "(best val mIoU)" in table and not re.search(r"<td>\d+\.0</td>", table[:table.index("</table>")])  # 3, not 3.0
     # The button: POST builds the file once into the model folder, then the GET downloads that copy.
     built = client.post("/models/%s/export/onnx" % model["id"], headers=API)
     assert built.status_code == 303 and built.headers["Location"].endswith("/export/onnx?snapshot=best")
