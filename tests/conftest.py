@@ -5,6 +5,11 @@ import os
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Finished training jobs export an ONNX graph for CPU inference (seconds, up to a minute for the
+# big nets): off for the suite, in this process and every server, worker or CLI it starts; the tests
+# of that feature turn it on themselves.
+os.environ.setdefault("DIGITS_SEG_ONNX_INFERENCE", "0")
 SHARED_DATA = os.path.abspath(os.path.join(REPO_ROOT, "..", "shared", "data"))
 
 

@@ -15,7 +15,7 @@ def register(subparsers, common):
     """Add `infer` and `export` to the `digits-seg` parser."""
     p = subparsers.add_parser(
         "infer",
-        help="Predict segmentation masks for images with a trained model (runs here, not in a worker).",
+        help="predict masks for images with a trained model (here, not in a worker)",
         description="Writes, per image: <stem>_mask.png (palette PNG of class ids with the dataset's colours), "
                     "<stem>_color.png and <stem>_overlay.png, plus summary.json with per-class pixel counts.")
     p.add_argument("--model", required=True, help="model job id (in the jobs dir) or a model folder")
@@ -37,7 +37,7 @@ def register(subparsers, common):
     add_setting(p, "jobs_dir")
     p.set_defaults(func=run_infer)
 
-    e = subparsers.add_parser("export", help="Export a model snapshot to ONNX or TorchScript.",
+    e = subparsers.add_parser("export", help="export a model snapshot to ONNX or TorchScript",
                               description="The exported graph takes float32 N×C×H×W RGB pixels 0..255 (any H, W) "
                                           "and returns N×K×H×W class scores; the mean subtraction is inside.")
     e.add_argument("--model", required=True, help="model job id or folder")

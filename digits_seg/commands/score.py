@@ -9,7 +9,7 @@ from .options import add_setting
 def register(subparsers, common):
     """Add `score` to the `digits-seg` parser."""
     p = subparsers.add_parser(
-        "score", help="Score prediction masks against label masks (FCN's four metrics).",
+        "score", help="score prediction masks against label masks (FCN's four metrics)",
         description="Pairs PRED and LABELS masks by file name; each may be an index PNG (palette or greyscale, "
                     "pixel = class id) or a colour PNG (mapped through the colour map). Prints pixel accuracy, "
                     "mean accuracy, mean IoU and frequency-weighted IoU, per-class IoU/accuracy and the worst images.")

@@ -215,6 +215,10 @@ def _run_now(store, name, params, settings, job=None, resume=False):
         job = store.create("model", name, params)
     result = run_now(store, job, train, params, interrupt_hint="; resume with --resume %s" % job.id,
                      resume=resume, **_folders(store, params))
+    if settings.onnx_inference:  # as a queued job does: CPU inference then runs in ONNX Runtime
+        from ..jobs.tasks import prepare_cpu_inference
+
+        prepare_cpu_inference(store.job_dir(job.id), lambda text: store.append_log(job.id, text))
     return {"id": job.id, "name": name, "dir": store.job_dir(job.id), **result}
 
 

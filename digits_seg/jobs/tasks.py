@@ -166,7 +166,7 @@ def run_job(job_id, jobs_dir):
         _finish(store, job_id, JobState.DONE, result=result or {})
         log("Done.")
         if job.kind == "model" and settings.onnx_inference:
-            _prepare_cpu_inference(store.job_dir(job_id), log)
+            prepare_cpu_inference(store.job_dir(job_id), log)
     except JobAborted as exc:
         _finish(store, job_id, JobState.ABORTED, message=exc.message)
         log("Aborted: " + exc.message)
@@ -187,7 +187,7 @@ def run_job(job_id, jobs_dir):
     return {"state": store.get(job_id).state.value}
 
 
-def _prepare_cpu_inference(model_dir, log):
+def prepare_cpu_inference(model_dir, log):
     """Export the best snapshot's graph for ONNX Runtime (CPU inference); a failure only costs speed."""
     from ..inference import onnx_backend
     from ..inference.predictor import Predictor

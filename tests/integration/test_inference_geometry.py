@@ -174,3 +174,14 @@ def test_onnx_packages_are_installed_by_default():
     assert {"onnx", "onnxruntime", "onnxscript"} <= required
     extras = ast.literal_eval(kw["extras_require"])
     assert not any(p.startswith("onnx") for reqs in extras.values() for p in reqs)
+
+
+def test_train_now_also_prepares_onnx_runtime_inference(trained, tmp_path, monkeypatch, capsys):
+    """`train --now` ends like a queued job: with the verified graph CPU inference runs."""
+    jobs = tmp_path / "jobs"
+    shutil.copytree(os.path.join(trained["jobs"], trained["dataset"]), jobs / trained["dataset"])
+    monkeypatch.setenv("DIGITS_SEG_ONNX_INFERENCE", "1")
+    assert cli_main(["train", "--jobs-dir", str(jobs), "--dataset", trained["dataset"], "--network", "tiny-fcn",
+                     "--epochs", "1", "--batch-size", "4", "--mean", "none", "--now", "--name", "now"]) == 0
+    model = next(j for j in JobStore(str(jobs)).list() if j.kind == "model")
+    assert Predictor.from_model_dir(JobStore(str(jobs)).job_dir(model.id)).engine == "onnxruntime"
