@@ -55,6 +55,15 @@ def resolve_data_path(path, settings, field, kind="dir"):
     return real
 
 
+def _sendable(name):
+    """False for a file name whose bytes are not UTF-8: a form cannot send it back (a lone surrogate is refused)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def complete_path(prefix, settings, dirs_only=False):
     """Entries under the data roots starting with `prefix` (absolute paths; folders end with `/`)."""
     roots = settings.resolved_data_roots
@@ -75,7 +84,7 @@ def complete_path(prefix, settings, dirs_only=False):
     for name in names:
         if name.startswith(".") and not part.startswith("."):
             continue
-        if not name.startswith(part):
+        if not name.startswith(part) or not _sendable(name):
             continue
         full = os.path.join(folder, name)
         real = os.path.realpath(full)

@@ -18,6 +18,7 @@ def make_city(settings, count=6):
 
 def test_check_complete_and_validation_errors(client, settings):
     root = make_city(settings)
+    os.mkdir(os.path.join(os.fsencode(root), b"im\xffx"))  # not UTF-8: the browser could not send it back
     r = client.get("/datasets/complete.json?dirs=1&prefix=" + os.path.join(root, "im"))
     assert r.get_json()["entries"] == [os.path.join(root, "images") + os.sep]
     r = client.post("/datasets/check.json", json={"images": root + "/images", "labels": root + "/labels",
