@@ -56,6 +56,7 @@ SETTINGS = (
     Setting("max_event_streams", "4", "Live-update (SSE) streams open at once, in total; more get 503 and the page polls instead.", "int"),
     Setting("max_event_streams_per_client", "2", "Live-update (SSE) streams one client address may hold open at once.", "int"),
     Setting("min_free_mb", "100", "Free space the jobs folder's disk must keep, in MiB; submissions and uploads below it are refused (507).", "int"),
+    Setting("worker_cpu_threads", "", "CPU threads for PyTorch in each CPU worker `serve` starts. Empty: all cores but one, left to the web app: on 2 cores, two OpenMP threads stall whenever a page request takes a core (a tiny-fcn trained 14-42x slower under 4-20 page clients; with one thread it keeps 0.93 of its speed), at a cost when nobody browses (FCN-AlexNet 1.57 vs 2.62 images/s alone). A machine that only trains can set all its cores. Ignored when OMP_NUM_THREADS is set.", "str"),
     Setting("web_nice", "10", "Niceness added to the web server threads of `serve` so training keeps the CPU under page load (0: off).", "int"),
 )
 
@@ -114,6 +115,7 @@ class Settings:
     max_event_streams_per_client: int
     min_free_mb: int
     web_nice: int
+    worker_cpu_threads: str
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

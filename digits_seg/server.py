@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from .errors import DigitsSegError
+from .errors import DigitsSegError, ValidationError
 from .gpus import list_gpus
 from .procs import die_with_parent
 from .jobs.queue import connect, escalate_aborts, recover
@@ -96,6 +96,10 @@ class Server:
             cmd += ["--gpu", str(gpu)]
         env = dict(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
+        if gpu is None and "OMP_NUM_THREADS" not in env:
+            env["OMP_NUM_THREADS"] = str(cpu_worker_threads(self.settings.worker_cpu_threads))
+        if gpu is None and "OMP_NUM_THREADS" not in env:
+            env["OMP_NUM_THREADS"] = str(cpu_worker_threads(self.settings.worker_cpu_threads))
         # SIGKILL when serve dies: the work horse (own process group) sees its worker gone,
         # marks the job "worker stopped unexpectedly" and exits; nothing is left running.
         return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -259,6 +263,20 @@ class Server:
                 if pid and (pid in gone or not _pid_alive(pid)):
                     mark_worker_lost(store, job.id, "stopped because the server was shut down; "
                                                    "Resume continues from the last snapshot")
+
+
+def cpu_worker_threads(setting, cpus=None):
+    """PyTorch threads for a CPU worker beside the web app: the setting, else all cores but one."""
+    if str(setting or "").strip():
+        try:
+            n = int(setting)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValidationError("DIGITS_SEG_WORKER_CPU_THREADS must be a whole number of at least 1, got %r"
+                                  % setting, field="worker_cpu_threads")
+        return n
+    return max(1, (cpus or os.cpu_count() or 1) - 1)
 
 
 def lower_web_priority(niceness):
