@@ -131,9 +131,12 @@ def test_train_now_beside_serve_keeps_beating_and_aborts_on_sigterm(server, tiny
     if not os.path.isdir(os.path.join(jobs, ds)):
         shutil.copytree(os.path.join(tiny_trained["jobs"], ds), os.path.join(jobs, ds))
     env = dict(os.environ, DIGITS_SEG_JOBS_DIR=jobs, DIGITS_SEG_HEARTBEAT_S="1", PYTHONUNBUFFERED="1")
+    # stderr to a file, not a pipe nobody reads: the progress bar fills a pipe's 64 KiB and the job
+    # then blocks on its next write instead of exiting.
+    err = open(tmp_path / "train-now.stderr", "w")
     proc = subprocess.Popen([sys.executable, "-m", "digits_seg.cli", "train", "--dataset", ds, "--network",
                              "tiny-fcn", "--epochs", "100000", "--batch-size", "2", "--device", "cpu", "--workers", "0",
-                             "--now", "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--now", "--json"], env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
         store = JobStore(jobs)
 
@@ -155,6 +158,7 @@ def test_train_now_beside_serve_keeps_beating_and_aborts_on_sigterm(server, tiny
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        err.close()
 
 
 def test_worker_sigkill_marks_the_job_error(server):
