@@ -92,6 +92,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -141,8 +142,10 @@ class WorkerProcess:
         full_env["DIGITS_SEG_HEARTBEAT_S"] = str(settings.heartbeat_s)
         full_env["DIGITS_SEG_ONNX_INFERENCE"] = "1" if settings.onnx_inference else "0"
         full_env.update(env or {})
+        # Output to a temp file, not a pipe nobody reads: a full pipe would block the worker.
+        self.output = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, env=full_env, start_new_session=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                     stdout=self.output, stderr=subprocess.STDOUT)
 
     @property
     def pid(self):
@@ -164,8 +167,7 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill(signal.SIGKILL)
                 self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self.output.close()
 
 
 @pytest.fixture
