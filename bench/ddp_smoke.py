@@ -46,26 +46,16 @@ def train(jobs, dataset, device, args):
            "--network", args.network, "--epochs", str(args.epochs), "--batch-size", str(args.batch),
            "--device", device, "--name", "ddp smoke %s" % device, "--now"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-    job_id = next((ln.split()[-1] for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()), "")
     from digits_seg.jobs.store import JobStore
+    from digits_seg.training.metrics_log import read_metrics
 
     store = JobStore(jobs)
     jobs_of_run = sorted((j for j in store.list() if j.kind == "model" and device in j.name), key=lambda j: j.id)
     if not jobs_of_run:
         return {"device": device, "error": "no job created", "rc": proc.returncode, "stderr": proc.stderr[-800:]}
     job = jobs_of_run[-1]
-    rates = []
-    path = os.path.join(store.job_dir(job.id), "metrics.jsonl")
-    if os.path.isfile(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if rec.get("images_per_s"):
-                    rates.append(float(rec["images_per_s"]))
-    return {"device": device, "state": job.state.value, "rc": proc.returncode, "job": job.id or job_id,
+    rates = [float(r["images_per_s"]) for r in read_metrics(store.job_dir(job.id), "train") if r.get("images_per_s")]
+    return {"device": device, "state": job.state.value, "rc": proc.returncode, "job": job.id,
             "images_per_s_median": round(statistics.median(rates[1:] or rates), 2) if rates else None,
             "error": (job.error or {}).get("message")}
 

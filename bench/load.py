@@ -67,17 +67,13 @@ def submit_training(url, dataset_id):
 
 def images_per_s(jobs, job_id, since, until):
     """Median training throughput logged by the job between two times (wall clock)."""
-    path = os.path.join(jobs, job_id, "metrics.jsonl")
+    from digits_seg.training.metrics_log import read_metrics
+
     values = []
-    with open(path) as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            t = rec.get("time") or rec.get("t")
-            if rec.get("type") == "train" and rec.get("images_per_s") and (t is None or since <= t <= until):
-                values.append(rec["images_per_s"])
+    for rec in read_metrics(os.path.join(jobs, job_id), "train"):
+        t = rec.get("time") or rec.get("t")
+        if rec.get("images_per_s") and (t is None or since <= t <= until):
+            values.append(rec["images_per_s"])
     values.sort()
     return values[len(values) // 2] if values else None
 
