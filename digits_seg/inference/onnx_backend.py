@@ -11,7 +11,7 @@ preprocessing in instead.
 The graph is cached per snapshot file next to user exports, as
 `exports/<snapshot>-<mtime>.net.onnx`: a rewritten snapshot gets a new name, and the
 cache is only published after onnxruntime reproduced PyTorch at three sizes. A network
-that cannot be exported simply keeps running in PyTorch (`.why` says why).
+that cannot be exported keeps running in PyTorch (the job log, or `BackgroundExports.failures`, says why).
 """
 
 import os
@@ -20,7 +20,6 @@ import threading
 import numpy as np
 
 from ..errors import ValidationError
-from ..fsutil import temp_path_for
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 """`auto`: ONNX Runtime on the CPU when a verified graph is cached, else PyTorch; `onnxruntime`:
@@ -115,7 +114,7 @@ class BackgroundExports:
     def request(self, predictor):
         key = cache_path(predictor.model_dir, predictor.weights_path)
         with self._lock:
-            if key in self._busy or key in self.failures or self._busy:
+            if self._busy or key in self.failures:  # one export at a time; a failed one is not retried
                 return False
             self._busy.add(key)
         threading.Thread(target=self._run, args=(predictor, key), name="onnx-export", daemon=True).start()
@@ -124,27 +123,8 @@ class BackgroundExports:
     def _run(self, predictor, key):
         try:
             ensure(predictor)
-        except Exception as exc:  # noqa: BLE001 - remembered and shown; the predictor keeps PyTorch
+        except Exception as exc:  # noqa: BLE001 - remembered (not retried); the predictor keeps PyTorch
             self.failures[key] = str(getattr(exc, "message", exc))[:300]
-            predictor.onnx_note = "PyTorch (ONNX export failed: %s)" % self.failures[key]
         finally:
             with self._lock:
                 self._busy.discard(key)
-
-    def wait(self, timeout=None):
-        """Block until no export runs (tests, shutdown)."""
-        import time
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if not self._busy:
-                    return True
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-
-
-def tmp_for(path):
-    """Temp name beside `path` (same folder, so the rename is atomic)."""
-    return temp_path_for(path) + ".onnx"

@@ -133,7 +133,6 @@ class Predictor:
         self.transform = transform  # the dataset's resize (geometry.DatasetTransform) or None
         self.load_report = None
         self._onnx = None  # onnx_backend.OnnxNet running the net on the CPU, when attached
-        self.onnx_note = None
 
     def attach_onnx(self, onnx_net):
         """Run the network in ONNX Runtime from now on (a verified graph of these very weights)."""

@@ -19,6 +19,7 @@ from ..inference.params import InferManyParams
 from ..fsutil import read_json
 from ..inference import batch, single
 from ..inference.cache import PredictorCache
+from ..inference.export import EXPORTS_DIR
 from ..inference.geometry import FIT_HELP, FIT_MODES
 from ..inference.predictor import list_snapshot_files
 from ..inference.scoring import sort_key_worst_first
@@ -201,16 +202,15 @@ def export(job_id, fmt):
     snapshot = request.args.get("snapshot") or "best"
     job, model_dir, weights, cached = _export_target(job_id, fmt, snapshot)
     name = os.path.basename(weights)[:-3] + (".onnx" if fmt == "onnx" else ".pt")
-    if os.path.isfile(cached):
-        with open(cached, "rb") as f:
-            payload = f.read()
-    else:
-        with tempfile.TemporaryDirectory(prefix="digits-seg-export-") as tmp:
-            path = os.path.join(tmp, name)
-            _build_export(model_dir, fmt, snapshot, path)
-            with open(path, "rb") as f:
-                payload = f.read()
     download = "%s-%s" % ("".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in job.name)[:60], name)
+    if os.path.isfile(cached):  # streamed from disk: exports of big nets are hundreds of MB
+        return send_job_file(model_dir, os.path.relpath(cached, model_dir), (EXPORTS_DIR,), as_attachment=True,
+                             download_name=download, mimetype="application/octet-stream")
+    with tempfile.TemporaryDirectory(prefix="digits-seg-export-") as tmp:
+        path = os.path.join(tmp, name)
+        _build_export(model_dir, fmt, snapshot, path)
+        with open(path, "rb") as f:
+            payload = f.read()
     return Response(payload, mimetype="application/octet-stream",
                     headers={"Content-Disposition": "attachment; filename=%s" % download, "Cache-Control": "no-cache"})
 
