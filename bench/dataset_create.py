@@ -113,7 +113,7 @@ def read_rate(split_dir):
 
 def label_sizes(split_dir, sample=64):
     """Mean bytes of the stored (re-encoded) label PNGs, and of the same labels as greyscale PNGs at zlib
-    level 6 (how they were encoded before `transform.LABEL_PNG_STRATEGY`): the size it costs or saves."""
+    level 6 (Pillow's encoder, as they were stored before `png.encode_labels`): the size it costs or saves."""
     import io
 
     import lmdb

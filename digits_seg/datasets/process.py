@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from . import datum, transform
+from . import datum, png, transform
 from .labels import LabelResult, LabelRules, decode_label, index_counts, map_counts, palette_lut
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -33,7 +33,8 @@ def _always(im):
 def _open(path, data, max_pixels, pixels_needed=_always):
     """Open and decode an image from bytes; return (image, full (w, h), problem): image and size, or the problem.
 
-    `pixels_needed(im)` (asked of JPEGs, with the header read) False: decode at reduced scale.
+    `pixels_needed(im)` (asked of JPEGs and PNGs, with the header read) False: a JPEG is decoded at
+    reduced scale, a PNG only inflated (`png.pixels_complete`; Pillow decodes what that cannot vouch for).
     """
     try:
         with warnings.catch_warnings():
@@ -43,8 +44,11 @@ def _open(path, data, max_pixels, pixels_needed=_always):
             if im.width * im.height > max_pixels:
                 return None, size, ("bomb", "%s is %d×%d pixels, more than the limit of %d: refused as a possible "
                                     "decompression bomb" % (path, im.width, im.height, max_pixels))
-            if im.format == "JPEG" and not pixels_needed(im):
-                im.draft(im.mode, (max(1, im.width // JPEG_CHECK_SCALE), max(1, im.height // JPEG_CHECK_SCALE)))
+            if im.format in ("JPEG", "PNG") and not pixels_needed(im):
+                if im.format == "PNG" and png.pixels_complete(data):
+                    return im, size, None  # shown to decode; the pixels themselves are never used
+                if im.format == "JPEG":
+                    im.draft(im.mode, (max(1, im.width // JPEG_CHECK_SCALE), max(1, im.height // JPEG_CHECK_SCALE)))
             im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         return None, None, ("bomb", "%s refused as a possible decompression bomb (%s)" % (path, e))
@@ -93,13 +97,15 @@ def process_pair(task, cfg, samples=None):
     max_pixels = cfg.get("max_pixels", DEFAULT_MAX_PIXELS)
 
     def pixels_needed(image):
-        """Does anything use this JPEG's pixels? Not when it is only checked or stored as it is."""
+        """Does anything use this image's pixels? Not when it is only checked or stored as it is."""
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            return True  # the check reports whether alpha is uniform
         if not cfg.get("build", True):
             return False
         if sample_split and samples is not None:
             return True
         return (image.mode != transform.target_mode(image.mode, cfg["channels"]) or bool(cfg.get("resize"))
-                or cfg["encoding"] == "raw")
+                or cfg["encoding"] == "raw" or (image.format == "PNG" and cfg["encoding"] != "png"))
 
     img_bytes, p1 = _read(image_path)
     lbl_bytes, p2 = _read(label_path)

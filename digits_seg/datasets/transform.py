@@ -6,6 +6,7 @@ import math
 import numpy as np
 from PIL import Image
 
+from . import png
 from .palette import IGNORE_LABEL
 
 RESIZE_MODES = ("squash", "crop", "fill", "half_crop")
@@ -13,12 +14,6 @@ CHANNEL_MODES = ("rgb", "gray", "keep")
 ENCODINGS = ("png", "jpeg", "raw")
 JPEG_QUALITY = 90
 PNG_COMPRESS_LEVEL = 3  # zlib level for re-encoded images: 1-3 is 3-5x faster than 6 for ~10% more bytes
-LABEL_PNG_COMPRESS_LEVEL = 1
-LABEL_PNG_STRATEGY = 3
-"""zlib level and strategy (3 = Z_RLE) for re-encoded label PNGs. Class-index labels are long runs
-of a few values: run-length matching alone finds them, about twice as fast as level 6's default
-search and, on SynthCity and CamVid labels, smaller too (bench/dataset_create.py reports the
-sizes beside level 6's)."""
 
 
 def target_mode(image_mode, channels):
@@ -93,8 +88,5 @@ def encode_image(image, encoding):
 
 
 def encode_label(indices):
-    """Encode class indices as a single-channel PNG."""
-    buf = io.BytesIO()
-    Image.fromarray(indices, "L").save(buf, "PNG", compress_level=LABEL_PNG_COMPRESS_LEVEL,
-                                       compress_type=LABEL_PNG_STRATEGY)
-    return buf.getvalue()
+    """Encode class indices as a single-channel PNG (see `png.encode_labels` for how, and why not Pillow)."""
+    return png.encode_labels(indices)

@@ -336,3 +336,49 @@ def test_jpegs_stored_unchanged_are_validated_fully_and_keep_their_size(tmp_path
         assert (d.width, d.height, d.channels) == (64, 48, 3)
         assert d.data == open(f / "images" / (stems[i] + ".jpg"), "rb").read()
         assert ds[i][0].shape == (48, 64, 3)
+
+
+def test_pngs_stored_unchanged_are_validated_fully_and_keep_their_bytes(tmp_path, settings):
+    """Unchanged PNG images are checked by inflating their pixel data (png.pixels_complete), not by a
+    full decode: truncated files, corrupt streams and an unknown row filter must still be caught,
+    with the same verdicts as Pillow's, and the stored Datum carries the original bytes. RGB labels
+    are re-encoded by our own PNG encoder: the stored ids must equal a numpy mapping of the colours."""
+    from digits_seg.datasets.check import check_folders
+
+    rng = np.random.default_rng(12)
+    f = tmp_path / "png"
+    os.makedirs(f / "images")
+    os.makedirs(f / "labels")
+    colors = np.array([[128, 64, 128], [70, 70, 70], [0, 0, 142]], np.uint8)
+    ids = {}
+    for i in range(30):
+        img = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray(img).save(f / "images" / ("p%02d.png" % i), compress_level=1)
+        idx = ((np.arange(48)[:, None] // (4 + i % 5) + np.arange(64)[None] // 9) % 3).astype(np.uint8)
+        Image.fromarray(colors[idx]).save(f / "labels" / ("p%02d.png" % i))
+        ids["p%02d" % i] = idx
+    (f / "colors.txt").write_text("".join("%d %d %d\n" % tuple(c) for c in colors))
+    good = open(f / "images" / "p00.png", "rb").read()
+    open(f / "images" / "p01.png", "wb").write(good[: len(good) * 2 // 3])  # truncated
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0x5A  # a changed byte in the compressed pixels
+    open(f / "images" / "p02.png", "wb").write(bytes(bad))
+    raw = {"images": str(f / "images"), "labels": str(f / "labels"), "colormap_file": str(f / "colors.txt"),
+           "val_pct": 0}
+
+    report = check_folders(validate_params(raw, settings), settings).to_dict()
+    flagged = {path: e["code"] for e in report["errors"] for path in e["files"]}
+    assert set(flagged) == {str(f / "images" / "p01.png"), str(f / "images" / "p02.png")}, report["errors"]
+    assert set(flagged.values()) <= {"truncated", "unreadable"}
+
+    result, lines = run(tmp_path / "job", validate_params(dict(raw, skip_bad="on"), settings), workers=2)
+    assert result["train"] == 28 and result["skipped"] == 2
+    ds = SegmentationLMDB(str(tmp_path / "job" / "train_db"))
+    stems = sorted(n[:-4] for n in os.listdir(f / "images") if n not in ("p01.png", "p02.png"))
+    for i in range(len(stems)):
+        img, lbl = ds.raw(i)
+        d = decode_datum(img)
+        assert (d.width, d.height, d.channels) == (64, 48, 3)
+        assert d.data == open(f / "images" / (stems[i] + ".png"), "rb").read()
+        stored = np.asarray(Image.open(io.BytesIO(decode_datum(lbl).data)))
+        np.testing.assert_array_equal(stored, ids[stems[i]])
