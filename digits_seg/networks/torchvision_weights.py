@@ -15,7 +15,6 @@ divided by its std. `IMAGENET_PREPROCESS` states that in the `preprocess.json` f
 """
 
 import dataclasses
-import io
 import os
 import pickle
 import zipfile

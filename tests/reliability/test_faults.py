@@ -6,7 +6,6 @@ Jobs are "worker check" jobs (a counted sleep in a real worker): they run as lon
 without loading torch, so the faults, not training, set the pace.
 """
 
-import json
 import os
 import signal
 import socket

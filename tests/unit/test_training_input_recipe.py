@@ -1,7 +1,6 @@
 """A fine-tuning job keeps the start model's preprocessing; training feeds what inference feeds."""
 
 import json
-import os
 
 import numpy as np
 import pytest

@@ -186,7 +186,6 @@ def _rle(segm, h, w):
 
 def rasterise(image, anns, class_of):
     """The semantic mask (H×W uint8) of one image's annotations; `class_of`: category id → class (or missing)."""
-    from pycocotools import mask as cmask
 
     with warnings.catch_warnings():  # pycocotools' decode warns about numpy 2's copy keyword on every call
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from ..palette import voc_palette
-from .detection import Detection, NotThisLayout, find_dir, missing_report, read_list
+from .detection import Detection, NotThisLayout, missing_report, read_list
 
 CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
            "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]

@@ -7,7 +7,6 @@ agrees except when p > k/2 (torch refuses) or when p == 0 and s > k (torch drops
 Caffe keeps); those cases take an explicit-padding path.
 """
 
-import math
 
 import torch
 import torch.nn.functional as F
