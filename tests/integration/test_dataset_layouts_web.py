@@ -56,3 +56,23 @@ def test_each_layout_builds_through_the_api(client, settings, start_worker):
             assert 'id="layout_root" name="layout_root" value="%s"' % root in form
         else:
             F.assert_labels_match(os.path.join(settings.jobs_dir, job_id), layout, root)
+
+
+def test_label_options_given_with_a_layout_are_refused_not_dropped(client, settings):
+    """`ignore_values` with the CamVid layout used to vanish silently: the dataset was built without it."""
+    root = os.path.join(settings.data_roots[0], "camvid")
+    F.MAKERS["camvid-segnet"](root)
+    before = sorted(os.listdir(settings.jobs_dir)) if os.path.isdir(settings.jobs_dir) else []
+    for extra, field in (({"ignore_values": "3"}, "ignore_values"), ({"label_map": "1:0 2:1"}, "label_map"),
+                         ({"images": root + "/train"}, "images"), ({"unknown_colors": "ignore"}, "unknown_colors")):
+        r = client.post("/datasets.json", json=dict({"layout_root": root, "layout": "camvid-segnet"}, **extra))
+        err = r.get_json()["error"]
+        assert r.status_code == 400 and err["field"] == field, err
+        assert "cannot be combined with a standard layout" in err["message"] and "value 11 → ignore" in err["message"]
+    # the form's untouched defaults ask for nothing
+    r = client.post("/datasets/check.json", json={"layout_root": root, "layout": "camvid-segnet", "label_suffix": "auto",
+                                                  "binary": "auto", "colormap_source": "labels", "color_tolerance": "0",
+                                                  "ignore_values": "", "unknown_colors": "refuse"})
+    assert r.status_code == 200 and r.get_json()["ok"], r.get_json()
+    after = sorted(os.listdir(settings.jobs_dir)) if os.path.isdir(settings.jobs_dir) else []
+    assert after == before

@@ -40,3 +40,14 @@ def test_check_coco_categories_and_refusals(tmp_path, capsys):
     assert "leave out --images/--labels" in capsys.readouterr().err
     assert main(["dataset", "create", "--jobs-dir", jobs, "--layout", "cityscapes", "--root", str(root), "--check"]) != 0
     assert "not Cityscapes: looked for leftImg8bit/" in capsys.readouterr().err
+
+
+def test_ignore_given_with_a_layout_is_refused(tmp_path, capsys):
+    root = tmp_path / "camvid"
+    F.MAKERS["camvid-segnet"](str(root))
+    jobs = tmp_path / "jobs"
+    assert main(["dataset", "create", "--jobs-dir", str(jobs), "--layout", "camvid-segnet", "--root", str(root),
+                 "--ignore", "3", "--now"]) != 0
+    err = capsys.readouterr().err
+    assert "Ignore values (ignore_values, CLI --ignore) cannot be combined with a standard layout" in err
+    assert not jobs.exists() or not [n for n in os.listdir(jobs) if not n.startswith(".")]

@@ -8,6 +8,7 @@ without holding thousands of file pairs; `layout_splits` re-derives the pairs at
 
 import os
 
+from ...declare import specs
 from ...errors import ValidationError
 from ..pairing import Pairing, split_pairs
 from . import coco, detect
@@ -15,6 +16,15 @@ from . import coco, detect
 PASSED_THROUGH = ("name", "seed", "channels", "encoding", "resize", "resize_width", "resize_height", "resize_mode",
                   "skip_bad", "max_pixels", "val_pct")
 """Ordinary dataset options that apply to a layout too (everything about pairing and labels comes from the layout)."""
+
+LABEL_OPTIONS = ("images", "labels", "val_images", "val_labels", "label_suffix", "classes_file", "colormap_file",
+                 "colormap_source", "color_tolerance", "ignore_values", "ignore_colors", "unknown_colors", "label_map",
+                 "binary")
+"""Plain-folder options a layout decides itself; given with a layout they are refused, never silently dropped."""
+
+NEUTRAL = {"label_suffix": ("auto",), "colormap_source": ("labels",), "color_tolerance": (0, "0"),
+           "unknown_colors": ("refuse",), "binary": ("auto",)}
+"""Values of those options that ask for nothing (the form's defaults)."""
 
 PALETTE_BY_INDEX = ("voc",)
 """Layouts whose palette PNG labels hold class ids as indices and 255 for ignore (their colours are the default palette)."""
@@ -54,6 +64,7 @@ def layout_params(raw, settings, validate):
 
     root = resolve_data_path(raw.get("layout_root"), settings, "layout_root")
     det = detect(root, str(raw.get("layout") or "auto").strip().lower(), layout_options(raw))
+    _refuse_label_options(raw, det)
     train, val = det.splits["train"], det.splits.get("val") or []
     plain = {k: raw[k] for k in PASSED_THROUGH if raw.get(k) not in (None, "")}
     plain["images"] = _folder_of(train, 1, det.root)
@@ -73,6 +84,32 @@ def layout_params(raw, settings, validate):
     if det.label_map:
         params["label_map"] = {str(k): v for k, v in sorted(det.label_map.items())}
     return params, det
+
+
+def _given(key, value):
+    if value in (None, "", [], {}) or (isinstance(value, str) and not value.strip()):
+        return False
+    return str(value).strip().lower() not in {str(v) for v in NEUTRAL.get(key, ())}
+
+
+def _refuse_label_options(raw, det):
+    """A layout supplies the pairs, the classes and the label mapping: options that would change them are
+    refused with what the layout does instead (they used to be dropped without a word)."""
+    from ..params import DatasetParams
+
+    given = [k for k in LABEL_OPTIONS if _given(k, raw.get(k))]
+    if not given:
+        return
+    spec = {s.name: s for s in specs(DatasetParams)}
+    named = ", ".join("%s (%s%s)" % (spec[k].label, k, ", CLI " + spec[k].flag if spec[k].flag else "") for k in given)
+    ignored = ("label value%s %s → ignore (255)" % ("s" if len(det.ignore_values) > 1 else "",
+                                                     ", ".join(map(str, det.ignore_values)))
+               if det.ignore_values else "255 → ignore (255)")
+    raise ValidationError(
+        "%s cannot be combined with a standard layout: the %s layout supplies the image/label pairs, its %d classes and "
+        "how label values map (%s). Leave %s empty, or build from plain image and label folders to pair and map the "
+        "labels your own way (e.g. ignore values or a label map)."
+        % (named, det.title, len(det.classes), ignored, "it" if len(given) == 1 else "them"), field=given[0])
 
 
 def layout_splits(params):
