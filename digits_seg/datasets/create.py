@@ -51,14 +51,14 @@ PAIR_CODES = ("missing_label", "missing_image", "duplicate_stem", "unreadable", 
 """Report errors confined to pairs: "skip bad pairs" leaves those pairs out instead of refusing."""
 
 
-def preflight(params, settings=None, workers=2):
+def preflight(params, settings=None, workers=2, on_progress=None):
     """Run the full check (every pair decoded with creation's rules) and refuse what creation would refuse.
 
     The form, the API and the CLI call it before queuing a job, so a bad dataset is an answer
     to the request, with the check's report, rather than a failed job a minute later. Returns
     the report (its warnings are worth showing).
     """
-    report = check_folders(params, settings, workers=workers)
+    report = check_folders(params, settings, workers=workers, on_progress=on_progress)
     if params.get("skip_bad"):
         kept = [e for e in report.errors if e["code"] not in PAIR_CODES]
         report.warnings[:0] = [e for e in report.errors if e["code"] in PAIR_CODES]

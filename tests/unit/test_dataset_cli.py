@@ -32,3 +32,17 @@ def test_check_exit_code_on_problems(tmp_path, capsys):
                  "--labels", str(data / "labels"), "--check"])
     out = capsys.readouterr().out
     assert code == 1 and "scene_00001.png" in out and "have no label" in out
+
+
+def test_now_refuses_bad_labels_once_and_leaves_no_job(tmp_path, capsys):
+    """`--now` runs no separate pre-flight pass (creation checks every pair itself); a refused creation
+    names the file and leaves no job folder behind."""
+    data = tmp_path / "city"
+    main(["demo-data", str(data), "--count", "4", "--size", "16x16"])
+    (data / "labels" / "scene_00002.png").write_text("<html>not found</html>")
+    jobs = tmp_path / "jobs"
+    code = main(["dataset", "create", "--jobs-dir", str(jobs), "--images", str(data / "images"),
+                 "--labels", str(data / "labels"), "--now"])
+    err = capsys.readouterr().err
+    assert code != 0 and "scene_00002.png is not an image" in err and "<html>" in err
+    assert not jobs.exists() or not [n for n in os.listdir(jobs) if not n.startswith(".")]
