@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import JobAborted
 from . import mapping
-from .palette import parse_colormap_file
+from .palette import IGNORE_LABEL, parse_colormap_file
 from . import plan as plan_mod
 from .pool import ordered_map
 from .process import DEFAULT_MAX_PIXELS, process_pair
@@ -344,8 +344,8 @@ def _void_classes(plan, params):
 def _ignore_choices(plan, params, col):
     """Values and colours the form offers to declare ignore: what was seen, void-named classes first."""
     void = _void_classes(plan, params)
-    values = [{"value": v, "suggested": any(c.get("value") == v for c in void)}
-              for v in col.seen_raw()] if not plan.binary else []  # 0/255 masks: both values are classes
+    values = [{"value": v, "suggested": any(c.get("value") == v for c in void)}  # 255 is ignore already
+              for v in col.seen_raw() if v != IGNORE_LABEL] if not plan.binary else []  # 0/255 masks: both are classes
     colors = [{"color": [int(x) for x in c.split(",")], "pixels": n, "unknown": True}
               for c, (n, _) in sorted(col.unknown.items(), key=lambda kv: -kv[1][0])[:20]]
     colors += [{"color": c["color"], "name": c["name"], "suggested": True} for c in void if "color" in c]

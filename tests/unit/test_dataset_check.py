@@ -113,3 +113,18 @@ def test_empty_folder(tmp_path, settings):
     os.makedirs(tmp_path / "labels")
     r = check(settings, tmp_path)
     assert "empty_folder" in codes(r)
+
+
+def test_voc_borders_are_not_offered_as_ignore(tmp_path, settings):
+    """PASCAL VOC palette labels draw object borders as 255, which is ignore already: the check offers the
+    other values it saw, not 255."""
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (3 * 252) + [224, 224, 192]
+    for i in range(2):
+        a = np.zeros((8, 10), np.uint8)
+        a[2:6, 2:8] = 1 + i
+        a[1, 1:9] = 255  # border
+        save(str(tmp_path / "images" / ("2007_00000%d.jpg" % i)), np.zeros((8, 10, 3), np.uint8))
+        save(str(tmp_path / "labels" / ("2007_00000%d.png" % i)), a, "P", palette)
+    r = check(settings, tmp_path)
+    assert r.ok and 255 in r.summary["values_seen"]
+    assert [c["value"] for c in r.summary["ignore_choices"]["values"]] == [0, 1, 2]
