@@ -104,6 +104,11 @@
         s.mapping.text.forEach(function (line) { ml.appendChild(el("li", line)); });
         box.appendChild(mp);
       }
+      if (s.sixteen_bit) {
+        var sb = el("p", "16-bit images: " + s.sixteen_bit.text, "muted small");
+        sb.dataset.role = "sixteen-bit";
+        box.appendChild(sb);
+      }
       if (s.ignore_choices) showIgnoreChoices(box, s.ignore_choices);
     }
     [["errors", "field-error"], ["warnings", "muted"]].forEach(function (kind) {

@@ -176,6 +176,8 @@ def _print_check(report):
     print("how labels are read:")
     for line in (s.get("mapping") or {}).get("text", []):
         print("  " + line)
+    if s.get("sixteen_bit"):
+        print("16-bit images: " + s["sixteen_bit"]["text"])
     for line in report.lines():
         print(line)
     print("OK: no problems found" if report.ok else "%d problem(s) found: nothing can be created until they are fixed "

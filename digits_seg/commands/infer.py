@@ -120,7 +120,7 @@ def run_infer(args, settings):
             n += 1
             base = "%s_%d" % (stem, n)
         used.add(base)
-        image = read_image(path, limit)
+        image = read_image(path, limit, bits=predictor.preprocess.significant_bits)
         mask, fit = predictor.run(image, fit=args.fit, tile=args.tile, stride=args.stride)
         out = os.path.join(args.out, base)
         vz.save_palette_png(mask, predictor.colormap, out + "_mask.png")

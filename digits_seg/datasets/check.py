@@ -5,7 +5,7 @@ import collections
 import numpy as np
 
 from ..errors import JobAborted
-from . import mapping
+from . import mapping, sixteen_bit
 from .palette import IGNORE_LABEL, parse_colormap_file
 from . import plan as plan_mod
 from .pool import ordered_map
@@ -16,7 +16,7 @@ MAX_FILES_LISTED = 20
 
 ERROR_CODES = ("empty_folder", "missing_label", "missing_image", "duplicate_stem", "unreadable", "truncated",
                "bomb", "size_mismatch", "bad_values", "unknown_colors", "label_mode", "unmapped_values", "same_folder",
-               "channels", "no_train_pairs", "no_good_pairs")
+               "channels", "no_train_pairs", "no_good_pairs", "image_range")
 """Codes of report errors (the web page and API clients may switch on them)."""
 
 
@@ -78,6 +78,7 @@ class Collector:
         self.ignored_unknown = {}  # "r,g,b" -> [pixels, files] sent to ignore as unknown colours
         self.alpha = {True: [], False: []}  # uniform alpha? -> RGBA image files
         self.split_values = {}  # split -> stored-value pixel counts
+        self.grey16 = sixteen_bit.Survey()  # 16-bit greyscale images: value range, sBIT
 
     def add(self, r, split=None):
         for p in r["problems"]:
@@ -98,6 +99,8 @@ class Collector:
             entry[0] += n
             if len(entry[1]) < 5:
                 entry[1].append(r["label_path"])
+        if "grey16" in r:
+            self.grey16.add(r["grey16"], r["image_path"])
         if "alpha" in r and len(self.alpha[r["alpha"]]) < 1000:
             self.alpha[r["alpha"]].append(r["image_path"])
         if split is not None and "label_counts" in r and not r["problems"]:
@@ -189,11 +192,28 @@ class Collector:
                        "colour within tolerance %d: %s" % (self.nearest_pixels, tolerance, desc))
 
 
-def task_config(plan, params, build, mean_image=False):
-    """The plain-data config passed to `process_pair`."""
+def task_config(plan, params, build, mean_image=False, significant_bits=None):
+    """The plain-data config passed to `process_pair` (`significant_bits`: found by creation for `bits`)."""
     return {"rules": plan.rules, "channels": params.get("channels", "rgb"), "encoding": params.get("encoding", "png"),
             "resize": params.get("resize"), "resize_mode": params.get("resize_mode", "squash"),
-            "max_pixels": params.get("max_pixels", DEFAULT_MAX_PIXELS), "build": build, "mean_image": mean_image}
+            "max_pixels": params.get("max_pixels", DEFAULT_MAX_PIXELS), "build": build, "mean_image": mean_image,
+            "significant_bits": significant_bits or sixteen_bit.explicit_bits(params.get("sixteen_bit"))}
+
+
+def sixteen_bit_report(report, col, params, bits=None):
+    """Say what happens to 16-bit greyscale images; a warning when the choice crushes them; the record.
+
+    Args:
+        bits: the significant bits creation resolved (None: resolve them from what `col` saw).
+    """
+    rec = col.grey16.describe(params.get("sixteen_bit"), bits)
+    if rec.get("crushed"):
+        report.add("warning", "sixteen_bit", rec["advice"], col.grey16.files)
+    if col.grey16.sbit_exceeded:
+        path, sbit, top = col.grey16.sbit_exceeded
+        report.add("warning", "sixteen_bit", "%s declares %d significant bits (sBIT) but has values up to %d: "
+                   "its sBIT chunk is wrong; `bits` goes by the values" % (path, sbit, top), [path])
+    return rec
 
 
 def check_folders(params, settings=None, workers=2, on_progress=None, should_stop=None):
@@ -242,6 +262,7 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
                    % ((plan.pairings[0][1].suggested_suffix,) * 2))
     names = plan.class_names or ["class_%d" % i for i in range(max([v for v in seen if v != 255] or [-1]) + 1)]
     _dataset_warnings(report, plan, params, col, names)
+    grey16 = sixteen_bit_report(report, col, params)
     mapping_desc = plan_mod.describe(plan, names, col.seen_raw(), col.palette_used)
     report.summary = {
         "pairs": {s: len(plan.splits[s]) for s in ("train", "val")},
@@ -264,6 +285,8 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
         "mapping": mapping_desc,
         "ignore_choices": _ignore_choices(plan, params, col),
     }
+    if grey16["images"]:
+        report.summary["sixteen_bit"] = grey16
     return report
 
 

@@ -19,11 +19,12 @@ from ..errors import DigitsSegError, JobAborted, ValidationError
 from ..uploads import adopt_stage
 from ..space import disk_full_message, free_mb, is_disk_full
 from . import layouts, lmdb_io
-from .check import CheckReport, Collector, check_folders, task_config
+from . import sixteen_bit
+from .check import CheckReport, Collector, check_folders, sixteen_bit_report, task_config
 from .palette import IGNORE_LABEL, default_class_names
 from .plan import describe, make_plan
 from .pool import DEFAULT_WORKERS, ordered_map
-from .process import process_pair
+from .process import DEFAULT_MAX_PIXELS, process_pair, scan_grey16
 from .stats import SampleSums, SplitStats, class_warnings, write_stats
 
 SPLITS = ("train", "val")
@@ -47,7 +48,7 @@ def _refuse(report, what):
 
 
 PAIR_CODES = ("missing_label", "missing_image", "duplicate_stem", "unreadable", "truncated", "bomb", "size_mismatch",
-              "bad_values", "unknown_colors", "label_mode", "unmapped_values")
+              "bad_values", "unknown_colors", "label_mode", "unmapped_values", "image_range")
 """Report errors confined to pairs: "skip bad pairs" leaves those pairs out instead of refusing."""
 
 
@@ -115,7 +116,9 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
     suffix = plan.pairings[0][1].suffix
     log("pairs: %d train, %d val (%s)" % (len(plan.splits["train"]), len(plan.splits["val"]),
                                           "label suffix %r" % suffix if suffix else "labels named like their images"))
-    cfg = task_config(plan, params, build=True, mean_image=True)  # dropped by SplitStats if sizes differ
+    bits = significant_bits(plan, params, workers, should_stop)
+    cfg = task_config(plan, params, build=True, mean_image=True,  # mean image dropped by SplitStats if sizes differ
+                      significant_bits=bits)
 
     partial = os.path.join(job_dir, ".partial-dataset")
     if os.path.exists(partial):
@@ -167,6 +170,23 @@ def adopt_upload(job_dir, params):
         if v and (v == stage or v.startswith(stage.rstrip(os.sep) + os.sep)):
             out[key] = dst + v[len(stage.rstrip(os.sep)):]
     return out
+
+
+def significant_bits(plan, params, workers=DEFAULT_WORKERS, should_stop=_noop):
+    """The significant bits 16-bit greyscale images are stored with (`sixteen_bit`; `bits` reads them first)."""
+    option = params.get("sixteen_bit") or sixteen_bit.LEGACY_OPTION
+    fixed = sixteen_bit.explicit_bits(option)
+    if fixed is not None:
+        return fixed
+    paths = [p[1] for s in SPLITS for p in plan.splits[s]]
+    survey = sixteen_bit.Survey()
+    with ordered_map(scan_grey16, paths, workers, shared=params.get("max_pixels", DEFAULT_MAX_PIXELS)) as results:
+        for path, info in zip(paths, results):
+            if should_stop():
+                raise JobAborted()
+            if info is not None:
+                survey.add(info, path)
+    return survey.resolve(option)
 
 
 def sample_positions(n, k):
@@ -276,6 +296,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
 
     report = CheckReport()
     col.finish(report, plan.rules["tolerance"], plan.class_names, by_color=plan.rules["palette_by_color"])
+    grey16 = sixteen_bit_report(report, col, params, cfg["significant_bits"])
     if failed:
         _refuse(report, "%d pair(s) have problems" % len(col.bad_pairs))
     if len(channels) > 1:
@@ -302,6 +323,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
     label_mapping = describe(plan, names, col.seen_raw(), col.palette_used)
     for line in label_mapping["text"]:
         log("label mapping: " + line)
+    log("16-bit images: " + grey16["text"])
     log("stored %d images and %d labels unchanged; re-encoded %d images and %d labels"
         % (total - reencoded["image"], total - reencoded["label"], reencoded["image"], reencoded["label"]))
     elapsed = time.monotonic() - started
@@ -322,6 +344,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
         "mean_pixel": summaries["train"]["mean_pixel"], "mean_samples": stats["train"].mean_samples,
         "binary_mask": plan.binary, "label_mode": plan.label_mode, "colormap_source": plan.colormap_source,
         "label_mapping": label_mapping,
+        "sixteen_bit": grey16,
         "label_suffix": plan.pairings[0][1].suffix, "encoding": params.get("encoding", "png"),
         "resize": params.get("resize"), "resize_mode": params.get("resize_mode") if params.get("resize") else None,
         "skipped": (plan.skipped_files + [{"stem": s, "image": i, "label": l, "reason": m}

@@ -24,6 +24,8 @@ class DatasetInfo:
         self.variable_size = bool(data.get("variable_size"))
         self.channels = int(data.get("channels", 3))
         self.mean_pixel = list(data.get("mean_pixel") or [])
+        # 16-bit greyscale images were stored as value ÷ 2^(n − 8); older datasets without the record: ÷ 256
+        self.significant_bits = int((data.get("sixteen_bit") or {}).get("significant_bits") or 16)
         self.resize = data.get("resize")  # [w, h] images were resized to at creation, or None
         self.resize_mode = data.get("resize_mode")
         self.warnings = list(data.get("warnings", []))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, BeforeValidator
 from ..declare import Flag, Float, Int, Name, blank, check, choice, field_error, numbers, param, raise_errors
 from ..errors import ValidationError
 from . import mapping
+from .sixteen_bit import DEFAULT_OPTION as SIXTEEN_BIT_DEFAULT, OPTIONS as SIXTEEN_BIT_OPTIONS
 from .process import DEFAULT_MAX_PIXELS
 from .transform import CHANNEL_MODES, ENCODINGS, RESIZE_MODES
 
@@ -183,6 +184,11 @@ class DatasetParams(BaseModel):
                                              "(1 channel) or keep them as they are.")
     encoding: choice(*ENCODINGS) = param("png", "Encoding", "How converted images are stored (unchanged "
                                          "PNG/JPEG files keep their bytes); jpeg is smaller, raw is fastest to read.")
+    sixteen_bit: choice(*SIXTEEN_BIT_OPTIONS) = param(
+        SIXTEEN_BIT_DEFAULT, "16-bit images", "How 16-bit greyscale images (microscopy, industrial cameras: "
+        "often 10-14 bits of data) become 8-bit: bits stores value ÷ 2^(n−8) for n significant bits (the PNG sBIT "
+        "chunk, else what the largest value needs, rounded up to 8/10/12/14/16); full stores value ÷ 256 (a 12-bit "
+        "image keeps 16 grey levels); 10/12/14 fix n. Models repeat it on test images.", cli="--sixteen-bit")
     resize: Optional[str] = param(None, "Resize to W×H", "WxH, e.g. 512x384 (labels use nearest neighbour). Blank: keep "
                                   "native sizes.", default_text="native sizes", allowed="WxH, 1 – 16384 per side")
     resize_mode: choice(*RESIZE_MODES) = param("squash", "Resize mode", "squash (change the aspect), crop (centre "
@@ -252,7 +258,7 @@ def validate_params(raw, settings, uploaded_dir=None):
     if p["colormap_source"] == "file" and not p["colormap_file"] and blank(raw.get("colormap_file")):
         errors.append(field_error(DatasetParams, "colormap_file", "is missing: the colour map source is `file` "
                                   "(give one `R G B` line per class)"))
-    for key in ("color_tolerance", "binary", "channels", "encoding", "unknown_colors"):
+    for key in ("color_tolerance", "binary", "channels", "encoding", "unknown_colors", "sixteen_bit"):
         p[key] = values[key]
     p["ignore_values"] = sorted(set(values["ignore_values"] or ()))
     p["ignore_colors"] = values["ignore_colors"] or []

@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from . import datum, png, transform
+from . import datum, png, sixteen_bit, transform
 from .labels import LabelResult, LabelRules, decode_label, index_counts, map_counts, palette_lut
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -81,11 +81,42 @@ def _read(path):
         return None, ("unreadable", "%s cannot be read: %s" % (path, e))
 
 
+def scan_grey16(path, max_pixels, accumulator=None):
+    """{min, max, sbit} of a 16-bit greyscale image file; None for other or unreadable files.
+
+    Creation's pre-pass for the 16-bit option `bits`, which needs the dataset's largest value
+    before any image is stored. Other PNGs and JPEGs are told apart from their first bytes.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(33)
+    except OSError:
+        return None
+    if head.startswith(png.SIGNATURE):
+        header = png._header(head)
+        if header is None or header[2] != 16 or header[3] != 0:  # 16-bit depth, greyscale colour type
+            return None
+    elif head.startswith(b"\xff\xd8"):
+        return None
+    data, problem = _read(path)
+    if problem:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            if not sixteen_bit.is_grey16(probe.mode):
+                return None
+    except Exception:  # noqa: BLE001 - unreadable: the build reports it with the pair
+        return None
+    im, _, problem = _open(path, data, max_pixels)
+    return sixteen_bit.inspect(im, data) if im is not None else None
+
+
 def process_pair(task, cfg, samples=None):
     """Process one pair; `task` is (index, stem, image_path, label_path[, sample_split]). Returns a dict.
 
     cfg keys: rules (LabelRules fields as a dict), channels, encoding, resize ([w, h] or None),
-    resize_mode, max_pixels, build (produce Datum bytes). `sample_split`: this image is one of
+    resize_mode, max_pixels, build (produce Datum bytes), significant_bits (16-bit greyscale images
+    are stored as value ÷ 2^(n − 8); None while the check has yet to find n). `sample_split`: this image is one of
     the split's mean-image samples; its final pixels are added to `samples` (a
     `stats.SampleSums` that lives where the pixels are, so no array crosses a pipe).
     """
@@ -100,6 +131,8 @@ def process_pair(task, cfg, samples=None):
         """Does anything use this image's pixels? Not when it is only checked or stored as it is."""
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             return True  # the check reports whether alpha is uniform
+        if sixteen_bit.is_grey16(image.mode):
+            return True  # the check reports their value range (the 16-bit option scales by it)
         if not cfg.get("build", True):
             return False
         if sample_split and samples is not None:
@@ -130,6 +163,12 @@ def process_pair(task, cfg, samples=None):
         return res
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         res["alpha"] = _alpha_uniform(im)
+    if sixteen_bit.is_grey16(im.mode):
+        res["grey16"] = sixteen_bit.inspect(im, img_bytes)
+        problem = sixteen_bit.range_problem(image_path, res["grey16"], cfg.get("significant_bits"))
+        if problem:
+            res["problems"].append({"code": "image_range", "message": problem, "files": [image_path]})
+            return res
     if lb.mode.startswith("I;16") or lb.mode == "I":
         res["notes"].append("%s: 16-bit label (values above 255 cannot be stored)" % label_path)
     if lb.mode == "P":  # a checksum is enough to tell palettes apart, and 3 KB less to pickle
@@ -183,7 +222,8 @@ def process_pair(task, cfg, samples=None):
     encoding = cfg["encoding"]
     keep_image = (im.mode == tmode and not resize and encoding != "raw"
                   and (im.format == "JPEG" or (im.format == "PNG" and encoding == "png")))
-    work = im if keep_image else transform.convert_mode(im, tmode)
+    work = im if keep_image else transform.convert_mode(im, tmode, cfg.get("significant_bits") or
+                                                        sixteen_bit.LEGACY_BITS, image_path)
     indices = lr.indices
     if resize:
         work = transform.resize_image(work, resize, cfg["resize_mode"])

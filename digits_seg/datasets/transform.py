@@ -6,7 +6,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from . import png
+from . import png, sixteen_bit
 from .palette import IGNORE_LABEL
 
 RESIZE_MODES = ("squash", "crop", "fill", "half_crop")
@@ -25,13 +25,12 @@ def target_mode(image_mode, channels):
     return "L" if image_mode in ("L", "1", "I;16", "I;16B", "I;16L", "I", "F", "LA") else "RGB"
 
 
-def convert_mode(image, mode):
-    """Convert to `mode` ("RGB" or "L"), scaling 16-bit greyscale down to 8 bits."""
+def convert_mode(image, mode, bits=sixteen_bit.LEGACY_BITS, name="image", fix=None):
+    """Convert to `mode` ("RGB" or "L"); 16-bit greyscale becomes value ÷ 2^(bits − 8) (`sixteen_bit.to_8bit`)."""
     if image.mode == mode:
         return image
-    if image.mode.startswith("I;16") or image.mode == "I":
-        a = np.asarray(image).astype(np.uint32) >> 8
-        image = Image.fromarray(a.astype(np.uint8), "L")
+    if sixteen_bit.is_grey16(image.mode):
+        image = Image.fromarray(sixteen_bit.to_8bit(np.asarray(image), bits, name, fix), "L")
         return image if mode == "L" else image.convert(mode)
     return image.convert(mode)
 

@@ -205,8 +205,16 @@ def export_onnx(model_dir, path, snapshot="best", opset=DEFAULT_OPSET, predictor
 
     predictor = predictor or Predictor.from_model_dir(model_dir, snapshot=snapshot, device="cpu", backend="torch")
     report = export_module(_wrapped(predictor), predictor.preprocess.channels, path, opset, exporter)
-    report.update({"classes": predictor.classes, "weights": os.path.basename(predictor.weights_path or "")})
+    report.update({"classes": predictor.classes, "weights": os.path.basename(predictor.weights_path or ""),
+                   "sixteen_bit_input": sixteen_bit_input(predictor.preprocess)})
     return report
+
+
+def sixteen_bit_input(pre):
+    """How a caller turns 16-bit greyscale images into the graph's 0..255 input (outside the graph, as in training)."""
+    bits = pre.significant_bits
+    return ("16-bit greyscale images: feed value // %d (the model's training images held %d significant bits; "
+            "larger values are out of its range)" % (2 ** (bits - 8), bits))
 
 
 def verify_onnx(onnx_path, module, channels):
@@ -252,4 +260,5 @@ def export_torchscript(model_dir, path, snapshot="best", predictor=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
     return {"path": path, "max_abs_error": errors, "classes": predictor.classes,
-            "weights": os.path.basename(predictor.weights_path or "")}
+            "weights": os.path.basename(predictor.weights_path or ""),
+            "sixteen_bit_input": sixteen_bit_input(predictor.preprocess)}

@@ -8,14 +8,17 @@ infer`) goes through `open_image`, so two rules hold everywhere:
   `max_image_pixels` (its message sends bigger images to Test many); jobs and the CLI use
   `max_job_image_pixels` (default: the limit dataset creation applies to training images).
 - 16-bit greyscale (`I;16`, microscopy and industrial cameras) reaches the network as dataset
-  creation stores such images (`datasets.transform.convert_mode`: value >> 8), so a model sees
-  test images as it saw its training images. Pillow's `convert("L")` clips at 255 instead,
-  which made a 12-bit image almost all white.
+  creation stored the model's training images: value ÷ 2^(n − 8) for the n significant bits its
+  `preprocess.json` records (`datasets.sixteen_bit`; 16, i.e. ÷ 256, for models without the
+  record), so a model sees test images as it saw its training images. A value above the n-bit
+  range is refused, not clipped. Pillow's `convert("L")` clips at 255 instead, which made a
+  12-bit image almost all white.
 """
 
 import numpy as np
 from PIL import Image
 
+from ..datasets.sixteen_bit import LEGACY_BITS, scale_words
 from ..datasets.transform import convert_mode
 from ..errors import ValidationError
 
@@ -74,14 +77,25 @@ def header_size(fp):
     return None
 
 
-def to_array(img):
-    """Return the uint8 H×W (greyscale) or H×W×3 array of a loaded image, 16-bit scaled as dataset creation does."""
+def range_fix(bits):
+    """What to do about a test image outside the model's 16-bit range (for the refusal's message)."""
+    return ("the model's training images were %d-bit, stored as %s, so larger values cannot be fed as training "
+            "was: use images taken with the same bit depth, or train on a dataset created with a larger 16-bit "
+            "depth (--sixteen-bit 14 or full) that holds such images" % (bits, scale_words(bits)))
+
+
+def to_array(img, bits=LEGACY_BITS, name="image"):
+    """Return the uint8 H×W (greyscale) or H×W×3 array of a loaded image, 16-bit scaled as training images were.
+
+    Args:
+        bits: the model's `Preprocess.significant_bits` (16-bit values become value ÷ 2^(bits − 8)).
+    """
     if img.mode in GREY_MODES:
-        return np.asarray(convert_mode(img, "L"))
+        return np.asarray(convert_mode(img, "L", bits, name, range_fix(bits)))
     return np.asarray(img.convert("RGB"))
 
 
-def decode(fp, name, max_pixels, where=WEB, field="image"):
+def decode(fp, name, max_pixels, where=WEB, field="image", bits=LEGACY_BITS):
     """Open `fp` (a path or a binary file), check its size from the header, decode it to a uint8 array.
 
     Raises the size error before decoding, and lets Pillow's errors (UnidentifiedImageError,
@@ -91,7 +105,10 @@ def decode(fp, name, max_pixels, where=WEB, field="image"):
         with Image.open(fp) as img:
             check_size(name, img.width, img.height, max_pixels, where, field)
             img.load()
-            return to_array(img)
+            try:
+                return to_array(img, bits, name)
+            except ValidationError as exc:
+                raise ValidationError(exc.message, field=field) from None
     except Image.DecompressionBombError:
         if max_pixels:
             size = _size_of(fp)

@@ -35,6 +35,7 @@ class Preprocess:
     mean_pixel: tuple = None
     scale: object = 1.0  # a float, or one float per channel (ImageNet-style 1/std)
     input_size: tuple = None  # (w, h) of training crops/images; larger images are tiled
+    significant_bits: int = 16  # 16-bit greyscale inputs become value ÷ 2^(n − 8), as the dataset stored them
     source: str = "default"   # where this came from, for the log and the model page
     mean_image: object = dataclasses.field(default=None, repr=False, compare=False)  # H×W×C float32 or None
 
@@ -116,8 +117,19 @@ def _from_record(rec, source):
         mean_pixel=tuple(float(v) for v in mean) if mean is not None else None,
         scale=_scale(rec.get("scale", 1.0), channels, source),
         input_size=_size(rec.get("input_size")),
+        significant_bits=_bits(rec.get("significant_bits"), source),
         source=source,
     )
+
+
+def _bits(value, source):
+    """`significant_bits` of a record: 8..16 (absent: 16, the ÷ 256 every model before the field used)."""
+    if value is None:
+        return 16
+    if isinstance(value, bool) or not isinstance(value, int) or not 8 <= value <= 16:
+        raise ValidationError("%s: significant_bits must be a whole number from 8 to 16, got %r" % (source, value),
+                              field="significant_bits")
+    return value
 
 
 def _scale(value, channels, source):
@@ -153,6 +165,7 @@ def _from_job_params(model_dir, params):
         if DatasetInfo is not None:
             info = DatasetInfo.load(ds_dir)
             rec["channels"] = int(getattr(info, "channels", 3) or 3)
+            rec["significant_bits"] = int(getattr(info, "significant_bits", 16) or 16)
             if rec["mean_subtraction"] != "none":
                 mean = getattr(info, "mean_pixel", None)
                 rec["mean_pixel"] = [float(v) for v in np.asarray(mean).ravel()] if mean is not None else None

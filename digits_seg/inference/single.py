@@ -210,17 +210,18 @@ def val_split(model_dir):
     return SegmentationLMDB(os.path.join(dataset_dir_of(model_dir), "val_db"))
 
 
-def decode_upload(data, name="upload", max_pixels=None):
+def decode_upload(data, name="upload", max_pixels=None, bits=16):
     """Decode uploaded image bytes to a uint8 array (greyscale stays H×W).
 
     Args:
         max_pixels: refuse images with more pixels (width × height) than this, read from the
             header before anything is decoded; None: PIL's own decompression-bomb limit.
+        bits: the model's significant bits of 16-bit greyscale (`Preprocess.significant_bits`).
     """
     if not data:
         raise ValidationError("%s is empty (0 bytes); choose the image again" % name, field="image")
     try:
-        return image_input.decode(io.BytesIO(data), name, max_pixels, image_input.WEB, "image")
+        return image_input.decode(io.BytesIO(data), name, max_pixels, image_input.WEB, "image", bits)
     except Image.UnidentifiedImageError:
         kind = "text, not an image" if _looks_like_text(data) else "not an image format this server reads"
         raise ValidationError("%s is %s; upload a PNG, JPEG, BMP or TIFF file" % (name, kind), field="image")

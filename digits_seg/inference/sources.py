@@ -89,7 +89,7 @@ def not_an_image(path, role="image"):
     return ValidationError("%s is not an image: %s; replace the file or remove it" % (path, what), field=role + "s")
 
 
-def read_image(path, max_pixels=None, where=image_input.JOB, field="images"):
+def read_image(path, max_pixels=None, where=image_input.JOB, field="images", bits=16):
     """Return a uint8 H×W×3 (or H×W for greyscale) array of an image file (16-bit scaled as training was).
 
     Args:
@@ -97,9 +97,10 @@ def read_image(path, max_pixels=None, where=image_input.JOB, field="images"):
             decoding); None: Pillow's own decompression-bomb limit.
         where: `image_input.WEB` (Test one, in the web process) or `image_input.JOB` (worker, CLI):
             which setting the refusal names.
+        bits: the model's significant bits of 16-bit greyscale (`Preprocess.significant_bits`).
     """
     try:
-        return image_input.decode(path, path, max_pixels, where, field)
+        return image_input.decode(path, path, max_pixels, where, field, bits)
     except Image.UnidentifiedImageError:
         raise not_an_image(path) from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:
@@ -184,11 +185,12 @@ def _upload_root(job_dir, params):
     return inputs
 
 
-def iter_items(params, job_dir, model_dir, colormap, num_classes, max_pixels=None):
+def iter_items(params, job_dir, model_dir, colormap, num_classes, max_pixels=None, bits=16):
     """Return (count, generator of dicts {name, source, image, gt}) for the chosen source.
 
     The count is known before reading so progress is exact; images are read lazily, each refused
-    from its header when it has more than `max_pixels` pixels (setting `max_job_image_pixels`).
+    from its header when it has more than `max_pixels` pixels (setting `max_job_image_pixels`), and
+    16-bit greyscale scaled by the model's `bits` (`Preprocess.significant_bits`).
     """
     source = params["source"]
     limit = params.get("limit")
@@ -228,7 +230,7 @@ def iter_items(params, job_dir, model_dir, colormap, num_classes, max_pixels=Non
             yield {
                 "name": os.path.splitext(os.path.basename(path))[0],
                 "source": path,
-                "image": lambda p=path: read_image(p, max_pixels),
+                "image": lambda p=path: read_image(p, max_pixels, bits=bits),
                 "gt": (lambda p=label: read_label(p, colormap, num_classes)) if label else None,
             }
     return len(files), gen_files()

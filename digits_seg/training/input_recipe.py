@@ -100,6 +100,8 @@ def resolve_recipe(params, info, input_size, source_dir, log):
                     "first layers see shifted inputs, so fine-tuning starts from a worse model (leave mean "
                     "subtraction at its default to keep the model's preprocessing)" % (describe(src), describe(rec)))
     rec["input_size"] = list(input_size) if input_size else None
+    # how the dataset stored 16-bit images: its own, never the start model's (the weights see stored images)
+    rec["significant_bits"] = int(getattr(info, "significant_bits", 16) or 16)
     return rec
 
 

@@ -104,18 +104,21 @@ def test_one(job_id):
     return render("inference/one.html", data, job=job)
 
 
-def _input_image(data, model_dir):
-    """Return (image, gt or None, source text) from an upload, a server path or a val index."""
+def _input_image(data, model_dir, bits):
+    """Return (image, gt or None, source text) from an upload, a server path or a val index.
+
+    `bits`: the model's significant bits of 16-bit greyscale (test images are scaled as its training images).
+    """
     upload = request.files.get("image")
     if upload and upload.filename:
-        return (single.decode_upload(upload.read(), upload.filename, max_pixels=state().settings.max_image_pixels),
-                None, upload.filename)
+        return (single.decode_upload(upload.read(), upload.filename, max_pixels=state().settings.max_image_pixels,
+                                     bits=bits), None, upload.filename)
     if data.get("path"):
         path = under_roots(data["path"], state().settings, "path")
         if not os.path.isfile(path):
             raise ValidationError("%s %s" % (path, "is not a file" if os.path.exists(path) else "does not exist"),
                                   field="path")
-        return read_image(path, state().settings.max_image_pixels, image_input.WEB, "path"), None, path
+        return read_image(path, state().settings.max_image_pixels, image_input.WEB, "path", bits), None, path
     index = _int_arg(data, "val_index")
     if index is not None:
         split = single.val_split(model_dir)
@@ -136,9 +139,9 @@ def infer(job_id):
     data = request_data()
     data.update({k: v for k, v in request.args.items() if k in ("encode", "snapshot", "alpha")})
     snapshot = str(data.get("snapshot") or "best")
-    image, gt, source = _input_image(data, model_dir)
     cache = _cache()
     predictor = cache.get(model_dir, snapshot, state().settings.infer_device)
+    image, gt, source = _input_image(data, model_dir, predictor.preprocess.significant_bits)
     with cache.slot():
         result = single.predict_one(predictor, image, gt=gt, tile=_int_arg(data, "tile"),
                                     stride=_int_arg(data, "stride"), source=source, fit=data.get("fit"))
