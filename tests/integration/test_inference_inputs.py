@@ -2,7 +2,7 @@
 
 A dataset of 12-bit greyscale PNGs (`I;16`, values 0..4095, as microscopy and industrial
 cameras write them) is created with the real `create_dataset` and a `tiny-fcn` trained on it
-in-process (module fixture). Dataset creation stores a 16-bit image as value >> 8; Test one
+in-process (module fixture). Dataset creation with `--sixteen-bit full` stores a 16-bit image as value >> 8; Test one
 image (upload and server path), `digits-seg infer` and Test many must feed the network that
 same array, which each test computes with numpy. Pillow's `convert("L")` clips at 255
 instead: a 12-bit image became almost all white.
@@ -73,7 +73,7 @@ def trained(tmp_path_factory):
     settings = load_settings({"jobs_dir": jobs, "data_roots": str(root)}, environ={})
     params = dataset_params({"images": os.path.join(src, "images"), "labels": os.path.join(src, "labels"),
                              "classes_file": os.path.join(src, "classes.txt"), "channels": "keep",
-                             "val_pct": 25}, settings)
+                             "val_pct": 25, "sixteen_bit": "full"}, settings)  # the ÷ 256 scale (bits: test_sixteen_bit)
     store = JobStore(jobs)
     ds = store.create("dataset", "cells", params)
     build_dataset(settings, store.job_dir(ds.id), params)
