@@ -196,7 +196,8 @@
         d.layers.forEach(function (r) {
           var tr = el("tr");
           [r.name, r.type, (r.shapes || []).map(function (s) { return s.join("×"); }).join(", "),
-           String(r.params), r.line ? String(r.line) : ""].forEach(function (t) { tr.appendChild(el("td", t)); });
+           String(r.params) + (d.input.assumed && r.input_dependent ? (r.input_dependent.indexOf("height") >= 0 ? "*" : "^") : ""),
+           r.line ? String(r.line) : ""].forEach(function (t) { tr.appendChild(el("td", t)); });
           body.appendChild(tr);
         });
         table.hidden = false;
@@ -205,7 +206,9 @@
         var errorCount = d.problems.filter(function (p) { return p.indexOf("warning:") !== 0; }).length;
         summary.textContent = !d.layers.length ? "Not usable: " + errorCount + " problem(s), listed below" :
           (d.ok ? "OK: " : "Problems: ") + d.layers.length + " layers, " + Number(d.total_params).toLocaleString("en-US") +
-          " parameters at input " + d.input_shape.join("×") + (phases.length ? "; phases: " + phases.join(", ") : "");
+          " parameters at input " + d.input_shape.join("×") +
+          (d.input.assumed ? " (ASSUMED: " + d.input.reason + ")" : " (" + d.input.reason + ")") +
+          (d.total_params_note ? ", " + d.total_params_note : "") + (phases.length ? "; phases: " + phases.join(", ") : "");
         // Every problem at once, one per line (errors first), each with its fix.
         plist.textContent = "";
         d.problems.forEach(function (p) {

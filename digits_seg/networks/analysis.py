@@ -21,6 +21,7 @@ from ..errors import DigitsSegError
 from . import prototxt
 from .compiler import (LOSS_FREE_DROP, _as_message, compile_net, describe_data_layer,
                        layer_included, resolve_phase)
+from .input_size import MARKS, SIZE, input_dependence, resolve_input, shape_text
 from .layers import DATA_LAYER_TYPES, LAYERS, supported_types
 
 PHASE_NAMES = ("train", "val", "deploy")
@@ -80,6 +81,7 @@ class PhaseView:
     how: str = ""
     error: str = ""
     net: object = None
+    include_loss: bool = True                      # False for a derived deploy (loss layers dropped)
 
     def to_dict(self):
         return {"phase": self.phase, "ok": self.ok, "how": self.how, "error": self.error}
@@ -94,6 +96,8 @@ class Analysis:
     problems: list = field(default_factory=list)
     solver: object = None                          # prototxt.Message of a solver file
     message: object = None                         # the parsed network
+    input: object = None                           # input_size.InputSize the phases were built at
+    dependent: dict = field(default_factory=dict)  # layer -> what its parameter count depends on
 
     @property
     def ok(self):
@@ -103,10 +107,34 @@ class Analysis:
     def errors(self):
         return [p for p in self.problems if p.severity == "error"]
 
+    def table(self, phase):
+        """The layer table of a built phase; each row says what its parameter count depends on."""
+        from .shapes import rows_from_net
+        view = self.phases.get(phase)
+        if view is None or not view.ok:
+            return []
+        rows = rows_from_net(view.net)
+        for r in rows:
+            r["input_dependent"] = self.dependent.get(r["name"])
+        return rows
+
+    def params_note(self, fix="--input CxHxW"):
+        """Words to put after the total parameter count, or "" when it is the network's own."""
+        if self.input is None or not self.input.assumed or not self.dependent:
+            return ""
+        kinds = set(", ".join(self.dependent.values()).split(", "))
+        legend = "; ".join("%s depends on the input %s" % (MARKS[k], k) for k in MARKS if k in kinds)
+        if SIZE in kinds:
+            return ("at the ASSUMED input %s, not this network's own count (%s); give the real size: %s"
+                    % (shape_text(self.input.shape), legend, fix))
+        return "at the assumed %d input channels (%s)" % (self.input.shape[0], legend)
+
     def to_dict(self):
         return {"source": self.source, "kind": self.kind, "name": self.name, "ok": self.ok,
                 "phases": {k: v.to_dict() for k, v in self.phases.items()},
-                "problems": [p.to_dict() for p in self.problems]}
+                "problems": [p.to_dict() for p in self.problems],
+                "input": self.input.to_dict() if self.input is not None else None,
+                "input_dependent": dict(self.dependent)}
 
 
 def is_solver(msg):
@@ -252,7 +280,7 @@ def _phases(msg, input_shape, source):
         derived, err2 = _compile(msg, "deploy", input_shape, source, include_loss=False)
         if derived is not None and not derived._uses_label:
             how = "derived: dropped %s" % (", ".join(_dropped(msg, "deploy")) or "nothing")
-            views["deploy"] = PhaseView("deploy", True, how, net=derived)
+            views["deploy"] = PhaseView("deploy", True, how, net=derived, include_loss=False)
         else:
             views["deploy"] = PhaseView("deploy", False, error=err2 or err or "a layer reads the label")
     return views
@@ -266,8 +294,15 @@ def _blob_shape(net, blob):
     return shape
 
 
-def analyse(net, input_shape=(3, 224, 224), source="<string>"):
-    """Return an `Analysis` of prototxt text or a Message: phases, then every problem found."""
+def analyse(net, input_shape=None, source="<string>", input_origin="given", input_reason=""):
+    """Return an `Analysis` of prototxt text or a Message: phases, then every problem found.
+
+    Args:
+        input_shape: (C, H, W) to build at; None: the file's declaration, else an assumed 3×224×224,
+            which the analysis then says (`.input`) with the layers whose counts depend on it.
+        input_origin: whose `input_shape` it is: "given" (the user) or "dataset" (the model's dataset).
+        input_reason: words saying where the size came from (or, without one, why none is known).
+    """
     result = Analysis(source)
     try:
         msg = net if isinstance(net, prototxt.Message) else prototxt.parse(net, source)
@@ -283,16 +318,22 @@ def analyse(net, input_shape=(3, 224, 224), source="<string>"):
     result.message, result.name = msg, str(msg.get("name", ""))
     scanned = scan_layers(msg, source)
     result.problems.extend(scanned)
-    result.phases = _phases(msg, input_shape, source)
+    result.input = resolve_input(msg, input_shape, input_origin, input_reason, source)
+    result.phases = _phases(msg, result.input.shape, source)
     reported = {p.message for p in scanned}
     by_error = {}
     for view in result.phases.values():
+        # The compiler's message appends every supported type; the scan lists them once, below.
+        same = next((m for m in reported if not view.ok and m in view.error), None)
+        if same is not None:
+            view.error = same
         if not view.ok and not any(m in view.error or view.error in m for m in reported):
             by_error.setdefault(view.error, []).append(view.phase)
     for err, phases in by_error.items():
         severity = "warning" if phases == ["val"] and result.phases["train"].ok else "error"
         result.problems.append(Problem(severity, "phase %s: %s" % (", ".join(phases), err)))
     built = next((v.net for v in result.phases.values() if v.ok), None)
+    _note_dependence(result, msg, source)
     score_shape = _blob_shape(built, built.score_blob) if built is not None and built.score_blob else None
     if score_shape is not None and len(score_shape) != 4:
         result.problems.append(Problem(
@@ -318,6 +359,23 @@ def analyse(net, input_shape=(3, 224, 224), source="<string>"):
     result.problems.extend(Problem("warning", n) for n in notes)
     result.problems.sort(key=lambda p: p.severity != "error")
     return result
+
+
+def _note_dependence(result, msg, source):
+    """Find the layers whose parameter counts depend on the input; warn when their size is assumed."""
+    view = next((result.phases[p] for p in ("deploy", "train", "val") if result.phases[p].ok), None)
+    if view is None:
+        return
+    result.dependent = input_dependence(msg, view.phase, view.include_loss, view.net, result.input.shape, source)
+    sized = [name for name, what in result.dependent.items() if SIZE in what]
+    if result.input.assumed and sized:
+        counts = {i["name"]: i["params"] for i in view.net.layer_info}
+        result.problems.append(Problem(
+            "warning", "the parameter counts of %s depend on the input height and width, which the file does not "
+                       "state: %s are those at the assumed input %s, not the network's"
+            % (", ".join(sized), ", ".join("{:,}".format(counts[n]) for n in sized), shape_text(result.input.shape)),
+            "give the real input size: network show --input CxHxW (e.g. 3x375x500 for 500×375 RGB images); "
+            "the model form uses its dataset's size"))
 
 
 def deploy_prototxt(net, input_shape, source="<string>"):

@@ -125,16 +125,33 @@ def _only_chosen_source(raw):
     return {k: v for k, v in raw.items() if k != drop} if drop else raw
 
 
+def _training_input(info, crop_size):
+    """(C, H, W) the trainer builds the network at for this dataset and crop, with words saying so;
+    (None, why) when the dataset does not fix it (the analysis then uses the file's size or says it assumed one)."""
+    try:
+        crop = int(crop_size) if crop_size not in (None, "") else None
+    except (TypeError, ValueError):
+        crop = None
+    if info is None:
+        return None, "the dataset is not finished yet, and the file does not state its input size"
+    channels = int(info.channels or 3)
+    if crop:
+        return (channels, crop, crop), "the crop size %d with the dataset's %d channel(s)" % (crop, channels)
+    size = (info.splits.get("train") or {}).get("size")
+    if not size:
+        return None, "the dataset's images differ in size and no crop size is set"
+    return (channels, int(size[1]), int(size[0])), "the dataset's training images (%d×%d, %d channel(s))" % (
+        int(size[0]), int(size[1]), channels)
+
+
 def _network_errors(text, info, crop_size):
     """Compile a custom prototxt before queueing it: a typo is reported under the text box at once,
     with its line, instead of as a failed job minutes later (the Validate button runs the same check)."""
     from ..networks.shapes import check_network
 
-    train_size = info and (info.splits.get("train") or {}).get("size")
-    size = int(crop_size or (min(train_size) if train_size else 224))
-    channels = info.channels if info else 3
+    shape, _ = _training_input(info, crop_size)
     try:
-        problems = check_network(text, input_shape=(channels, size, size), source="custom network")
+        problems = check_network(text, input_shape=shape, source="custom network")
     except ValidationError as exc:
         return [field_error(ModelSource, "custom_network", "does not compile: %s" % exc.message)]
     errors = [p for p in problems if not p.startswith("warning:")]
@@ -251,32 +268,34 @@ def standard_network(name):
 def validate_network():
     """Compile a custom prototxt: layer table (shapes, parameters) or the error with its line."""
     from ..networks.analysis import analyse
-    from ..networks.shapes import rows_from_net, total_params
+    from ..networks.shapes import total_params
 
     raw = request_data()
     text = raw.get("prototxt") or raw.get("custom_network") or ""
     if not text.strip():
         raise ValidationError("Paste a network description first", field="custom_network")
-    size = 224
+    # The size training will use (the dataset's, or its crop); else the file's, else an assumed one, said so.
+    shape, reason = None, "no dataset is chosen, and the file does not state its input size"
     if raw.get("dataset_id"):
         try:
             _, info = _dataset_info(raw["dataset_id"])
-            train_size = info and (info.splits.get("train") or {}).get("size")
-            size = int(raw.get("crop_size") or (min(train_size) if train_size else 224))
-        except (NotFoundError, ValidationError, ValueError):
+            shape, reason = _training_input(info, raw.get("crop_size"))
+        except (NotFoundError, ValidationError):
             pass
-    shape = (3, size, size)
-    result = analyse(text, shape, source="custom network")
+    result = analyse(text, shape, source="custom network", input_origin="dataset", input_reason=reason)
     if result.kind != "network":
         first = result.problems[0]
         return jsonify({"ok": False, "error": {"message": first.text(), "line": first.line,
                                                "field": "custom_network"}}), 200
-    view = next((result.phases[p] for p in ("train", "deploy", "val") if result.phases[p].ok), None)
-    rows = rows_from_net(view.net) if view is not None else []
+    phase = next((p for p in ("train", "deploy", "val") if result.phases[p].ok), None)
+    rows = result.table(phase) if phase else []
     return jsonify({"ok": result.phases["train"].ok and not result.errors(), "layers": rows,
-                    "total_params": total_params(rows), "problems": [p.text() for p in result.problems],
+                    "total_params": total_params(rows), "total_params_note": result.params_note("choose the dataset (or a crop size)"),
+                    "problems": [p.text() for p in result.problems],
                     "problem_details": [p.to_dict() for p in result.problems],
-                    "phases": {k: v.to_dict() for k, v in result.phases.items()}, "input_shape": list(shape)})
+                    "phases": {k: v.to_dict() for k, v in result.phases.items()},
+                    "input_shape": list(result.input.shape), "input": result.input.to_dict(),
+                    "input_dependent": result.dependent})
 
 
 @bp.route("/models/solver-fields.json", methods=["POST"])
