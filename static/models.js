@@ -158,7 +158,10 @@
       window.digitsSeg.fetchJSON("/models/solver-fields.json", {
         method: "POST", headers: {"Content-Type": "application/json"},
         body: JSON.stringify({solver: stext.value, dataset_id: form.elements.dataset_id.value,
-                              batch_size: form.elements.batch_size.value})
+                              batch_size: form.elements.batch_size.value, crop_size: form.elements.crop_size.value,
+                              network_kind: (form.querySelector('input[name="network_kind"]:checked') || {}).value,
+                              custom_network: form.elements.custom_network ? form.elements.custom_network.value : "",
+                              pretrained_job: form.elements.pretrained_job ? form.elements.pretrained_job.value : ""})
       }).then(function (d) {
         Object.keys(d.fields).forEach(function (k) {
           var input = form.elements[k];

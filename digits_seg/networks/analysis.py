@@ -14,14 +14,14 @@ file gives:
       -> Analysis: phases {name: PhaseView}, problems [Problem], ok = any phase builds
 """
 
-import difflib
 from dataclasses import dataclass, field
 
 from ..errors import DigitsSegError
 from . import prototxt
-from .compiler import (LOSS_FREE_DROP, _as_message, compile_net, describe_data_layer,
+from .compiler import (LOSS_FREE_DROP, _as_message, compile_net, describe_data_layer, find_loss_layer,
                        layer_included, resolve_phase)
 from .input_size import MARKS, SIZE, input_dependence, resolve_input, shape_text
+from .layer_fixes import fix_for
 from .layers import DATA_LAYER_TYPES, LAYERS, supported_types
 
 PHASE_NAMES = ("train", "val", "deploy")
@@ -30,26 +30,6 @@ SOLVER_FIELDS = ("net", "train_net", "test_net", "net_param", "base_lr", "lr_pol
 """Top-level fields of a SolverParameter; a file with some of them and no layers is a solver."""
 NET_FIELDS = ("net", "train_net", "test_net")
 
-FIXES = {
-    "BatchNormalization": "use BatchNorm followed by Scale { bias_term: true } (BVLC Caffe), or BN (caffe-segnet)",
-    "SyncBN": "use BatchNorm followed by Scale { bias_term: true }",
-    "Normalize": "replace it with BatchNorm + Scale, or remove it (ParseNet/SSD's L2 normalisation is not "
-                 "supported)",
-    "MVN": "replace it with BatchNorm (use_global_stats false) followed by Scale",
-    "ConvolutionDepthwise": "use Convolution with group equal to its input channels",
-    "DepthwiseConvolution": "use Convolution with group equal to its input channels",
-    "ArgMax": "remove it: digits-seg takes the arg max of the score blob itself",
-    "HDF5Output": "remove it: outputs are written by digits-seg",
-    "ReLU6": "use ReLU (the clipping at 6 is not supported)",
-    "Upsampling": "use Upsample (max-unpooling with a pooling mask), Deconvolution or Interp",
-    "SigmoidCrossEntropyLoss": "replace it with SoftmaxWithLoss over one score channel per class",
-    "EuclideanLoss": "replace it with SoftmaxWithLoss: digits-seg trains per-pixel classification",
-    "InfogainLoss": "replace it with SoftmaxWithLoss; class weights go in loss_param "
-                    "{ weight_by_label_freqs: true class_weighting: ... }",
-    "MultinomialLogisticLoss": "replace it and the Softmax before it by SoftmaxWithLoss",
-    "HingeLoss": "replace it with SoftmaxWithLoss",
-}
-"""Unsupported layer type -> what to do instead (other types get the nearest supported name)."""
 
 
 @dataclass
@@ -155,18 +135,6 @@ def solver_problem(msg, source):
     return Problem("error", "%s is a solver file, not a network; %s" % (source, where), fix)
 
 
-def _fix_for(type_name):
-    if type_name in FIXES:
-        return FIXES[type_name]
-    close = difflib.get_close_matches(type_name, supported_types(), n=2, cutoff=0.6)
-    lower = [t for t in supported_types() if t.lower() == type_name.lower()]
-    if lower:
-        return "layer types are case-sensitive: write '%s'" % lower[0]
-    if close:
-        return "did you mean %s? (or remove the layer)" % " or ".join("'%s'" % c for c in close)
-    return "remove it or replace it with a supported type (listed below)"
-
-
 def _where(layer, source):
     line = getattr(layer, "line", None)
     return "layer '%s' (%s%s)" % (layer.get("name", "?"), layer.get("type", "?"),
@@ -188,7 +156,7 @@ def scan_layers(msg, source):
         if type_name not in LAYERS and type_name not in DATA_LAYER_TYPES:
             unknown += 1
             problems.append(Problem("error", "%s: unknown layer type '%s'" % (_where(layer, source), type_name),
-                                    _fix_for(type_name), **base))
+                                    fix_for(type_name), **base))
             continue
         if type_name == "Python" and layer.get_all("bottom"):
             problems.append(Problem("error", "%s: a Python layer with bottoms runs code from its own "
@@ -357,8 +325,32 @@ def analyse(net, input_shape=None, source="<string>", input_origin="given", inpu
             if n not in notes:
                 notes.append(n)
     result.problems.extend(Problem("warning", n) for n in notes)
+    unnormalised = _loss_normalisation(msg, source)
+    if unnormalised:
+        result.problems.append(unnormalised)
     result.problems.sort(key=lambda p: p.severity != "error")
     return result
+
+
+def _loss_normalisation(msg, source):
+    """A warning when the loss layer is not averaged over labelled pixels: the trainer averages it anyway."""
+    layer = find_loss_layer(msg)
+    p = layer.get("loss_param") if layer is not None else None
+    if not isinstance(p, prototxt.Message):
+        return None
+    field = next((f for f in ("normalization", "normalize") if p.has(f)), None)
+    value = p.get(field) if field else None
+    if field is None or (field == "normalize" and bool(value)) or str(value).upper() in ("VALID", "FULL"):
+        return None  # FULL divides by all pixels, ignored ones included: within the ignored share of ours
+    said = ("false" if not value else "true") if isinstance(value, bool) else str(value)
+    divisor = "nothing" if str(value).upper() == "NONE" else "the batch size only"
+    return Problem("warning", "%s: loss_param %s: %s: the summed pixel losses are divided by %s; "
+                   "digits-seg trains with the loss averaged over labelled pixels whatever the file says, so a "
+                   "base_lr tuned for this file (FCN's 1e-10 to 1e-14) barely trains here"
+                   % (_where(layer, source), field, said, divisor),
+                   "give its solver file (train --solver FILE, or the model form's solver file) to have base_lr "
+                   "rescaled by the labelled pixels per image, or set base_lr for a mean loss (e.g. 1e-4)",
+                   layer=str(layer.get("name", "?")), type="SoftmaxWithLoss", line=p.line_of(field))
 
 
 def _note_dependence(result, msg, source):

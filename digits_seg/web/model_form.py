@@ -6,6 +6,8 @@ declarations in `training.params`; a refused submission writes nothing and answe
 field problem at once (JSON: `{"error": {"message", "field", "errors": [...]}}`).
 """
 
+import os
+
 from flask import jsonify, redirect, request, url_for
 
 from ..declare import field_error, form_fields
@@ -298,6 +300,28 @@ def validate_network():
                     "input_dependent": result.dependent})
 
 
+def _solver_loss(msg, raw, info):
+    """The loss a pasted solver was tuned for (the Custom network's, or the pretrained model's, when the
+    form trains one) and the dataset's labelled pixels at the form's crop (`training.loss_scale`)."""
+    from ..training.loss_scale import loss_context
+
+    kind, network = raw.get("network_kind"), None
+    if kind == "custom" and (raw.get("custom_network") or "").strip():
+        network = (raw["custom_network"], "the custom network")
+    elif kind == "pretrained" and raw.get("pretrained_job"):
+        try:
+            path = os.path.join(state().store.job_dir(get_job(str(raw["pretrained_job"]), kind="pretrained").id),
+                                "network.prototxt")
+            with open(path, encoding="utf-8") as fh:
+                network = (fh.read(), "the pretrained model's network.prototxt")
+        except (NotFoundError, OSError):
+            network = None
+    crop = raw.get("crop_size")
+    crop = int(crop) if str(crop or "").strip().isdigit() else None
+    return loss_context(msg, info, crop, network,
+                        hint="paste the network it was tuned with under Custom network (its loss_param tells)")
+
+
 @bp.route("/models/solver-fields.json", methods=["POST"])
 def solver_fields():
     """Map a pasted or uploaded Caffe solver file to the form's solver fields (max_iter -> epochs for the dataset)."""
@@ -307,14 +331,15 @@ def solver_fields():
     text = raw.get("solver") or ""
     if not text.strip():
         raise ValidationError("Paste or choose a Caffe solver file first", field="solver_file")
-    count = None
+    count, info = None, None
     if raw.get("dataset_id"):
         _, info = _dataset_info(raw["dataset_id"])
         count = ((info.splits.get("train") or {}).get("count") if info is not None else None)
     batch = str(raw.get("batch_size") or "1").split(",")[0].strip()
     try:
-        fields, said = solver_to_params(read_solver(text, "solver file"), count, int(batch) if batch.isdigit() else 1,
-                                        "solver file")
+        msg = read_solver(text, "solver file")
+        fields, said = solver_to_params(msg, count, int(batch) if batch.isdigit() else 1, "solver file",
+                                        loss=_solver_loss(msg, raw, info))
     except ValidationError as exc:
         raise ValidationError(exc.message, field="solver_file")
     return jsonify({"fields": fields, "mapped": said})
