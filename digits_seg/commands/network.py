@@ -13,13 +13,16 @@ def register(subparsers, common):
     p = subparsers.add_parser("network", help="inspect Caffe network descriptions")
     sub = p.add_subparsers(dest="network_command", metavar="ACTION")
     sub.required = True
-    s = sub.add_parser("show",
+    s = sub.add_parser("show", parents=[common],
                        help="print the layer table (shapes, parameters, lr_mult) and problems")
     s.add_argument("file", help="a .prototxt file or a standard network name (see `network list`)")
     s.add_argument("--input", default=None,
                    help="input size CxHxW (e.g. 3x375x500 for a 500x375 image); default: the file's "
                         "input declaration, else an assumed 3x224x224 (said in the output, with the parameter "
                         "counts that depend on it)")
+    s.add_argument("--dataset", metavar="ID", default=None,
+                   help="a dataset job: build at the size training on it uses (its training images, or --crop)")
+    s.add_argument("--crop", type=int, default=None, metavar="PX", help="with --dataset: the training crop size")
     s.add_argument("--phase", choices=["train", "val", "deploy"], default=None,
                    help="phase whose layer table to print (default: deploy when it builds, else train)")
     s.add_argument("--classes", type=int, default=21, help="class count for a standard network")
@@ -96,9 +99,16 @@ def cmd_show(args, settings):
     shape = parse_input_shape(args.input) if args.input else None  # a typo is answered before torch loads
     from ..networks.analysis import analyse
     text, source = _load(args)
-    result = analyse(text, shape, source)  # no --input: the file's declaration, else an assumed size (said)
+    origin, reason = "given", ""
+    if args.dataset:
+        if shape:
+            raise ValidationError("give --input or --dataset, not both", field="input")
+        shape, reason = _dataset_input(args, settings)
+        origin = "dataset"
+    # No size: the file's declaration, else an assumed one, which the output says.
+    result = analyse(text, shape, source, input_origin=origin, input_reason=reason)
     if result.kind == "solver":
-        return _show_solver(args, result, shape)
+        return _show_solver(args, result, shape, origin, reason)
     return _show_network(args, result, shape)
 
 
@@ -139,6 +149,21 @@ def _show_network(args, result, shape, out=None):
     return 0
 
 
+def _dataset_input(args, settings):
+    """The (C, H, W) training on `--dataset` builds at (its images or `--crop`), and words saying so."""
+    from ..datasets.info import DatasetInfo
+    from ..jobs.store import JobStore
+    from ..training.net_input import training_input
+
+    store = JobStore(settings.jobs_dir)
+    job = store.get(args.dataset)
+    if job.kind != "dataset":
+        raise ValidationError("--dataset %s is a %s job, not a dataset" % (args.dataset, job.kind), field="dataset")
+    info = DatasetInfo.load(store.job_dir(job.id)) if job.state.value == "done" else None
+    shape, words = training_input(info, args.crop)
+    return shape, ("dataset %s: %s" % (job.id, words)) if shape else words
+
+
 def _write_deploy(args, result, shape):
     """Write the deploy network; refuse when its Input would state an assumed size that parameter counts need."""
     from ..fsutil import write_bytes_atomic
@@ -155,7 +180,7 @@ def _write_deploy(args, result, shape):
     write_bytes_atomic(args.deploy_out, deploy_prototxt(result.message, dshape, result.source).encode("utf-8"))
 
 
-def _show_solver(args, result, shape):
+def _show_solver(args, result, shape, origin="given", reason=""):
     from ..training.solver_file import solver_settings
     msg = result.solver
     settings_list = solver_settings(msg)
@@ -187,7 +212,7 @@ def _show_solver(args, result, shape):
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
         from ..networks.analysis import analyse
-        sub = analyse(text, shape, path)
+        sub = analyse(text, shape, path, input_origin=origin, input_reason=reason)
         try:
             _show_network(args, sub, shape)
         except ValidationError as exc:

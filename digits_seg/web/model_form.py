@@ -14,6 +14,7 @@ from ..declare import field_error, form_fields
 from ..errors import NotFoundError, ValidationError
 from ..training import snapshots
 from ..training.lr_policy import POLICIES, lr_schedule_preview
+from ..training.net_input import training_input
 from ..training.params import (CLASS_WEIGHTINGS, DEFAULTS, MEAN_MODES, ModelSource, TrainingParams, check_name,
                                default_model_name, expand_sweep, validate_params)
 from ..training.solver import SOLVER_TYPES
@@ -127,31 +128,12 @@ def _only_chosen_source(raw):
     return {k: v for k, v in raw.items() if k != drop} if drop else raw
 
 
-def _training_input(info, crop_size):
-    """(C, H, W) the trainer builds the network at for this dataset and crop, with words saying so;
-    (None, why) when the dataset does not fix it (the analysis then uses the file's size or says it assumed one)."""
-    try:
-        crop = int(crop_size) if crop_size not in (None, "") else None
-    except (TypeError, ValueError):
-        crop = None
-    if info is None:
-        return None, "the dataset is not finished yet, and the file does not state its input size"
-    channels = int(info.channels or 3)
-    if crop:
-        return (channels, crop, crop), "the crop size %d with the dataset's %d channel(s)" % (crop, channels)
-    size = (info.splits.get("train") or {}).get("size")
-    if not size:
-        return None, "the dataset's images differ in size and no crop size is set"
-    return (channels, int(size[1]), int(size[0])), "the dataset's training images (%d×%d, %d channel(s))" % (
-        int(size[0]), int(size[1]), channels)
-
-
 def _network_errors(text, info, crop_size):
     """Compile a custom prototxt before queueing it: a typo is reported under the text box at once,
     with its line, instead of as a failed job minutes later (the Validate button runs the same check)."""
     from ..networks.shapes import check_network
 
-    shape, _ = _training_input(info, crop_size)
+    shape, _ = training_input(info, crop_size)
     try:
         problems = check_network(text, input_shape=shape, source="custom network")
     except ValidationError as exc:
@@ -281,7 +263,7 @@ def validate_network():
     if raw.get("dataset_id"):
         try:
             _, info = _dataset_info(raw["dataset_id"])
-            shape, reason = _training_input(info, raw.get("crop_size"))
+            shape, reason = training_input(info, raw.get("crop_size"))
         except (NotFoundError, ValidationError):
             pass
     result = analyse(text, shape, source="custom network", input_origin="dataset", input_reason=reason)

@@ -57,6 +57,13 @@ def test_fcn8s_solver_trains_at_its_rate_times_the_labelled_pixels(shared_data, 
     per_image = np.mean([(train[i][1] != 255).sum() for i in range(len(train))])
     fcn = tmp_path / "voc-fcn8s"
     fcn.mkdir()
+    (tmp_path / "net.prototxt").write_text(TRAIN)
+    # network show at the size training on this dataset uses (its 32x24 images), not an assumed one.
+    assert main(["network", "show", str(tmp_path / "net.prototxt"), "--jobs-dir", jobs, "--dataset", ds, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["input"] == {"shape": [3, 24, 32], "origin": "dataset", "assumed": False,
+                              "reason": "dataset %s: the dataset's training images (32×24, 3 channel(s))" % ds}
+    assert any("loss_param normalize: false" in p for p in shown["problems"])
     shutil.copy(os.path.join(shared_data, "caffe", "fcn", "voc-fcn8s_solver.prototxt"), fcn / "solver.prototxt")
 
     # Without the network the rate was tuned for, 1e-14 cannot be rescaled: refused, nothing created.
