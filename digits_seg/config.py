@@ -51,7 +51,8 @@ SETTINGS = (
     Setting("auth_reads", "auto", "With a token set, reads (pages, logs, files, event streams) need it too: `auto` (on when a token is set), `1` or `0` (writes only).", "str"),
     Setting("allowed_hosts", "", "Host names the server answers to, comma-separated (`*`: any). Empty: the bind address and localhost (any when bound to 0.0.0.0). Stops DNS rebinding.", "list"),
     Setting("login_attempts", "10", "Wrong tokens one client may send per minute before it is refused (429) for the rest of the minute.", "int"),
-    Setting("max_image_pixels", "4194304", "Largest image (width x height) tested in the web process (Test one image); bigger ones are refused before decoding: use Test many.", "int"),
+    Setting("max_image_pixels", "4194304", "Largest image (width x height) tested in the web process (Test one image, uploaded or a server path); bigger ones are refused from the header before decoding: use Test many.", "int"),
+    Setting("max_job_image_pixels", "100000000", "Largest image (width x height) a Test many job or `digits-seg infer` reads (the limit dataset creation applies to training images); bigger ones are refused from the header before decoding.", "int"),
     Setting("max_zip_ratio", "200", "Largest uncompressed/compressed size ratio of an archive member (zip bombs are refused before extraction).", "int"),
     Setting("max_event_streams", "4", "Live-update (SSE) streams open at once, in total; more get 503 and the page polls instead.", "int"),
     Setting("max_event_streams_per_client", "2", "Live-update (SSE) streams one client address may hold open at once.", "int"),
@@ -110,6 +111,7 @@ class Settings:
     allowed_hosts: tuple
     login_attempts: int
     max_image_pixels: int
+    max_job_image_pixels: int
     max_zip_ratio: int
     max_event_streams: int
     max_event_streams_per_client: int

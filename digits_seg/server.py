@@ -96,6 +96,7 @@ class Server:
             cmd += ["--gpu", str(gpu)]
         env = dict(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
+        env["DIGITS_SEG_MAX_JOB_IMAGE_PIXELS"] = str(self.settings.max_job_image_pixels)  # `serve --max-job-...`
         if gpu is None and "OMP_NUM_THREADS" not in env:
             env["OMP_NUM_THREADS"] = str(cpu_worker_threads(self.settings.worker_cpu_threads))
         if gpu is None and "OMP_NUM_THREADS" not in env:

@@ -23,7 +23,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from digits_seg.networks.standard import STANDARD_NETWORKS, standard_prototxt  # noqa: E402
+from digits_seg.networks.standard import STANDARD_NETWORKS, fill_num_classes, standard_prototxt  # noqa: E402
+from digits_seg.networks.standard.generate import GENERATORS  # noqa: E402
 from digits_seg.networks.torchvision_weights import IMAGENET_PREPROCESS  # noqa: E402
 from digits_seg.store.publish import add_entry, rebuild_master  # noqa: E402
 
@@ -34,9 +35,17 @@ CAMVID_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSy
                   "Pedestrian", "Bicyclist"]
 FCN_CITATION = ("Long, Shelhamer, Darrell. Fully Convolutional Networks for Semantic Segmentation. "
                 "CVPR 2015 / PAMI 2016.")
-FCN_MEAN_NOTE = ("The FCN authors fed BGR images minus the per-channel mean (B 104.0, G 116.7, R 122.7); this "
-                 "network subtracts 116 from every channel of RGB input (as DIGITS did), so fine-tune before "
-                 "relying on the published accuracy.")
+FCN_AUTHORS_PREPROCESS = {
+    "channels": 3, "channel_order": "BGR", "mean_subtraction": "pixel",
+    "mean_pixel": [104.00699, 116.66877, 122.67892], "scale": 1.0, "input_size": None,
+}
+"""What the FCN authors' data layers fed their nets (voc-fcn*/net.py: BGR, 0-255, minus this mean, in B, G, R order)."""
+
+FCN_MEAN_NOTE = ("Input as the FCN authors trained it: BGR images (0-255) minus their per-channel mean B 104.00699, "
+                 "G 116.66877, R 122.67892. The import writes exactly that into the model's preprocess.json, which "
+                 "inference, fine-tuning (its default input) and ONNX export follow; unlike the standard "
+                 "FCN networks (as in DIGITS), this network has no layer subtracting 116 of its own. The authors' "
+                 "upsampling layers (21x21 diagonal bilinear deconvolutions) become grouped ones on import.")
 
 TORCHVISION_LICENSE = "BSD-3-Clause (torchvision); the weights were trained on ImageNet/COCO, whose terms apply"
 TORCHVISION_NOTE = ("PyTorch's model hub file (the 8 hex digits in its name start its sha256; the importer checks "
@@ -54,8 +63,8 @@ ENTRIES = [
         "metrics": {"val_mean_iou": 0.480},
         "source": {"url": "https://github.com/shelhamer/fcn.berkeleyvision.org/tree/master/voc-fcn-alexnet",
                    "citation": FCN_CITATION},
-        "notes": "The authors report 48.0 mean IU on seg11valid (PASCAL VOC 2011 val minus SBD train). " + FCN_MEAN_NOTE,
-        "mean": [122.7, 116.7, 104.0],
+        "notes": "The authors report 48.0 mean IU on seg11valid (PASCAL VOC 2011 val minus SBD train). About 218 MiB (57 M float32 parameters). " + FCN_MEAN_NOTE,
+        "preprocess": "fcn-authors", "prototxt": lambda: GENERATORS["fcn_alexnet"](mean_shift=False),
         "remote": [{"role": "weights", "name": "fcn-alexnet-pascal.caffemodel",
                     "url": "http://dl.caffe.berkeleyvision.org/fcn-alexnet-pascal.caffemodel",
                     "note": "no checksum is published for this file; the importer records the sha256 it computed"}],
@@ -67,8 +76,8 @@ ENTRIES = [
         "metrics": {"val_mean_iou": 0.655},
         "source": {"url": "https://github.com/shelhamer/fcn.berkeleyvision.org/tree/master/voc-fcn8s",
                    "citation": FCN_CITATION},
-        "notes": "The authors report 65.5 mean IU on seg11valid and 67.2 on seg12test. About 513 MB. " + FCN_MEAN_NOTE,
-        "mean": [122.7, 116.7, 104.0],
+        "notes": "The authors report 65.5 mean IU on seg11valid and 67.2 on seg12test. About 513 MiB (134 M float32 parameters). " + FCN_MEAN_NOTE,
+        "preprocess": "fcn-authors", "prototxt": lambda: GENERATORS["fcn8s"](mean_shift=False),
         "remote": [{"role": "weights", "name": "fcn8s-heavy-pascal.caffemodel",
                     "url": "http://dl.caffe.berkeleyvision.org/fcn8s-heavy-pascal.caffemodel",
                     "sha1": "c449ea74dd7d83751d1357d6a8c323fcf4038962",
@@ -165,7 +174,10 @@ def build(store_dir):
     """Write every generated entry into `store_dir` (replacing older versions) and rebuild master.json."""
     for spec in ENTRIES:
         info = STANDARD_NETWORKS[spec["network"]]
-        text = standard_prototxt(spec["network"], len(spec["classes"]))
+        if spec.get("prototxt"):  # a variant of the standard network (the FCN authors' input)
+            text = fill_num_classes(spec["prototxt"](), len(spec["classes"]))
+        else:
+            text = standard_prototxt(spec["network"], len(spec["classes"]))
         meta = {
             "name": spec["name"], "description": info.description, "architecture": spec["network"],
             "classes": spec["classes"], "input_size": None, "channels": 3, "mean": spec.get("mean"),
@@ -175,6 +187,9 @@ def build(store_dir):
         }
         if spec.get("preprocess") == "imagenet":
             meta["preprocess"] = dict(IMAGENET_PREPROCESS)
+        elif spec.get("preprocess") == "fcn-authors":
+            meta["preprocess"] = dict(FCN_AUTHORS_PREPROCESS)
+            meta["mean"] = list(FCN_AUTHORS_PREPROCESS["mean_pixel"])  # B, G, R: as publish writes preprocess's
         add_entry(store_dir, spec["id"], meta, {"network.prototxt": ("network", text.encode("utf-8"))},
                   remote_files=spec.get("remote", ()), overwrite=True)
     return rebuild_master(store_dir, msg="digits-seg bundled model store")

@@ -100,11 +100,15 @@ def run_infer(args, settings):
 
     from ..fsutil import write_json_atomic
     from ..inference import visualize as vz
+    from ..inference.image_input import check_file
     from ..inference.predictor import Predictor
     from ..inference.sources import read_image
 
     model_dir = resolve_model_dir(args.model, settings)
     files = _collect(args.images)
+    limit = settings.max_job_image_pixels
+    for path in files:  # every size from its header first: a refusal leaves nothing half-written in --out
+        check_file(path, limit)
     predictor = Predictor.from_model_dir(model_dir, snapshot=args.snapshot, device=args.device, backend=args.backend)
     keep = _keep_ids(args.keep, predictor.classes) if args.keep else None
     os.makedirs(args.out, exist_ok=True)
@@ -116,7 +120,7 @@ def run_infer(args, settings):
             n += 1
             base = "%s_%d" % (stem, n)
         used.add(base)
-        image = read_image(path)
+        image = read_image(path, limit)
         mask, fit = predictor.run(image, fit=args.fit, tile=args.tile, stride=args.stride)
         out = os.path.join(args.out, base)
         vz.save_palette_png(mask, predictor.colormap, out + "_mask.png")

@@ -80,30 +80,50 @@ def cmd_publish(args, settings):
     man = publish(_job_folder(args.job, settings), args.to, snapshot=snapshot, name=args.name,
                   entry_id=args.entry_id, description=args.description, license=args.license,
                   source_url=args.source_url, citation=args.citation, overwrite=args.overwrite)
-    size = sum(f.get("size") or 0 for f in man["files"])
-    print("published %s as %s/%s (%d files, %.1f MiB; metrics %s)"
-          % (man["name"], os.path.abspath(args.to), man["id"], len(man["files"]), size / 2 ** 20,
+    from ..store.manifest import size_text
+
+    size = sum(f.get("size") or 0 for f in man["files"])  # published files are local: every size is known
+    print("published %s as %s/%s (%d files, %s; metrics %s)"
+          % (man["name"], os.path.abspath(args.to), man["id"], len(man["files"]), size_text(size),
              json.dumps(man.get("metrics") or {})))
     return 0
 
 
-def _print_listing(records):
-    from ..store.manifest import metric_text
+NAME_WIDTH = 40
+"""Longest model name printed by `store list` (longer names end in "…"); ids are never cut."""
 
+
+def _table(rows, right=()):
+    """Rows of cells as lines with columns padded to their widest cell (`right`: right-aligned column indexes)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for r in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _listing_row(m):
+    from ..store.manifest import metric_text, size_text
+
+    name = m["name"] if len(m["name"]) <= NAME_WIDTH else m["name"][:NAME_WIDTH - 1] + "…"
+    notes = []
+    if m.get("needs_internet"):
+        notes.append("needs internet")
+    if not m.get("has_weights"):
+        notes.append("network only")
+    metrics = ", ".join(metric_text(k, v) for k, v in (m.get("metrics") or {}).items())  # as the store page
+    return [m["folder"], name, m.get("architecture") or "-", str(m.get("num_classes") or "?"),
+            size_text(m.get("size_bytes")), "; ".join(notes + ([metrics] if metrics else []))]
+
+
+def _print_listing(records):
     for rec in records:
         print("%s  [%s]%s" % (rec["url"], rec["status"], ("  " + rec["msg"]) if rec.get("msg") else ""))
-        for m in rec["models"]:
-            classes = m.get("num_classes") or "?"
-            size = "%.1f MiB" % (m["size_bytes"] / 2 ** 20) if m.get("size_bytes") else "size ?"
-            flags = []
-            if m.get("needs_internet"):
-                flags.append("needs internet")
-            if not m.get("has_weights"):
-                flags.append("network only")
-            metrics = ", ".join(metric_text(k, v) for k, v in (m.get("metrics") or {}).items())  # as the store page
-            print("  %-24s %-32s %-14s %3s classes  %-10s %s%s" % (
-                m["folder"], m["name"][:32], (m.get("architecture") or "-")[:14], classes, size,
-                ("(" + ", ".join(flags) + ") ") if flags else "", metrics))
+        if rec["models"]:
+            header = ["ID", "NAME", "ARCHITECTURE", "CLASSES", "SIZE", "NOTES"]
+            for line in _table([header] + [_listing_row(m) for m in rec["models"]], right=(3,)):
+                print("  " + line)
         for w in rec.get("warnings") or []:
             print("  warning: %s" % w)
 

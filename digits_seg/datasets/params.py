@@ -245,6 +245,10 @@ def validate_params(raw, settings, uploaded_dir=None):
     if uploaded_dir and not p["classes_file"] and os.path.isfile(os.path.join(uploaded_dir, "classes.txt")):
         p["classes_file"] = os.path.join(uploaded_dir, "classes.txt")  # as demo-data writes it beside images/
     p["colormap_source"] = values["colormap_source"] or ("file" if p["colormap_file"] else "labels")
+    if p["colormap_source"] != "file" and p["colormap_file"]:  # the file would be read by nobody
+        errors.append(field_error(DatasetParams, "colormap_source", "is `%s`, so the colour map file %s would not be "
+                                  "used: choose `file` (or leave the colour map source empty: a given file is then "
+                                  "used), or clear the colour map file" % (p["colormap_source"], p["colormap_file"])))
     if p["colormap_source"] == "file" and not p["colormap_file"] and blank(raw.get("colormap_file")):
         errors.append(field_error(DatasetParams, "colormap_file", "is missing: the colour map source is `file` "
                                   "(give one `R G B` line per class)"))

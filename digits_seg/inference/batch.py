@@ -154,7 +154,8 @@ def infer_many(job_dir, params, *, on_progress, should_stop, log, model_dir, set
     num_classes = len(predictor.classes)
     log("model %s, weights %s, device %s, input recipe from %s"
         % (model_dir, os.path.basename(predictor.weights_path), device, predictor.preprocess.source))
-    count, items = iter_items(params, job_dir, model_dir, predictor.colormap, num_classes)
+    count, items = iter_items(params, job_dir, model_dir, predictor.colormap, num_classes,
+                              max_pixels=settings.max_job_image_pixels if settings is not None else None)
     log("%d image(s) from source %r" % (count, params["source"]))
     for folder in FOLDERS:
         os.makedirs(os.path.join(job_dir, folder), exist_ok=True)

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import NotFoundError, ValidationError
-from . import scoring, visualize
+from . import image_input, scoring, visualize
 
 RENDER_KINDS = ("mask", "ids", "color", "overlay", "cutout", "error", "contour", "input", "gt", "gt_ids")
 """Download formats: palette PNG mask, greyscale id PNG (for the viewer), colour PNG, overlay PNG,
@@ -220,17 +220,7 @@ def decode_upload(data, name="upload", max_pixels=None):
     if not data:
         raise ValidationError("%s is empty (0 bytes); choose the image again" % name, field="image")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if max_pixels and width * height > max_pixels:
-                raise ValidationError("%s is %d×%d pixels (%.1f Mpx); images above %.1f Mpx are not tested in the "
-                                      "web server (setting DIGITS_SEG_MAX_IMAGE_PIXELS): shrink it, or use Test "
-                                      "many, which runs in a worker" % (name, width, height, width * height / 1e6,
-                                                                       max_pixels / 1e6), field="image")
-            img.load()
-            if img.mode in ("L", "I;16", "I", "F"):
-                return np.asarray(img.convert("L"))
-            return np.asarray(img.convert("RGB"))
+        return image_input.decode(io.BytesIO(data), name, max_pixels, image_input.WEB, "image")
     except Image.UnidentifiedImageError:
         kind = "text, not an image" if _looks_like_text(data) else "not an image format this server reads"
         raise ValidationError("%s is %s; upload a PNG, JPEG, BMP or TIFF file" % (name, kind), field="image")

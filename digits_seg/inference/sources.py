@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..errors import NotFoundError, ValidationError
 from ..uploads import adopt_stage
+from . import image_input
 from .params import SOURCES, validate_params  # noqa: F401  (the form's declaration; re-exported for callers)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -88,18 +89,21 @@ def not_an_image(path, role="image"):
     return ValidationError("%s is not an image: %s; replace the file or remove it" % (path, what), field=role + "s")
 
 
-def read_image(path):
-    """Return a uint8 H×W×3 (or H×W for greyscale) array of an image file."""
+def read_image(path, max_pixels=None, where=image_input.JOB, field="images"):
+    """Return a uint8 H×W×3 (or H×W for greyscale) array of an image file (16-bit scaled as training was).
+
+    Args:
+        max_pixels: refuse images with more pixels (width × height, read from the header before
+            decoding); None: Pillow's own decompression-bomb limit.
+        where: `image_input.WEB` (Test one, in the web process) or `image_input.JOB` (worker, CLI):
+            which setting the refusal names.
+    """
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("L", "I;16", "I", "F"):
-                return np.asarray(img.convert("L"))
-            return np.asarray(img.convert("RGB"))
+        return image_input.decode(path, path, max_pixels, where, field)
     except Image.UnidentifiedImageError:
         raise not_an_image(path) from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ValidationError("cannot read image %s: %s" % (path, e), field="images")
+        raise ValidationError("cannot read image %s: %s" % (path, e), field=field)
 
 
 UNKNOWN_COLOUR_LIMIT = 0.5
@@ -180,10 +184,11 @@ def _upload_root(job_dir, params):
     return inputs
 
 
-def iter_items(params, job_dir, model_dir, colormap, num_classes):
+def iter_items(params, job_dir, model_dir, colormap, num_classes, max_pixels=None):
     """Return (count, generator of dicts {name, source, image, gt}) for the chosen source.
 
-    The count is known before reading so progress is exact; images are read lazily.
+    The count is known before reading so progress is exact; images are read lazily, each refused
+    from its header when it has more than `max_pixels` pixels (setting `max_job_image_pixels`).
     """
     source = params["source"]
     limit = params.get("limit")
@@ -223,7 +228,7 @@ def iter_items(params, job_dir, model_dir, colormap, num_classes):
             yield {
                 "name": os.path.splitext(os.path.basename(path))[0],
                 "source": path,
-                "image": lambda p=path: read_image(p),
+                "image": lambda p=path: read_image(p, max_pixels),
                 "gt": (lambda p=label: read_label(p, colormap, num_classes)) if label else None,
             }
     return len(files), gen_files()

@@ -80,14 +80,16 @@ def _weights_only_h5(path):
         return set(h5.keys()) == {"data"}
 
 
-def convert_weights(src, dst, log):
+def convert_weights(src, dst, log, network_text=None):
     """Write the weights of an HDF5 snapshot or a `.caffemodel` (sniffed) to `dst` as weights-only HDF5.
 
     Returns {layer: [blob shapes]}. Solver state in a snapshot is dropped: a pretrained
     model is a starting point, not a run to resume. A file that already is weights-only HDF5
-    is kept byte for byte, so the imported file is the one whose size and sha256 were verified.
+    is kept byte for byte, so the imported file is the one whose size and sha256 were verified,
+    unless a layer had to be fitted to `network_text` (see blob_fit.py).
     """
     from ..networks.weights import read_blobs, save_h5
+    from .blob_fit import group_diagonal_blobs
 
     with open(src, "rb") as f:
         kind = "HDF5 snapshot" if f.read(8) == HDF5_SIGNATURE else ".caffemodel"
@@ -98,11 +100,13 @@ def convert_weights(src, dst, log):
     if not blobs:
         raise ValidationError("%s holds no weight blobs; is it a .caffemodel or Caffe HDF5 snapshot?"
                               % os.path.basename(src), field="weights")
-    if kind == "HDF5 snapshot" and _weights_only_h5(src):
+    fitted = group_diagonal_blobs(blobs, network_text, log) if network_text else blobs
+    if kind == "HDF5 snapshot" and _weights_only_h5(src) and fitted is blobs:
         shutil.copyfile(src, dst)
         log("weights: %s (weights-only HDF5, %d layers) kept unchanged as weights.h5"
             % (os.path.basename(src), len(blobs)))
     else:
+        blobs = fitted
         save_h5(blobs, dst)
         log("weights: %s (%s, %d layers) written as weights.h5" % (os.path.basename(src), kind, len(blobs)))
     return {k: [tuple(np.shape(a)) for a in v] for k, v in blobs.items()}
@@ -284,7 +288,7 @@ def assemble(job_dir, files, entry, log, provenance):
             shapes = {k: [tuple(b.shape) for b in v] for k, v in converted.blobs.items()}
         elif files.get("weights"):
             out["weights"] = os.path.join(stage, "weights.h5")
-            shapes = convert_weights(files["weights"], out["weights"], log)
+            shapes = convert_weights(files["weights"], out["weights"], log, network_text=text)
         if files.get("weights"):
             names = set(_layer_names(net))
             unused = sorted(set(shapes) - names)

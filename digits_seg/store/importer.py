@@ -216,7 +216,7 @@ def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **
     shutil.rmtree(stage, ignore_errors=True)
     os.makedirs(stage)
     try:
-        local, done = {}, 0
+        local, done, received = {}, 0, {}
         for i, f in enumerate(entry["files"]):
             if should_stop():
                 raise JobAborted()
@@ -226,7 +226,7 @@ def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **
             os.makedirs(os.path.join(stage, str(i)))
             dest = os.path.join(stage, str(i), f["name"])
             checks = dict(f["other_hashes"], **({"sha256": f["sha256"]} if f["sha256"] else {}))
-            log("downloading %s (%s)%s" % (f["name"], _size_text(f["size"]),
+            log("downloading %s (%s)%s" % (f["name"], mf.size_text(f["size"]),
                                             ", verified by " + "+".join(sorted(checks)) if checks
                                             else ", no checksum published: not verified"))
             result = download(f["location"], dest, max_bytes=max_bytes - done, hashes=checks,
@@ -236,25 +236,20 @@ def import_model(job_dir, params, *, on_progress, should_stop, log, settings, **
             log("%s: %d bytes, sha256 %s%s" % (f["name"], result["size"], result["sha256"],
                                                " (checksum verified)" if checks else ""))
             done += result["size"]
+            received[i] = {"downloaded_size": result["size"], "downloaded_sha256": result["sha256"]}
             if not total:
                 on_progress(0.9 * (i + 1) / len(entry["files"]), "downloaded %s" % f["name"])
             if f["role"] in ("network", "weights", "labels", "colormap", "mean", "license") and f["role"] not in local:
                 local[f["role"]] = dest
         on_progress(0.9, "building the pretrained model")
         provenance = {"store": store, "model": model,
-                      "files": [{k: f[k] for k in ("role", "name", "url", "size", "sha256", "other_hashes")}
-                                for f in entry["files"]]}
+                      "files": [dict({k: f[k] for k in ("role", "name", "url", "size", "sha256", "other_hashes")},
+                                     **received[i]) for i, f in enumerate(entry["files"])]}
         manifest = assemble(job_dir, local, entry, log, provenance)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     on_progress(1.0, "done")
     return _summary(manifest)
-
-
-def _size_text(size):
-    if size is None:
-        return "size unknown"
-    return "%d bytes" % size if size < 2 ** 20 else "%.1f MiB" % (size / 2 ** 20)
 
 
 def _check_framework(entry):

@@ -9,6 +9,11 @@ Entry dict keys: id, folder, name, description, architecture, framework, classes
 files ([{role, name, url, size, sha256, other_hashes: {sha1, md5, sha256_prefix}}]), size_bytes, license, source ({url, citation}),
 trained_on, metrics ({name: number}), needs_internet, has_weights, format ("manifest" or
 "digits"), warnings.
+
+`size_bytes` is the total of the files' published sizes, or None when any file has none (the
+FCN authors publish no size for their weights; DIGITS `info.json` names files without sizes):
+a partial sum would look like a real size. `size_known_bytes` and `size_unknown_files` say
+what is known.
 """
 
 import re
@@ -170,9 +175,24 @@ def _metrics(value):
     return out
 
 
+def size_text(n):
+    """"512 B", "5.1 KiB", "97.8 MiB", "1.25 GiB"; "size unknown" for None (never "0.0 MiB" for a file of unknown size)."""
+    if n is None:
+        return "size unknown"
+    if n < 1024:
+        return "%d B" % n
+    for unit, scale in (("KiB", 2 ** 10), ("MiB", 2 ** 20)):
+        if n < 1024 * scale:
+            return "%.1f %s" % (n / scale, unit)
+    return "%.2f GiB" % (n / 2 ** 30)
+
+
 def _finish(entry):
     files = entry["files"]
-    entry["size_bytes"] = sum(f["size"] or 0 for f in files) if files else 0
+    sizes = [f["size"] for f in files]
+    entry["size_bytes"] = sum(sizes) if all(s is not None for s in sizes) else None
+    entry["size_known_bytes"] = sum(s for s in sizes if s is not None)
+    entry["size_unknown_files"] = [f["name"] for f in files if f["size"] is None]
     entry["needs_internet"] = any(f["url"] for f in files)
     entry["has_weights"] = any(f["role"] == "weights" for f in files)
     if entry["classes"]:

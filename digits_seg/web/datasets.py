@@ -34,7 +34,7 @@ EXPLORER_PAGE = 12
 THUMB_MAX = 320
 """Longest side of explorer images, in pixels."""
 
-FORM_DEFAULTS = {"val_pct": 10, "seed": 0, "label_suffix": "auto", "colormap_source": "labels", "color_tolerance": 0,
+FORM_DEFAULTS = {"val_pct": 10, "seed": 0, "label_suffix": "auto", "colormap_source": "", "color_tolerance": 0,
                  "binary": "auto", "channels": "rgb", "encoding": "png", "resize_mode": "squash"}
 
 

@@ -17,7 +17,7 @@ from ..declare import clean_name
 from ..errors import NotFoundError, ValidationError
 from ..inference.params import InferManyParams
 from ..fsutil import read_json
-from ..inference import batch, single
+from ..inference import batch, image_input, single
 from ..inference.cache import PredictorCache
 from ..inference.export import EXPORTS_DIR
 from ..inference.geometry import FIT_HELP, FIT_MODES
@@ -115,7 +115,7 @@ def _input_image(data, model_dir):
         if not os.path.isfile(path):
             raise ValidationError("%s %s" % (path, "is not a file" if os.path.exists(path) else "does not exist"),
                                   field="path")
-        return read_image(path), None, path
+        return read_image(path, state().settings.max_image_pixels, image_input.WEB, "path"), None, path
     index = _int_arg(data, "val_index")
     if index is not None:
         split = single.val_split(model_dir)

@@ -37,7 +37,8 @@ class TooManyAttemptsError(DigitsSegError):
 
 
 PUBLIC_ENDPOINTS = ("auth.login", "static", "assets.plotly_js")
-"""Endpoints answered without the token even when reads are protected (the login page and its assets)."""
+"""Endpoints answered without the token even when reads are protected (the login page and its assets).
+Their posts (the login form) still need the CSRF token."""
 
 ATTEMPT_WINDOW_S = 60.0
 """Window over which wrong tokens are counted, in seconds."""
@@ -113,11 +114,12 @@ def check_request(settings):
     """Run before every request: edge checks, then the access token (writes; reads too by default), CSRF."""
     edge.check_host(settings)
     edge.check_strings(settings)
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return None
+    public = request.endpoint in PUBLIC_ENDPOINTS
     safe = request.method in SAFE_METHODS
+    if public and safe:
+        return None
     bearer = _bearer_token()
-    if settings.auth_token and (not safe or settings.reads_need_token):
+    if settings.auth_token and not public and (not safe or settings.reads_need_token):
         logins = _logins()
         authorised = logins.valid(session.get("login"))
         if not authorised and bearer is not None:

@@ -16,7 +16,7 @@ from ..store import importer
 from ..store import index as store_index
 from ..store.assemble import OUTPUT_FILES
 from ..store.cache import StoreCache
-from ..store.manifest import metric_text  # one wording for the pages and `store list`
+from ..store.manifest import metric_text, size_text  # one wording for the pages and `store list`
 from ..store.upload_check import check_upload
 from .files import send_job_file
 from .helpers import get_job, job_summary, render, request_data, state, wants_json
@@ -34,6 +34,7 @@ def init_app(app):
     app.extensions["digits_seg"].extras["store_cache"] = cache
     cache.refresh()
     app.add_template_global(metric_text, "metric_text")
+    app.add_template_global(size_text, "size_text")
 
 
 def _cache():
@@ -172,7 +173,16 @@ def show_pretrained(job_id):
     data["train_url"] = _train_url(job.id) if can_train else None
     data["test_url"] = _test_url(job.id) if can_train else None
     data["files"] = verified_files(manifest) if manifest else []
+    data["preprocess_text"] = _preprocess_text(manifest)
     return render("store/pretrained.html", data, job=job, manifest=manifest)
+
+
+def _preprocess_text(manifest):
+    """"BGR, mean pixel [104.0, 116.7, 122.7], scale 1": what the model is fed (its preprocess.json), or None."""
+    from ..training.input_recipe import describe
+
+    rec = (manifest or {}).get("preprocess")
+    return describe(rec) if isinstance(rec, dict) else None
 
 
 def verified_files(manifest):

@@ -83,6 +83,13 @@ def test_import_then_train_from_the_store_page(server, team_store, page, artifac
     assert row.locator('[data-role="name"]').text_content() == "Tiny FCN <b>demo</b>"  # shown as text
     bundled = page.locator('tr.store-model[data-model="fcn-8s-voc"]')
     assert bundled.is_visible()
+    # sizes in binary units, and "size unknown" (naming the file) where a store publishes none: never "0.0 MiB"
+    assert bundled.locator('[data-role="size"]').text_content() == "size unknown"
+    assert "fcn8s-heavy-pascal.caffemodel" in bundled.locator('td[data-label="size"]').text_content()
+    unet_size = page.locator('tr.store-model[data-model="unet"] [data-role="size"]').text_content()
+    assert re.fullmatch(r"\d+\.\d KiB", unet_size), unet_size
+    assert re.fullmatch(r"\d+\.\d KiB", row.locator('[data-role="size"]').text_content())
+    page.screenshot(path=artifact_path("store_sizes.png"), full_page=True)
 
     page.fill("#store-filter", "tiny synthcity")
     assert row.is_visible() and not bundled.is_visible()
@@ -98,6 +105,8 @@ def test_import_then_train_from_the_store_page(server, team_store, page, artifac
     page.wait_for_selector("text=Classes (4)", timeout=30_000)  # after the reload on completion
     page.screenshot(path=artifact_path("store_pretrained.png"), full_page=True)
     assert server.get_json("/pretrained_models/%s.json" % pretrained_id)["manifest"]["num_classes"] == 4
+    assert page.locator('[data-role="preprocess"]').text_content() == "RGB, no mean subtraction, scale 1"
+    assert re.fullmatch(r"\d+\.\d KiB", page.locator('tr[data-file="weights.h5"] [data-role="size"]').text_content())
 
     train = page.locator('[data-action="train-from"]')
     if not _has_model_form(server):

@@ -115,3 +115,19 @@ def test_upload_form_stages_files_and_queues_an_import(store_app, settings, tmp_
     r = client.post("/pretrained_models/new", headers=API, data={"name": "x"})
     assert r.status_code == 400 and "choose a DIGITS model archive" in r.get_data(as_text=True)
     assert os.listdir(os.path.join(settings.jobs_dir, ".uploads")) == [os.path.basename(staged)]
+
+
+def test_store_json_gives_null_for_sizes_a_store_does_not_publish(store_app):
+    from digits_seg.store.index import bundled_store
+
+    client = store_app.test_client()
+    bundled = wait_for(lambda: next((s for s in client.get("/store.json").get_json()["stores"]
+                                     if s["url"] == bundled_store() and s["status"] == "reachable"), None),
+                       timeout=30, message="bundled store listed")
+    models = {m["folder"]: m for m in bundled["models"]}
+    fcn = models["fcn-alexnet-voc"]
+    assert fcn["size_bytes"] is None and fcn["size_unknown_files"] == ["fcn-alexnet-pascal.caffemodel"]
+    assert [f["size"] for f in fcn["files"] if f["role"] == "weights"] == [None]
+    unet = models["unet"]  # network only: the few KB of its files, not 0
+    assert unet["size_bytes"] == sum(os.path.getsize(os.path.join(bundled_store(), "unet", f["name"]))
+                                     for f in unet["files"]) > 1000

@@ -22,6 +22,8 @@ TOKEN = "s3cret-token"
 PUBLIC_ENDPOINTS = ("auth.login", "static", "assets.plotly_js")
 """The only endpoints answered without the token: the login page and the assets it needs."""
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+API = {"X-Requested-With": "digits-seg"}
+"""What API clients add to a form post (no CSRF token); a cross-site page cannot send it."""
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,8 @@ def test_every_state_changing_route_needs_token_and_csrf(jobs):
     jobs_dir, ids = jobs
     app = _app(jobs_dir)
     anonymous, browser = app.test_client(), app.test_client()
-    assert browser.post("/login", data={"token": TOKEN}).status_code == 302
+    assert browser.post("/login", data={"token": TOKEN}).status_code == 403  # no CSRF token: refused
+    assert browser.post("/login", data={"token": TOKEN}, headers=API).status_code == 302
     checked = 0
     for rule in _rules(app):
         if rule.endpoint in PUBLIC_ENDPOINTS:
@@ -124,7 +127,7 @@ def test_logins_are_revocable_and_wrong_tokens_throttled(jobs):
     jobs_dir, ids = jobs
     app = _app(jobs_dir, login_attempts="5")
     c = app.test_client()
-    assert c.post("/login", data={"token": TOKEN}).status_code == 302
+    assert c.post("/login", data={"token": TOKEN}, headers=API).status_code == 302
     assert c.get("/index.json").status_code == 200
     cookie = c.get_cookie("session").value
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', c.get("/").get_data(as_text=True)).group(1)
@@ -135,7 +138,7 @@ def test_logins_are_revocable_and_wrong_tokens_throttled(jobs):
 
     # a restart with a new token ends every login made with the old one
     c2 = app.test_client()
-    c2.post("/login", data={"token": TOKEN})
+    c2.post("/login", data={"token": TOKEN}, headers=API)
     cookie = c2.get_cookie("session").value
     restarted = _app(jobs_dir, token="a-new-token").test_client()
     restarted.set_cookie("session", cookie)

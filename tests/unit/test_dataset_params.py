@@ -57,3 +57,18 @@ def test_complete_path_stays_inside_roots(root, settings):
                                                                          str(root / "set") + os.sep]
     assert complete_path("/etc/pa", settings) == []
     assert complete_path("", settings) == [str(root) + os.sep]
+
+
+def test_a_given_colour_file_is_used_or_the_contradiction_refused(root, settings):
+    """The form's colour-map select used to default to `labels`: a colour file given beside it was read by
+    nobody, and RGB labels were then looked up in the PASCAL VOC palette."""
+    (root / "set" / "colors.txt").write_text("128 64 128 road\n70 70 70 building\n")
+    base = {"images": str(root / "set/images"), "labels": str(root / "set/labels"),
+            "colormap_file": str(root / "set/colors.txt")}
+    for source in (None, ""):  # automatic: the file, since one is given
+        assert validate_params(dict(base, colormap_source=source), settings)["colormap_source"] == "file"
+    for source in ("labels", "default"):
+        with pytest.raises(ValidationError) as e:
+            validate_params(dict(base, colormap_source=source), settings)
+        assert e.value.field == "colormap_source" and "would not be used" in e.value.message
+        assert "colors.txt" in e.value.message

@@ -51,3 +51,38 @@ def test_network_only_entry_imports_offline(tmp_path):
                                    log=lambda t: None, settings=settings)
     assert result["has_weights"] is False and result["architecture"] == "unet"
     assert (job / "labels.txt").read_text() == "background\nforeground\n"
+
+
+AUTHORS_DECONVS = {"fcn-alexnet-voc": {"upscore": 63}, "fcn-8s-voc": {"upscore2": 4, "upscore_pool4": 4, "upscore8": 16}}
+"""The FCN authors' upsampling layers (voc-fcn-alexnet/net.py, voc-fcn8s/net.py) and their kernel sizes."""
+
+
+def test_fcn_entries_feed_the_authors_input_and_take_their_upsampling_weights():
+    import numpy as np
+
+    from digits_seg.store.blob_fit import group_diagonal_blobs, network_blob_shapes
+
+    rng = np.random.default_rng(0)
+    for model, deconvs in AUTHORS_DECONVS.items():
+        entry = index.read_entry(STORE, model)
+        pre = entry["preprocess"]
+        assert (pre["channel_order"], pre["mean_subtraction"], pre["scale"]) == ("BGR", "pixel", 1.0), model
+        assert pre["mean_pixel"] == [104.00699, 116.66877, 122.67892], model  # B, G, R as the authors' data layer
+        (net,) = [f for f in entry["files"] if f["role"] == "network"]
+        with open(net["location"], encoding="utf-8") as fh:
+            text = fh.read()
+        layers = parse(text).get_all("layer")
+        assert "Power" not in [l.get("type") for l in layers], model  # no "- 116" on top of the mean
+        assert layers[0].get("type") == "Convolution" and layers[0].get_all("bottom") == ["data"], model
+        # the authors' C×C×k×k deconvolutions (bilinear on the diagonal, zero across classes) fit our grouped ones
+        kernels = {name: rng.random((k, k)).astype(np.float32) for name, k in deconvs.items()}
+        blobs = {name: [np.eye(21, dtype=np.float32)[:, :, None, None] * kern] for name, kern in kernels.items()}
+        blobs["not_diagonal"] = [np.ones((21, 21, 4, 4), np.float32)]
+        fitted = group_diagonal_blobs(blobs, text, lambda _line: None)
+        shapes = network_blob_shapes(text)
+        for name, kern in kernels.items():
+            assert fitted[name][0].shape == shapes[name][0] == (21, 1) + kern.shape, (model, name)
+            assert all(np.array_equal(fitted[name][0][c, 0], kern) for c in range(21)), (model, name)
+        assert fitted["not_diagonal"][0] is blobs["not_diagonal"][0]
+        unchanged = {"not_diagonal": blobs["not_diagonal"]}
+        assert group_diagonal_blobs(unchanged, text, lambda _line: None) is unchanged  # a verified file is kept

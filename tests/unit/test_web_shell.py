@@ -86,8 +86,10 @@ def test_auth_token_required_for_writes(tmp_path):
     assert r.status_code == 200
     # browser: log in via the form, then a CSRF-protected form post works
     job2 = store.create("dataset", "d2", {})
-    assert c.post("/login", data={"token": "nope"}).status_code == 400
-    assert c.post("/login", data={"token": "s3cret"}).status_code == 302
+    login_csrf = csrf_from(c.get("/login").get_data(as_text=True))
+    assert c.post("/login", data={"token": "s3cret"}).status_code == 403  # the login form needs CSRF too
+    assert c.post("/login", data={"token": "nope", "csrf_token": login_csrf}).status_code == 400
+    assert c.post("/login", data={"token": "s3cret", "csrf_token": login_csrf}).status_code == 302
     token = csrf_from(c.get("/").get_data(as_text=True))
     assert c.post("/jobs/%s/delete" % job2.id, data={"csrf_token": token}).status_code == 302
     assert store.list() == []
@@ -96,7 +98,7 @@ def test_auth_token_required_for_writes(tmp_path):
 def test_open_redirect_after_login_is_refused(tmp_path):
     settings = load_settings({"jobs_dir": str(tmp_path / "jobs"), "auth_token": "t"}, environ={})
     c = create_app(settings).test_client()
-    r = c.post("/login?next=//evil.example/x", data={"token": "t"})
+    r = c.post("/login?next=//evil.example/x", data={"token": "t"}, headers={"X-Requested-With": "digits-seg"})
     assert r.headers["Location"] == "/"
 
 

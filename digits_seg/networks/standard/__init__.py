@@ -115,4 +115,9 @@ def standard_prototxt(name, num_classes):
                               field="num_classes")
     with open(os.path.join(HERE, info.filename), encoding="utf-8") as fh:
         text = fh.read()
+    return fill_num_classes(text, num_classes)
+
+
+def fill_num_classes(text, num_classes):
+    """Put `num_classes` on every line of a standard prototxt text marked `#@num_classes`."""
     return _MARKED.sub(lambda m: "%s%d%s" % (m.group(1), num_classes, m.group(2)), text)

@@ -13,11 +13,25 @@ from .writer import NetWriter
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def fcn_alexnet():
-    n = NetWriter("FCN-AlexNet", "FCN-AlexNet as in NVIDIA DIGITS' semantic segmentation example:\n"
-                  "AlexNet with fc6/fc7 as convolutions, conv1 pad 100, a fixed bilinear\n"
-                  "32x upsampling and a crop (offset 18) back to the input size.")
-    x = n.power("shift", "data", shift=-116.0)
+FCN_AUTHORS_PIXELS = ("0-255 pixels in BGR order minus the FCN authors' mean B 104.00699 G 116.66877 R 122.67892: "
+                      "see preprocess.json")
+"""Input of the FCN networks made for the FCN authors' Caffe weights (their data layers fed exactly that)."""
+
+FCN_AUTHORS_NOTE = ("\nNo mean-shift layer: the FCN authors' weights expect BGR input minus their mean\n"
+                    "pixel, which the pretrained model's preprocess.json records.")
+
+
+def fcn_alexnet(mean_shift=True):
+    """FCN-AlexNet; `mean_shift=False`: without the Power layer, for the FCN authors' weights (see FCN_AUTHORS_PIXELS)."""
+    comment = ("FCN-AlexNet as in NVIDIA DIGITS' semantic segmentation example:\n"
+               "AlexNet with fc6/fc7 as convolutions, conv1 pad 100, a fixed bilinear\n"
+               "32x upsampling and a crop (offset 18) back to the input size.")
+    if mean_shift:
+        n = NetWriter("FCN-AlexNet", comment)
+        x = n.power("shift", "data", shift=-116.0)
+    else:
+        n = NetWriter("FCN-AlexNet", comment + FCN_AUTHORS_NOTE, FCN_AUTHORS_PIXELS)
+        x = "data"
     x = n.conv("conv1", x, 96, 11, s=4, p=100, wf=("gaussian", 0.01))
     n.relu("relu1", x)
     x = n.pool("pool1", x, 3, 2)
@@ -50,7 +64,8 @@ TORCHVISION_PIXELS = "RGB scaled to 0-1, minus ImageNet mean, divided by std: se
 """Input of the torchvision-layout networks, whose ImageNet weights expect that normalisation."""
 
 
-def fcn8s(torchvision=False):
+def fcn8s(torchvision=False, mean_shift=True):
+    """FCN-8s; `mean_shift=False`: without the Power layer, for the FCN authors' weights (see FCN_AUTHORS_PIXELS)."""
     comment = ("FCN-8s (Long, Shelhamer, Darrell): VGG-16 with conv1_1 pad 100, fc6/fc7\n"
                "as convolutions, pool4 and pool3 skip branches cropped (offsets 5, 9) and\n"
                "fused by Eltwise, 2x/2x/8x bilinear upsampling and a final crop (31).")
@@ -58,6 +73,9 @@ def fcn8s(torchvision=False):
         comment += ("\nNo mean-shift layer: the conv1_1..fc7 weights of torchvision's VGG-16 expect\n"
                     "ImageNet-normalised input, which the pretrained model's preprocess.json records.")
         n = NetWriter("FCN-8s-torchvision", comment, TORCHVISION_PIXELS)
+        x = "data"
+    elif not mean_shift:
+        n = NetWriter("FCN-8s", comment + FCN_AUTHORS_NOTE, FCN_AUTHORS_PIXELS)
         x = "data"
     else:
         n = NetWriter("FCN-8s", comment)
