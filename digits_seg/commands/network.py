@@ -6,6 +6,7 @@ import re
 import sys
 
 from ..errors import ValidationError
+from .options import add_setting
 
 
 def register(subparsers, common):
@@ -13,13 +14,13 @@ def register(subparsers, common):
     p = subparsers.add_parser("network", help="inspect Caffe network descriptions")
     sub = p.add_subparsers(dest="network_command", metavar="ACTION")
     sub.required = True
-    s = sub.add_parser("show", parents=[common],
-                       help="print the layer table (shapes, parameters, lr_mult) and problems")
+    s = sub.add_parser("show", help="print the layer table (shapes, parameters, lr_mult) and problems")
     s.add_argument("file", help="a .prototxt file or a standard network name (see `network list`)")
     s.add_argument("--input", default=None,
                    help="input size CxHxW (e.g. 3x375x500 for a 500x375 image); default: the file's "
                         "input declaration, else an assumed 3x224x224 (said in the output, with the parameter "
                         "counts that depend on it)")
+    add_setting(s, "jobs_dir")
     s.add_argument("--dataset", metavar="ID", default=None,
                    help="a dataset job: build at the size training on it uses (its training images, or --crop)")
     s.add_argument("--crop", type=int, default=None, metavar="PX", help="with --dataset: the training crop size")
