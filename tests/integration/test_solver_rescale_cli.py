@@ -80,8 +80,12 @@ def test_fcn8s_solver_trains_at_its_rate_times_the_labelled_pixels(shared_data, 
                  "--solver", str(fcn / "solver.prototxt"), "--epochs", "1", "--batch-size", "1", "--workers", "0",
                  "--now", "--json"]) == 0
     captured = capsys.readouterr()
-    with open(os.path.join(json.loads(captured.out.strip().splitlines()[-1])[0]["dir"], "job.json")) as fh:
+    job_dir = json.loads(captured.out.strip().splitlines()[-1])[0]["dir"]
+    with open(os.path.join(job_dir, "job.json")) as fh:
         params = json.load(fh)["params"]
+    with open(os.path.join(job_dir, "log.txt")) as fh:
+        assert "The network's loss normalization BATCH_SIZE is not used: the loss is averaged over labelled " \
+               "pixels, at base_lr %g" % params["base_lr"] in fh.read()
     assert params["base_lr"] == pytest.approx(1e-14 * per_image, rel=1e-5)
     assert params["weight_decay"] == pytest.approx(0.0005 / per_image, rel=1e-5)
     assert params["momentum"] == 0.99 and params["epochs"] == 1
