@@ -209,9 +209,10 @@
         var errorCount = d.problems.filter(function (p) { return p.indexOf("warning:") !== 0; }).length;
         summary.textContent = !d.layers.length ? "Not usable: " + errorCount + " problem(s), listed below" :
           (d.ok ? "OK: " : "Problems: ") + d.layers.length + " layers, " + Number(d.total_params).toLocaleString("en-US") +
-          " parameters at input " + d.input_shape.join("×") +
-          (d.input.assumed ? " (ASSUMED: " + d.input.reason + ")" : " (" + d.input.reason + ")") +
-          (d.total_params_note ? ", " + d.total_params_note : "") + (phases.length ? "; phases: " + phases.join(", ") : "");
+          " parameters at " + (d.input.assumed ? "the ASSUMED input " : "input ") + d.input_shape.join("×") +
+          " (" + d.input.reason + ")" + (d.total_params_note.indexOf("not this network") >= 0 ?
+            ": not this network's own count (* depends on the input height and width); choose the dataset" : "") +
+          (phases.length ? "; phases: " + phases.join(", ") : "");
         // Every problem at once, one per line (errors first), each with its fix.
         plist.textContent = "";
         d.problems.forEach(function (p) {

@@ -54,3 +54,12 @@ def test_solver_file_fills_the_form_and_validate_lists_all_problems(live_server,
         assert any(layer in t for t in texts), (layer, texts)
     assert "write 'ReLU'" in texts[1]
     page.screenshot(path=artifact_path("custom_network_problems.png"), full_page=True)
+
+    # LeNet's train file states no input size: the chosen dataset's 32x32 images size its ip1 (500 x 50x5x5 + 500).
+    with open(os.path.join(shared_data, "caffe", "bvlc", "mnist_lenet_train_test.prototxt")) as fh:
+        page.fill("#custom_network", fh.read())
+    page.click("#validate-network")
+    expect(page.locator("#validate-summary")).to_contain_text(
+        "parameters at input 3×32×32 (the dataset's training images (32×32, 3 channel(s)))")
+    ip1 = page.locator("#layer-table tbody tr", has_text="InnerProduct").first.locator("td").all_inner_texts()
+    assert ip1[:2] == ["ip1", "InnerProduct"] and ip1[3] == str(500 * 50 * 5 * 5 + 500)
