@@ -154,6 +154,23 @@ def load_settings(overrides=None, environ=None):
     return Settings(**values)
 
 
+def environ_of(settings):
+    """The `DIGITS_SEG_*` variables that make `load_settings` in another process give `settings` back.
+
+    `serve` starts its workers with them, so what was set by a flag (`serve --data-roots ...`)
+    reaches the workers too, not only what was in the environment.
+    """
+    out = {}
+    for s in SETTINGS:
+        value = getattr(settings, s.name)
+        if s.kind == "list":
+            value = (os.pathsep if s.name == "data_roots" else ",").join(value)
+        elif s.kind == "bool":
+            value = "1" if value else "0"
+        out[s.env] = str(value)
+    return out
+
+
 def repo_root():
     """The project folder (holds templates/, static/, model_store/)."""
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

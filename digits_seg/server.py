@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 
+from .config import environ_of
 from .errors import DigitsSegError, ValidationError
 from .gpus import list_gpus
 from .procs import die_with_parent
@@ -95,10 +96,8 @@ class Server:
         if gpu is not None:
             cmd += ["--gpu", str(gpu)]
         env = dict(os.environ)
+        env.update(environ_of(self.settings.replace(redis_url=redis_url)))  # flags given to serve reach the workers
         env["CUDA_VISIBLE_DEVICES"] = "" if gpu is None else str(gpu)
-        env["DIGITS_SEG_MAX_JOB_IMAGE_PIXELS"] = str(self.settings.max_job_image_pixels)  # `serve --max-job-...`
-        if gpu is None and "OMP_NUM_THREADS" not in env:
-            env["OMP_NUM_THREADS"] = str(cpu_worker_threads(self.settings.worker_cpu_threads))
         if gpu is None and "OMP_NUM_THREADS" not in env:
             env["OMP_NUM_THREADS"] = str(cpu_worker_threads(self.settings.worker_cpu_threads))
         # SIGKILL when serve dies: the work horse (own process group) sees its worker gone,

@@ -158,7 +158,10 @@
       window.digitsSeg.fetchJSON("/models/solver-fields.json", {
         method: "POST", headers: {"Content-Type": "application/json"},
         body: JSON.stringify({solver: stext.value, dataset_id: form.elements.dataset_id.value,
-                              batch_size: form.elements.batch_size.value})
+                              batch_size: form.elements.batch_size.value, crop_size: form.elements.crop_size.value,
+                              network_kind: (form.querySelector('input[name="network_kind"]:checked') || {}).value,
+                              custom_network: form.elements.custom_network ? form.elements.custom_network.value : "",
+                              pretrained_job: form.elements.pretrained_job ? form.elements.pretrained_job.value : ""})
       }).then(function (d) {
         Object.keys(d.fields).forEach(function (k) {
           var input = form.elements[k];
@@ -196,7 +199,8 @@
         d.layers.forEach(function (r) {
           var tr = el("tr");
           [r.name, r.type, (r.shapes || []).map(function (s) { return s.join("×"); }).join(", "),
-           String(r.params), r.line ? String(r.line) : ""].forEach(function (t) { tr.appendChild(el("td", t)); });
+           String(r.params) + (d.input.assumed && r.input_dependent ? (r.input_dependent.indexOf("height") >= 0 ? "*" : "^") : ""),
+           r.line ? String(r.line) : ""].forEach(function (t) { tr.appendChild(el("td", t)); });
           body.appendChild(tr);
         });
         table.hidden = false;
@@ -205,7 +209,10 @@
         var errorCount = d.problems.filter(function (p) { return p.indexOf("warning:") !== 0; }).length;
         summary.textContent = !d.layers.length ? "Not usable: " + errorCount + " problem(s), listed below" :
           (d.ok ? "OK: " : "Problems: ") + d.layers.length + " layers, " + Number(d.total_params).toLocaleString("en-US") +
-          " parameters at input " + d.input_shape.join("×") + (phases.length ? "; phases: " + phases.join(", ") : "");
+          " parameters at " + (d.input.assumed ? "the ASSUMED input " : "input ") + d.input_shape.join("×") +
+          " (" + d.input.reason + ")" + (d.total_params_note.indexOf("not this network") >= 0 ?
+            ": not this network's own count (* depends on the input height and width); choose the dataset" : "") +
+          (phases.length ? "; phases: " + phases.join(", ") : "");
         // Every problem at once, one per line (errors first), each with its fix.
         plist.textContent = "";
         d.problems.forEach(function (p) {

@@ -213,7 +213,7 @@ def wait_for(predicate, timeout=30.0, interval=0.1, message="condition"):
 class LiveServer:
     """`digits-seg serve` as a subprocess on a free port, with its own jobs dir and data root."""
 
-    def __init__(self, tmp_path, env=None, workers=1):
+    def __init__(self, tmp_path, env=None, workers=1, args=()):
         self.port = free_port()
         self.jobs_dir = str(tmp_path / "live-jobs")
         self.data_root = str(tmp_path / "live-data")
@@ -229,7 +229,7 @@ class LiveServer:
         full_env.update(env or {})
         self.log_path = str(tmp_path / "serve.log")
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "digits_seg.cli", "serve"], env=full_env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "digits_seg.cli", "serve", *args], env=full_env,
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_ready()
 

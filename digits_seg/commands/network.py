@@ -6,6 +6,7 @@ import re
 import sys
 
 from ..errors import ValidationError
+from .options import add_setting
 
 
 def register(subparsers, common):
@@ -13,12 +14,16 @@ def register(subparsers, common):
     p = subparsers.add_parser("network", help="inspect Caffe network descriptions")
     sub = p.add_subparsers(dest="network_command", metavar="ACTION")
     sub.required = True
-    s = sub.add_parser("show",
-                       help="print the layer table (shapes, parameters, lr_mult) and problems")
+    s = sub.add_parser("show", help="print the layer table (shapes, parameters, lr_mult) and problems")
     s.add_argument("file", help="a .prototxt file or a standard network name (see `network list`)")
     s.add_argument("--input", default=None,
                    help="input size CxHxW (e.g. 3x375x500 for a 500x375 image); default: the file's "
-                        "input declaration, else 3x224x224")
+                        "input declaration, else an assumed 3x224x224 (said in the output, with the parameter "
+                        "counts that depend on it)")
+    add_setting(s, "jobs_dir")
+    s.add_argument("--dataset", metavar="ID", default=None,
+                   help="a dataset job: build at the size training on it uses (its training images, or --crop)")
+    s.add_argument("--crop", type=int, default=None, metavar="PX", help="with --dataset: the training crop size")
     s.add_argument("--phase", choices=["train", "val", "deploy"], default=None,
                    help="phase whose layer table to print (default: deploy when it builds, else train)")
     s.add_argument("--classes", type=int, default=21, help="class count for a standard network")
@@ -67,18 +72,26 @@ def _fmt_shape(shapes):
     return ", ".join("×".join(str(d) for d in s) or "scalar" for s in shapes)
 
 
-def format_table(rows):
-    """Render a layer table as aligned text with a total parameter line."""
+def format_table(rows, note=""):
+    """Render a layer table as aligned text with a total parameter line.
+
+    Args:
+        note: words after the total when it is not the network's own (an assumed input size); the
+            counts that depend on the input are then marked (`input_size.MARKS`).
+    """
+    from ..networks.input_size import marks
+
     head = ("layer", "type", "bottoms -> tops", "output", "params", "lr_mult")
     lines = [head]
     for r in rows:
+        mark = marks(r.get("input_dependent")) if note else ""
         lines.append((r["name"], r["type"], "%s -> %s" % (",".join(r["bottoms"]) or "-",
                                                           ",".join(r["tops"]) or "-"),
-                      _fmt_shape(r["shapes"]), "{:,}".format(r["params"]) if r["params"] else "",
+                      _fmt_shape(r["shapes"]), "{:,}".format(r["params"]) + mark if r["params"] else "",
                       ",".join("%g" % m for m in r["lr_mult"])))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     out = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
-    out.append("total parameters: {:,}".format(sum(r["params"] for r in rows)))
+    out.append("total parameters: {:,}".format(sum(r["params"] for r in rows)) + (" " + note if note else ""))
     return "\n".join(out)
 
 
@@ -86,43 +99,31 @@ def cmd_show(args, settings):
     """Show the phases a file supports, a layer table and every problem; follow a solver's nets."""
     shape = parse_input_shape(args.input) if args.input else None  # a typo is answered before torch loads
     from ..networks.analysis import analyse
-    from ..networks.compiler import DEFAULT_INPUT_SHAPE
     text, source = _load(args)
-    result = analyse(text, shape or DEFAULT_INPUT_SHAPE, source) if shape else _analyse_declared(text, source)
+    origin, reason = "given", ""
+    if args.dataset:
+        if shape:
+            raise ValidationError("give --input or --dataset, not both", field="input")
+        shape, reason = _dataset_input(args, settings)
+        origin = "dataset"
+    # No size: the file's declaration, else an assumed one, which the output says.
+    result = analyse(text, shape, source, input_origin=origin, input_reason=reason)
     if result.kind == "solver":
-        return _show_solver(args, result, shape)
+        return _show_solver(args, result, shape, origin, reason)
     return _show_network(args, result, shape)
-
-
-def _analyse_declared(text, source):
-    from ..errors import DigitsSegError
-    from ..networks.analysis import analyse
-    from ..networks.compiler import DEFAULT_INPUT_SHAPE, _as_message, declared_input_shape
-    try:
-        declared = declared_input_shape(_as_message(text, source))
-    except DigitsSegError:
-        declared = None
-    return analyse(text, declared or DEFAULT_INPUT_SHAPE, source)
-
-
-def _table_rows(view):
-    from ..networks.shapes import rows_from_net
-    return rows_from_net(view.net)
 
 
 def _show_network(args, result, shape, out=None):
     out = out or sys.stdout
     phase = args.phase or next((p for p in ("deploy", "train", "val") if result.phases.get(p)
                                 and result.phases[p].ok), None)
-    view = result.phases.get(phase) if phase else None
-    rows = _table_rows(view) if view is not None and view.ok else []
+    rows = result.table(phase) if phase else []
+    note = result.params_note()
     if args.deploy_out and result.phases.get("deploy") and result.phases["deploy"].ok:
-        from ..fsutil import write_bytes_atomic
-        from ..networks.analysis import deploy_prototxt
-        dshape = shape or tuple(result.phases["deploy"].net.input_shapes["data"][1:])
-        write_bytes_atomic(args.deploy_out, deploy_prototxt(result.message, dshape, result.source).encode("utf-8"))
+        _write_deploy(args, result, shape)
     if args.json:
         json.dump(dict(result.to_dict(), table_phase=phase, layers=rows,
+                       total_params=sum(r["params"] for r in rows) if rows else None, total_params_note=note,
                        problems=[p.text() for p in result.problems],
                        problem_details=[p.to_dict() for p in result.problems]), out, indent=1)
         out.write("\n")
@@ -132,8 +133,9 @@ def _show_network(args, result, shape, out=None):
             for name, v in result.phases.items():
                 print("  %-7s %s" % (name, ("yes, " + v.how) if v.ok else "no: " + v.error), file=out)
         if rows:
+            print(result.input.text(), file=out)
             print("layer table, phase %s:" % phase, file=out)
-            print(format_table(rows), file=out)
+            print(format_table(rows, note), file=out)
         if args.deploy_out and result.phases.get("deploy") and result.phases["deploy"].ok:
             print("deploy network written to %s" % args.deploy_out, file=out)
         elif args.deploy_out:
@@ -148,7 +150,38 @@ def _show_network(args, result, shape, out=None):
     return 0
 
 
-def _show_solver(args, result, shape):
+def _dataset_input(args, settings):
+    """The (C, H, W) training on `--dataset` builds at (its images or `--crop`), and words saying so."""
+    from ..datasets.info import DatasetInfo
+    from ..jobs.store import JobStore
+    from ..training.net_input import training_input
+
+    store = JobStore(settings.jobs_dir)
+    job = store.get(args.dataset)
+    if job.kind != "dataset":
+        raise ValidationError("--dataset %s is a %s job, not a dataset" % (args.dataset, job.kind), field="dataset")
+    info = DatasetInfo.load(store.job_dir(job.id)) if job.state.value == "done" else None
+    shape, words = training_input(info, args.crop)
+    return shape, ("dataset %s: %s" % (job.id, words)) if shape else words
+
+
+def _write_deploy(args, result, shape):
+    """Write the deploy network; refuse when its Input would state an assumed size that parameter counts need."""
+    from ..fsutil import write_bytes_atomic
+    from ..networks.analysis import deploy_prototxt
+    from ..networks.input_size import SIZE
+
+    sized = [n for n, what in result.dependent.items() if SIZE in what]
+    if result.input.assumed and sized:
+        raise ValidationError("--deploy-out: not written: its Input layer would state the assumed size %s, and "
+                              "%s would be sized for it (%s); give the real size with --input CxHxW"
+                              % ("×".join(str(d) for d in result.input.shape), ", ".join(sized), result.input.reason),
+                              field="input")
+    dshape = shape or tuple(result.phases["deploy"].net.input_shapes["data"][1:])
+    write_bytes_atomic(args.deploy_out, deploy_prototxt(result.message, dshape, result.source).encode("utf-8"))
+
+
+def _show_solver(args, result, shape, origin="given", reason=""):
     from ..training.solver_file import solver_settings
     msg = result.solver
     settings_list = solver_settings(msg)
@@ -180,8 +213,7 @@ def _show_solver(args, result, shape):
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
         from ..networks.analysis import analyse
-        from ..networks.compiler import DEFAULT_INPUT_SHAPE
-        sub = analyse(text, shape or DEFAULT_INPUT_SHAPE, path) if shape else _analyse_declared(text, path)
+        sub = analyse(text, shape, path, input_origin=origin, input_reason=reason)
         try:
             _show_network(args, sub, shape)
         except ValidationError as exc:

@@ -80,13 +80,33 @@ def _apply_solver_file(raw, info):
         msg = read_solver(fh.read(), value)
     count = ((info.splits.get("train") or {}).get("count") if info is not None else None)
     batch = str(raw.get("batch_size") or "1").split(",")[0].strip()
-    fields, said = solver_to_params(msg, count, int(batch) if batch.isdigit() else 1, value)
+    fields, said = solver_to_params(msg, count, int(batch) if batch.isdigit() else 1, value,
+                                    loss=_solver_loss(msg, os.path.dirname(os.path.abspath(value)), raw, info),
+                                    keep=set(raw))
     for key, v in fields.items():
         if key in raw:
             said.append("%s: kept the command line's %s" % (key, raw[key]))
         else:
             raw[key] = v
     return said
+
+
+def _solver_loss(msg, solver_dir, raw, info):
+    """The loss a solver was tuned for (the network it names beside it, else the --custom one) and the
+    dataset's labelled pixels at the crop training will use: what rescales its base_lr (`loss_scale`)."""
+    from ..networks.standard import STANDARD_NETWORKS
+    from ..training.loss_scale import loss_context
+
+    net = raw.get("network") or {}
+    network = (net["prototxt"], "the --custom network") if net.get("kind") == "custom" else None
+    crop = raw.get("crop_size")
+    if crop is None and net.get("kind") == "standard" and net.get("name") in STANDARD_NETWORKS:
+        crop = STANDARD_NETWORKS[net["name"]].solver.get("crop_size")  # the recommendation the job will use
+        size = info and (info.splits.get("train") or {}).get("size")
+        crop = None if crop and size and crop > min(size) else crop
+    return loss_context(msg, info, crop, network, solver_dir,
+                        hint="put the network it trains beside it, named as its train_net says, or give that "
+                             "network with --custom")
 
 
 def _job_name(args, params, sweep, dataset_name, store):

@@ -294,8 +294,13 @@ def describe(plan, names, raw_values=(), palette_used=None):
     if m.get("ignore_colors"):
         extra.append("ignore colours declared: %s" % "; ".join("(%s)" % ",".join(map(str, c)) for c in m["ignore_colors"]))
     if kind in ("colors", "palette_by_color"):
-        extra.append("colours in no class: %s" % ("stored as ignore (255)" if m.get("unknown_colors") == "ignore"
-                                                  else "refused (listed with counts and files)"))
+        tol = int(rules.get("tolerance") or 0)
+        if tol:
+            extra.append("colours within %d level%s per channel of one class colour → that class (nearest-colour "
+                         "tolerance)" % (tol, "s" if tol > 1 else ""))
+        extra.append("colours in no class%s: %s" % (" (nor within the tolerance)" if tol else "",
+                                                   "stored as ignore (255)" if m.get("unknown_colors") == "ignore"
+                                                   else "refused (listed with counts and files)"))
     out = mapping.describe(kind, entries, extra)
     out.update({k: m.get(k) for k in ("ignore_values", "ignore_colors", "label_map", "unknown_colors", "colors_from")})
     return out

@@ -14,13 +14,14 @@ file gives:
       -> Analysis: phases {name: PhaseView}, problems [Problem], ok = any phase builds
 """
 
-import difflib
 from dataclasses import dataclass, field
 
 from ..errors import DigitsSegError
 from . import prototxt
-from .compiler import (LOSS_FREE_DROP, _as_message, compile_net, describe_data_layer,
+from .compiler import (LOSS_FREE_DROP, _as_message, compile_net, describe_data_layer, find_loss_layer,
                        layer_included, resolve_phase)
+from .input_size import MARKS, SIZE, input_dependence, resolve_input, shape_text
+from .layer_fixes import fix_for
 from .layers import DATA_LAYER_TYPES, LAYERS, supported_types
 
 PHASE_NAMES = ("train", "val", "deploy")
@@ -29,26 +30,6 @@ SOLVER_FIELDS = ("net", "train_net", "test_net", "net_param", "base_lr", "lr_pol
 """Top-level fields of a SolverParameter; a file with some of them and no layers is a solver."""
 NET_FIELDS = ("net", "train_net", "test_net")
 
-FIXES = {
-    "BatchNormalization": "use BatchNorm followed by Scale { bias_term: true } (BVLC Caffe), or BN (caffe-segnet)",
-    "SyncBN": "use BatchNorm followed by Scale { bias_term: true }",
-    "Normalize": "replace it with BatchNorm + Scale, or remove it (ParseNet/SSD's L2 normalisation is not "
-                 "supported)",
-    "MVN": "replace it with BatchNorm (use_global_stats false) followed by Scale",
-    "ConvolutionDepthwise": "use Convolution with group equal to its input channels",
-    "DepthwiseConvolution": "use Convolution with group equal to its input channels",
-    "ArgMax": "remove it: digits-seg takes the arg max of the score blob itself",
-    "HDF5Output": "remove it: outputs are written by digits-seg",
-    "ReLU6": "use ReLU (the clipping at 6 is not supported)",
-    "Upsampling": "use Upsample (max-unpooling with a pooling mask), Deconvolution or Interp",
-    "SigmoidCrossEntropyLoss": "replace it with SoftmaxWithLoss over one score channel per class",
-    "EuclideanLoss": "replace it with SoftmaxWithLoss: digits-seg trains per-pixel classification",
-    "InfogainLoss": "replace it with SoftmaxWithLoss; class weights go in loss_param "
-                    "{ weight_by_label_freqs: true class_weighting: ... }",
-    "MultinomialLogisticLoss": "replace it and the Softmax before it by SoftmaxWithLoss",
-    "HingeLoss": "replace it with SoftmaxWithLoss",
-}
-"""Unsupported layer type -> what to do instead (other types get the nearest supported name)."""
 
 
 @dataclass
@@ -80,6 +61,7 @@ class PhaseView:
     how: str = ""
     error: str = ""
     net: object = None
+    include_loss: bool = True                      # False for a derived deploy (loss layers dropped)
 
     def to_dict(self):
         return {"phase": self.phase, "ok": self.ok, "how": self.how, "error": self.error}
@@ -94,6 +76,8 @@ class Analysis:
     problems: list = field(default_factory=list)
     solver: object = None                          # prototxt.Message of a solver file
     message: object = None                         # the parsed network
+    input: object = None                           # input_size.InputSize the phases were built at
+    dependent: dict = field(default_factory=dict)  # layer -> what its parameter count depends on
 
     @property
     def ok(self):
@@ -103,10 +87,34 @@ class Analysis:
     def errors(self):
         return [p for p in self.problems if p.severity == "error"]
 
+    def table(self, phase):
+        """The layer table of a built phase; each row says what its parameter count depends on."""
+        from .shapes import rows_from_net
+        view = self.phases.get(phase)
+        if view is None or not view.ok:
+            return []
+        rows = rows_from_net(view.net)
+        for r in rows:
+            r["input_dependent"] = self.dependent.get(r["name"])
+        return rows
+
+    def params_note(self, fix="--input CxHxW"):
+        """Words to put after the total parameter count, or "" when it is the network's own."""
+        if self.input is None or not self.input.assumed or not self.dependent:
+            return ""
+        kinds = set(", ".join(self.dependent.values()).split(", "))
+        legend = "; ".join("%s depends on the input %s" % (MARKS[k], k) for k in MARKS if k in kinds)
+        if SIZE in kinds:
+            return ("at the ASSUMED input %s, not this network's own count (%s); give the real size: %s"
+                    % (shape_text(self.input.shape), legend, fix))
+        return "at the assumed %d input channels (%s)" % (self.input.shape[0], legend)
+
     def to_dict(self):
         return {"source": self.source, "kind": self.kind, "name": self.name, "ok": self.ok,
                 "phases": {k: v.to_dict() for k, v in self.phases.items()},
-                "problems": [p.to_dict() for p in self.problems]}
+                "problems": [p.to_dict() for p in self.problems],
+                "input": self.input.to_dict() if self.input is not None else None,
+                "input_dependent": dict(self.dependent)}
 
 
 def is_solver(msg):
@@ -125,18 +133,6 @@ def solver_problem(msg, source):
         where = "it names no net file"
         fix = "give the network prototxt instead"
     return Problem("error", "%s is a solver file, not a network; %s" % (source, where), fix)
-
-
-def _fix_for(type_name):
-    if type_name in FIXES:
-        return FIXES[type_name]
-    close = difflib.get_close_matches(type_name, supported_types(), n=2, cutoff=0.6)
-    lower = [t for t in supported_types() if t.lower() == type_name.lower()]
-    if lower:
-        return "layer types are case-sensitive: write '%s'" % lower[0]
-    if close:
-        return "did you mean %s? (or remove the layer)" % " or ".join("'%s'" % c for c in close)
-    return "remove it or replace it with a supported type (listed below)"
 
 
 def _where(layer, source):
@@ -160,7 +156,7 @@ def scan_layers(msg, source):
         if type_name not in LAYERS and type_name not in DATA_LAYER_TYPES:
             unknown += 1
             problems.append(Problem("error", "%s: unknown layer type '%s'" % (_where(layer, source), type_name),
-                                    _fix_for(type_name), **base))
+                                    fix_for(type_name), **base))
             continue
         if type_name == "Python" and layer.get_all("bottom"):
             problems.append(Problem("error", "%s: a Python layer with bottoms runs code from its own "
@@ -252,7 +248,7 @@ def _phases(msg, input_shape, source):
         derived, err2 = _compile(msg, "deploy", input_shape, source, include_loss=False)
         if derived is not None and not derived._uses_label:
             how = "derived: dropped %s" % (", ".join(_dropped(msg, "deploy")) or "nothing")
-            views["deploy"] = PhaseView("deploy", True, how, net=derived)
+            views["deploy"] = PhaseView("deploy", True, how, net=derived, include_loss=False)
         else:
             views["deploy"] = PhaseView("deploy", False, error=err2 or err or "a layer reads the label")
     return views
@@ -266,8 +262,15 @@ def _blob_shape(net, blob):
     return shape
 
 
-def analyse(net, input_shape=(3, 224, 224), source="<string>"):
-    """Return an `Analysis` of prototxt text or a Message: phases, then every problem found."""
+def analyse(net, input_shape=None, source="<string>", input_origin="given", input_reason=""):
+    """Return an `Analysis` of prototxt text or a Message: phases, then every problem found.
+
+    Args:
+        input_shape: (C, H, W) to build at; None: the file's declaration, else an assumed 3×224×224,
+            which the analysis then says (`.input`) with the layers whose counts depend on it.
+        input_origin: whose `input_shape` it is: "given" (the user) or "dataset" (the model's dataset).
+        input_reason: words saying where the size came from (or, without one, why none is known).
+    """
     result = Analysis(source)
     try:
         msg = net if isinstance(net, prototxt.Message) else prototxt.parse(net, source)
@@ -283,16 +286,22 @@ def analyse(net, input_shape=(3, 224, 224), source="<string>"):
     result.message, result.name = msg, str(msg.get("name", ""))
     scanned = scan_layers(msg, source)
     result.problems.extend(scanned)
-    result.phases = _phases(msg, input_shape, source)
+    result.input = resolve_input(msg, input_shape, input_origin, input_reason, source)
+    result.phases = _phases(msg, result.input.shape, source)
     reported = {p.message for p in scanned}
     by_error = {}
     for view in result.phases.values():
+        # The compiler's message appends every supported type; the scan lists them once, below.
+        same = next((m for m in reported if not view.ok and m in view.error), None)
+        if same is not None:
+            view.error = same
         if not view.ok and not any(m in view.error or view.error in m for m in reported):
             by_error.setdefault(view.error, []).append(view.phase)
     for err, phases in by_error.items():
         severity = "warning" if phases == ["val"] and result.phases["train"].ok else "error"
         result.problems.append(Problem(severity, "phase %s: %s" % (", ".join(phases), err)))
     built = next((v.net for v in result.phases.values() if v.ok), None)
+    _note_dependence(result, msg, source)
     score_shape = _blob_shape(built, built.score_blob) if built is not None and built.score_blob else None
     if score_shape is not None and len(score_shape) != 4:
         result.problems.append(Problem(
@@ -316,8 +325,49 @@ def analyse(net, input_shape=(3, 224, 224), source="<string>"):
             if n not in notes:
                 notes.append(n)
     result.problems.extend(Problem("warning", n) for n in notes)
+    unnormalised = _loss_normalisation(msg, source)
+    if unnormalised:
+        result.problems.append(unnormalised)
     result.problems.sort(key=lambda p: p.severity != "error")
     return result
+
+
+def _loss_normalisation(msg, source):
+    """A warning when the loss layer is not averaged over labelled pixels: the trainer averages it anyway."""
+    layer = find_loss_layer(msg)
+    p = layer.get("loss_param") if layer is not None else None
+    if not isinstance(p, prototxt.Message):
+        return None
+    field = next((f for f in ("normalization", "normalize") if p.has(f)), None)
+    value = p.get(field) if field else None
+    if field is None or (field == "normalize" and bool(value)) or str(value).upper() in ("VALID", "FULL"):
+        return None  # FULL divides by all pixels, ignored ones included: within the ignored share of ours
+    said = ("false" if not value else "true") if isinstance(value, bool) else str(value)
+    divisor = "nothing" if str(value).upper() == "NONE" else "the batch size only"
+    return Problem("warning", "%s: loss_param %s: %s: the summed pixel losses are divided by %s; "
+                   "digits-seg trains with the loss averaged over labelled pixels whatever the file says, so a "
+                   "base_lr tuned for this file (FCN's 1e-10 to 1e-14) barely trains here"
+                   % (_where(layer, source), field, said, divisor),
+                   "give its solver file (train --solver FILE, or the model form's solver file) to have base_lr "
+                   "rescaled by the labelled pixels per image, or set base_lr for a mean loss (e.g. 1e-4)",
+                   layer=str(layer.get("name", "?")), type="SoftmaxWithLoss", line=p.line_of(field))
+
+
+def _note_dependence(result, msg, source):
+    """Find the layers whose parameter counts depend on the input; warn when their size is assumed."""
+    view = next((result.phases[p] for p in ("deploy", "train", "val") if result.phases[p].ok), None)
+    if view is None:
+        return
+    result.dependent = input_dependence(msg, view.phase, view.include_loss, view.net, result.input.shape, source)
+    sized = [name for name, what in result.dependent.items() if SIZE in what]
+    if result.input.assumed and sized:
+        counts = {i["name"]: i["params"] for i in view.net.layer_info}
+        result.problems.append(Problem(
+            "warning", "the parameter counts of %s depend on the input height and width, which the file does not "
+                       "state: %s are those at the assumed input %s, not the network's"
+            % (", ".join(sized), ", ".join("{:,}".format(counts[n]) for n in sized), shape_text(result.input.shape)),
+            "give the real input size: network show --input CxHxW (e.g. 3x375x500 for 500×375 RGB images); "
+            "the model form uses its dataset's size"))
 
 
 def deploy_prototxt(net, input_shape, source="<string>"):

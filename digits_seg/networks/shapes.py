@@ -35,7 +35,7 @@ def total_params(rows):
     return sum(r["params"] for r in rows)
 
 
-def check_network(net, input_shape=(3, 224, 224), source="<string>"):
+def check_network(net, input_shape=None, source="<string>"):
     """Return every problem as text (errors first; warnings start with 'warning:'); [] if fine.
 
     Checks what DIGITS checked, all at once: unknown layer types (each with its fix), the

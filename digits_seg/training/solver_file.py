@@ -10,6 +10,7 @@ import math
 
 from ..errors import ValidationError
 from ..networks import prototxt
+from .loss_scale import LossContext, rescale
 from .lr_policy import POLICIES
 from .solver import SOLVER_TYPES
 
@@ -56,12 +57,17 @@ def _num(msg, name, source, kind=float):
     return kind(value)
 
 
-def solver_to_params(msg, train_images, batch_size, source="solver.prototxt"):
+def solver_to_params(msg, train_images, batch_size, source="solver.prototxt", loss=None, keep=()):
     """Return (form fields, lines saying what was mapped) for `msg` on a dataset of `train_images`.
+
+    base_lr and weight_decay are rescaled to the loss digits-seg trains with (`loss_scale`): a rate
+    tuned for a summed loss is refused when the network it was tuned for, or the dataset, is unknown.
 
     Args:
         train_images: images in the dataset's train split (turns max_iter into epochs); None: not mapped.
         batch_size: the batch size the job will use (Caffe's is in the net's data layer).
+        loss: a `loss_scale.LossContext` (the solver's network loss, the dataset's pixels); None: unknown.
+        keep: form fields the caller sets itself (not refused for, e.g. a base_lr given on the command line).
     """
     fields, said = {}, []
     iter_size = _num(msg, "iter_size", source, int) if msg.has("iter_size") else 1
@@ -71,10 +77,6 @@ def solver_to_params(msg, train_images, batch_size, source="solver.prototxt"):
     if msg.has("base_lr"):
         fields["base_lr"] = _num(msg, "base_lr", source)
         said.append("base_lr %g -> base_lr %g" % (fields["base_lr"], fields["base_lr"]))
-        if fields["base_lr"] < 1e-8:
-            said.append("note: base_lr %g goes with an unnormalised (summed) loss as in FCN's solvers; "
-                        "digits-seg averages the loss over labelled pixels, so multiply it by the pixels in a "
-                        "batch (1e-14 x 500 x 375 is about 2e-9) or start from 1e-4" % fields["base_lr"])
     for theirs, ours in (("momentum", "momentum"), ("weight_decay", "weight_decay"), ("gamma", "lr_gamma"),
                          ("power", "lr_power")):
         if msg.has(theirs):
@@ -124,6 +126,7 @@ def solver_to_params(msg, train_images, batch_size, source="solver.prototxt"):
         said.append("stepvalue %s of max_iter %d -> lr_stepvalues %s%%"
                     % (", ".join(str(v) for v in steps), max_iter,
                        ", ".join("%g" % v for v in fields["lr_stepvalues"])))
+    rescale(fields, said, msg, source, loss or LossContext(), int(batch_size), keep)
     mapped = {"base_lr", "momentum", "weight_decay", "gamma", "power", "type", "solver_type", "lr_policy",
               "stepsize", "stepvalue"}
     unused = sorted({n for n, _ in msg if n not in mapped and n in IGNORED and n not in ("iter_size", "max_iter")})

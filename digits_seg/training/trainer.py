@@ -111,6 +111,10 @@ def _prepare(job_dir, params, log, dataset_dir, pretrained_dir, previous_dir, dd
         log("The network ignores label %d (outside the dataset's %d classes); the dataset marks unlabelled "
             "pixels %d, so those are ignored" % (s.ignore_label, s.num_classes, IGNORE_LABEL))
         s.ignore_label = IGNORE_LABEL
+    if (s.net.loss_spec or {}).get("normalization") in ("BATCH_SIZE", "NONE") and main:  # FCN's normalize: false
+        log("The network's loss normalization %s is not used: the loss is averaged over labelled pixels, at base_lr %g "
+            "(a Caffe rate for its sum is rescaled only when mapped from its solver file)"
+            % (s.net.loss_spec["normalization"], float(params["base_lr"])))
 
     train_db, val_db = open_split(dataset_dir, "train"), None
     if (info.splits.get("val") or {}).get("count"):

@@ -6,12 +6,15 @@ declarations in `training.params`; a refused submission writes nothing and answe
 field problem at once (JSON: `{"error": {"message", "field", "errors": [...]}}`).
 """
 
+import os
+
 from flask import jsonify, redirect, request, url_for
 
 from ..declare import field_error, form_fields
 from ..errors import NotFoundError, ValidationError
 from ..training import snapshots
 from ..training.lr_policy import POLICIES, lr_schedule_preview
+from ..training.net_input import training_input
 from ..training.params import (CLASS_WEIGHTINGS, DEFAULTS, MEAN_MODES, ModelSource, TrainingParams, check_name,
                                default_model_name, expand_sweep, validate_params)
 from ..training.solver import SOLVER_TYPES
@@ -130,11 +133,9 @@ def _network_errors(text, info, crop_size):
     with its line, instead of as a failed job minutes later (the Validate button runs the same check)."""
     from ..networks.shapes import check_network
 
-    train_size = info and (info.splits.get("train") or {}).get("size")
-    size = int(crop_size or (min(train_size) if train_size else 224))
-    channels = info.channels if info else 3
+    shape, _ = training_input(info, crop_size)
     try:
-        problems = check_network(text, input_shape=(channels, size, size), source="custom network")
+        problems = check_network(text, input_shape=shape, source="custom network")
     except ValidationError as exc:
         return [field_error(ModelSource, "custom_network", "does not compile: %s" % exc.message)]
     errors = [p for p in problems if not p.startswith("warning:")]
@@ -251,32 +252,56 @@ def standard_network(name):
 def validate_network():
     """Compile a custom prototxt: layer table (shapes, parameters) or the error with its line."""
     from ..networks.analysis import analyse
-    from ..networks.shapes import rows_from_net, total_params
+    from ..networks.shapes import total_params
 
     raw = request_data()
     text = raw.get("prototxt") or raw.get("custom_network") or ""
     if not text.strip():
         raise ValidationError("Paste a network description first", field="custom_network")
-    size = 224
+    # The size training will use (the dataset's, or its crop); else the file's, else an assumed one, said so.
+    shape, reason = None, "no dataset is chosen, and the file does not state its input size"
     if raw.get("dataset_id"):
         try:
             _, info = _dataset_info(raw["dataset_id"])
-            train_size = info and (info.splits.get("train") or {}).get("size")
-            size = int(raw.get("crop_size") or (min(train_size) if train_size else 224))
-        except (NotFoundError, ValidationError, ValueError):
+            shape, reason = training_input(info, raw.get("crop_size"))
+        except (NotFoundError, ValidationError):
             pass
-    shape = (3, size, size)
-    result = analyse(text, shape, source="custom network")
+    result = analyse(text, shape, source="custom network", input_origin="dataset", input_reason=reason)
     if result.kind != "network":
         first = result.problems[0]
         return jsonify({"ok": False, "error": {"message": first.text(), "line": first.line,
                                                "field": "custom_network"}}), 200
-    view = next((result.phases[p] for p in ("train", "deploy", "val") if result.phases[p].ok), None)
-    rows = rows_from_net(view.net) if view is not None else []
+    phase = next((p for p in ("train", "deploy", "val") if result.phases[p].ok), None)
+    rows = result.table(phase) if phase else []
     return jsonify({"ok": result.phases["train"].ok and not result.errors(), "layers": rows,
-                    "total_params": total_params(rows), "problems": [p.text() for p in result.problems],
+                    "total_params": total_params(rows), "total_params_note": result.params_note("choose the dataset (or a crop size)"),
+                    "problems": [p.text() for p in result.problems],
                     "problem_details": [p.to_dict() for p in result.problems],
-                    "phases": {k: v.to_dict() for k, v in result.phases.items()}, "input_shape": list(shape)})
+                    "phases": {k: v.to_dict() for k, v in result.phases.items()},
+                    "input_shape": list(result.input.shape), "input": result.input.to_dict(),
+                    "input_dependent": result.dependent})
+
+
+def _solver_loss(msg, raw, info):
+    """The loss a pasted solver was tuned for (the Custom network's, or the pretrained model's, when the
+    form trains one) and the dataset's labelled pixels at the form's crop (`training.loss_scale`)."""
+    from ..training.loss_scale import loss_context
+
+    kind, network = raw.get("network_kind"), None
+    if kind == "custom" and (raw.get("custom_network") or "").strip():
+        network = (raw["custom_network"], "the custom network")
+    elif kind == "pretrained" and raw.get("pretrained_job"):
+        try:
+            path = os.path.join(state().store.job_dir(get_job(str(raw["pretrained_job"]), kind="pretrained").id),
+                                "network.prototxt")
+            with open(path, encoding="utf-8") as fh:
+                network = (fh.read(), "the pretrained model's network.prototxt")
+        except (NotFoundError, OSError):
+            network = None
+    crop = raw.get("crop_size")
+    crop = int(crop) if str(crop or "").strip().isdigit() else None
+    return loss_context(msg, info, crop, network,
+                        hint="paste the network it was tuned with under Custom network (its loss_param tells)")
 
 
 @bp.route("/models/solver-fields.json", methods=["POST"])
@@ -288,14 +313,15 @@ def solver_fields():
     text = raw.get("solver") or ""
     if not text.strip():
         raise ValidationError("Paste or choose a Caffe solver file first", field="solver_file")
-    count = None
+    count, info = None, None
     if raw.get("dataset_id"):
         _, info = _dataset_info(raw["dataset_id"])
         count = ((info.splits.get("train") or {}).get("count") if info is not None else None)
     batch = str(raw.get("batch_size") or "1").split(",")[0].strip()
     try:
-        fields, said = solver_to_params(read_solver(text, "solver file"), count, int(batch) if batch.isdigit() else 1,
-                                        "solver file")
+        msg = read_solver(text, "solver file")
+        fields, said = solver_to_params(msg, count, int(batch) if batch.isdigit() else 1, "solver file",
+                                        loss=_solver_loss(msg, raw, info))
     except ValidationError as exc:
         raise ValidationError(exc.message, field="solver_file")
     return jsonify({"fields": fields, "mapped": said})

@@ -4,10 +4,12 @@ of a custom network at once."""
 import os
 import re
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect
 
 from digits_seg.config import load_settings
+from digits_seg.datasets.reader import SegmentationLMDB
 from tests.integration.test_models_web import make_dataset
 from tests.unit.test_caffe_files import BROKEN
 
@@ -22,16 +24,26 @@ def test_solver_file_fills_the_form_and_validate_lists_all_problems(live_server,
     page.set_input_files("#solver-file", os.path.join(shared_data, "caffe", "fcn", "voc-fcn8s_solver.prototxt"))
     expect(page.locator("#solver-text")).to_have_value(re.compile("train_net"))
     page.fill("#batch_size", "1")
+    # Its base_lr 1e-14 is for FCN's unnormalised loss: without the network it was tuned with, refused.
+    page.click("#solver-fill")
+    expect(page.locator("#solver-error")).to_contain_text("solver file line 10: base_lr 1e-14 is a rate for an "
+                                                          "unnormalised (summed) loss")
+    # With FCN-8s's train file as the custom network (normalize: false), rescaled by the labelled pixels per image.
+    page.check('input[name="network_kind"][value="custom"]')
+    with open(os.path.join(shared_data, "caffe", "fcn", "voc-fcn8s_train.prototxt")) as fh:
+        page.fill("#custom_network", fh.read())
+    page.fill("#crop_size", "")
     page.click("#solver-fill")
     expect(page.locator("#solver-mapped li").first).to_be_visible()
-    assert page.input_value("#base_lr") == "1e-14"
+    train = SegmentationLMDB(os.path.join(live_server.jobs_dir, ds, "train_db"))
+    per_image = np.mean([(train[i][1] != 255).sum() for i in range(len(train))])
+    assert float(page.input_value("#base_lr")) == pytest.approx(1e-14 * per_image, rel=1e-5)
     assert page.input_value("#momentum") == "0.99"
     assert page.input_value("#lr_policy") == "fixed"
     assert page.input_value("#epochs") == "12500"                    # 100000 iterations x batch 1 / 8 images
     mapped = page.locator("#solver-mapped li").all_inner_texts()
     assert "max_iter 100000 x iter_size 1 x batch 1 / 8 training images -> epochs 12500" in mapped
 
-    page.check('input[name="network_kind"][value="custom"]')
     page.fill("#custom_network", BROKEN)
     page.click("#validate-network")
     items = page.locator("#validate-problems li")
@@ -42,3 +54,12 @@ def test_solver_file_fills_the_form_and_validate_lists_all_problems(live_server,
         assert any(layer in t for t in texts), (layer, texts)
     assert "write 'ReLU'" in texts[1]
     page.screenshot(path=artifact_path("custom_network_problems.png"), full_page=True)
+
+    # LeNet's train file states no input size: the chosen dataset's 32x32 images size its ip1 (500 x 50x5x5 + 500).
+    with open(os.path.join(shared_data, "caffe", "bvlc", "mnist_lenet_train_test.prototxt")) as fh:
+        page.fill("#custom_network", fh.read())
+    page.click("#validate-network")
+    expect(page.locator("#validate-summary")).to_contain_text(
+        "parameters at input 3×32×32 (the dataset's training images (32×32, 3 channel(s)))")
+    ip1 = page.locator("#layer-table tbody tr", has_text="InnerProduct").first.locator("td").all_inner_texts()
+    assert ip1[:2] == ["ip1", "InnerProduct"] and ip1[3] == str(500 * 50 * 5 * 5 + 500)

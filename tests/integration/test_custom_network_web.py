@@ -34,3 +34,27 @@ def test_solver_fields_endpoint_maps_and_refuses_clearly(client):
     assert bad.status_code == 400
     assert bad.get_json()["error"]["field"] == "solver_file"
     assert "is a network description, not a solver file" in bad.get_json()["error"]["message"]
+
+
+def test_validate_says_an_assumed_input_and_the_solver_rate_is_rescaled_or_refused(client, shared_data):
+    with open(os.path.join(shared_data, "caffe", "bvlc", "mnist_lenet_train_test.prototxt")) as fh:
+        d = client.post("/models/validate-network.json", json={"prototxt": fh.read()}).get_json()
+    assert d["input"]["assumed"] is True and d["input"]["shape"] == [3, 224, 224]
+    assert d["input"]["reason"] == "no dataset is chosen, and the file does not state its input size"
+    assert d["input_dependent"]["ip1"] == "height and width" and "choose the dataset" in d["total_params_note"]
+
+    fcn = os.path.join(shared_data, "caffe", "fcn")
+    with open(os.path.join(fcn, "voc-fcn8s_solver.prototxt")) as fh:
+        solver = fh.read()
+    with open(os.path.join(fcn, "voc-fcn8s_train.prototxt")) as fh:
+        train = fh.read()
+    bare = client.post("/models/solver-fields.json", json={"solver": solver})
+    assert bare.status_code == 400 and bare.get_json()["error"]["field"] == "solver_file"
+    assert bare.get_json()["error"]["message"].startswith("solver file line 10: base_lr 1e-14 is a rate for an "
+                                                          "unnormalised (summed) loss")
+    assert "paste the network it was tuned with under Custom network" in bare.get_json()["error"]["message"]
+    with_net = client.post("/models/solver-fields.json", json={"solver": solver, "network_kind": "custom",
+                                                               "custom_network": train})
+    assert with_net.status_code == 400
+    assert "line 638: normalize: false" in with_net.get_json()["error"]["message"]
+    assert "the dataset is not known yet: choose the dataset first" in with_net.get_json()["error"]["message"]

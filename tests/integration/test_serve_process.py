@@ -246,3 +246,25 @@ def test_readme_table_names_only_real_settings():
     # Settings read by other code but not declared (none today) would show up here.
     unknown = _readme_setting_names() - known - {"DIGITS_SEG_REQUIRE_REAL_DATA"}
     assert unknown == set(), "README.md's settings table names undeclared settings: %s" % sorted(unknown)
+
+
+def test_flags_given_to_serve_reach_its_workers(tmp_path):
+    """`serve --max-download-mb 123` used to apply to the web process only: the workers it starts read the
+    environment, so a store import (run by a worker) kept the default limit."""
+    other = tmp_path / "more-data"
+    other.mkdir()
+    live = LiveServer(tmp_path, args=["--max-download-mb", "123", "--data-roots",
+                                      "%s%s%s" % (tmp_path / "live-data", os.pathsep, other),
+                                      "--onnx-inference", "1", "--store-urls", "http://store.example/a,/srv/b"])
+    try:
+        def worker():
+            found = [p for p in _process_tree(live.proc.pid)[1:] if "worker" in " ".join(p.cmdline())]
+            return found[0] if found else None
+        wait_for(worker, 30, message="serve's worker to start")
+        got = load_settings(environ=worker().environ())
+        assert got.max_download_mb == 123 and got.onnx_inference is True
+        assert got.data_roots == (str(tmp_path / "live-data"), str(other))
+        assert got.store_urls == ("http://store.example/a", "/srv/b")
+        assert got.jobs_dir == live.jobs_dir and got.heartbeat_s == 1  # from serve's environment, as before
+    finally:
+        _sigterm_and_wait(live)

@@ -92,6 +92,8 @@ def test_unknown_colours_reported_with_counts(tmp_path, settings):
     assert r.ok and r.summary["classes"][1]["pixels"] == 3 and r.summary["classes"][1]["name"] == "scraper"
     near = [w["message"] for w in r.warnings if w["code"] == "nearest_colour"]
     assert near and "(0,175,77) → scraper: 1 px" in near[0]
+    text = r.summary["mapping"]["text"]  # the rule is part of how labels are read, not only a warning
+    assert "colours within 1 level per channel of one class colour → that class (nearest-colour tolerance)" in text
 
 
 def test_palettes_differ_is_a_warning_and_binary_is_detected(tmp_path, settings):
