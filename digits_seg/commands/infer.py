@@ -100,7 +100,7 @@ def run_infer(args, settings):
 
     from ..fsutil import write_json_atomic
     from ..inference import visualize as vz
-    from ..inference.image_input import check_file
+    from ..inference.image_input import check_file, check_range
     from ..inference.predictor import Predictor
     from ..inference.sources import read_image
 
@@ -110,6 +110,8 @@ def run_infer(args, settings):
     for path in files:  # every size from its header first: a refusal leaves nothing half-written in --out
         check_file(path, limit)
     predictor = Predictor.from_model_dir(model_dir, snapshot=args.snapshot, device=args.device, backend=args.backend)
+    for path in files:  # 16-bit values beyond the model's range, also before anything is written
+        check_range(path, predictor.preprocess.significant_bits)
     keep = _keep_ids(args.keep, predictor.classes) if args.keep else None
     os.makedirs(args.out, exist_ok=True)
     summary, used = [], set()

@@ -163,6 +163,10 @@ def process_pair(task, cfg, samples=None):
         return res
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         res["alpha"] = _alpha_uniform(im)
+    head = png._header(img_bytes[:33]) if im.format == "PNG" else None
+    if head is not None and head[2] == 16 and head[3] in (2, 6):
+        res["notes"].append("%s: 16-bit colour PNG: read as its high 8 bits (value ÷ 256, what Pillow decodes); "
+                            "the 16-bit option applies to greyscale images only" % image_path)
     if sixteen_bit.is_grey16(im.mode):
         res["grey16"] = sixteen_bit.inspect(im, img_bytes)
         problem = sixteen_bit.range_problem(image_path, res["grey16"], cfg.get("significant_bits"))

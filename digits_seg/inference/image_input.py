@@ -117,6 +117,23 @@ def decode(fp, name, max_pixels, where=WEB, field="image", bits=LEGACY_BITS):
         raise
 
 
+def check_range(path, bits, field="images"):
+    """Refuse a 16-bit greyscale file with values above the model's `bits` (other files pass undecoded).
+
+    The CLI calls it for every file before writing any output, so a refusal leaves nothing half-written.
+    """
+    try:
+        with Image.open(path) as img:
+            if img.mode not in GREY_MODES or img.mode in ("L", "F"):
+                return
+            img.load()
+            to_array(img, bits, path)
+    except ValidationError as exc:
+        raise ValidationError(exc.message, field=field) from None
+    except Exception:  # noqa: BLE001 - unreadable: decoding it later says why, in the caller's words
+        return
+
+
 def check_file(path, max_pixels, where=JOB, field="images"):
     """Refuse an image file over the pixel limit from its header alone (files Pillow cannot open are left to `decode`)."""
     if not max_pixels:

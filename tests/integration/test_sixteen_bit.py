@@ -14,6 +14,8 @@ import io
 import json
 import os
 import shutil
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -154,6 +156,31 @@ def test_sbit_chunk_sets_the_depth(tmp_path):
     assert read_json(os.path.join(out, "dataset.json"))["sixteen_bit"]["significant_bits"] == 12
 
 
+def rgb48_png(path, rgb):
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one)."""
+    h, w, _ = rgb.shape
+    rows = b"".join(b"\0" + rgb[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_sixteen_bit_colour_images_are_reported(tmp_path):
+    """16-bit colour PNGs reach us as their high bytes (Pillow): the check says so instead of staying silent."""
+    src = str(tmp_path / "rgb")
+    time_lapse(src, frames=2)
+    rng = np.random.default_rng(1)
+    rgb48_png(os.path.join(src, "images", "t000_ch00.png"), rng.integers(0, 4096, (SIZE, SIZE, 3)))
+    settings = load_settings({"jobs_dir": str(tmp_path / "jobs"), "data_roots": str(tmp_path)}, environ={})
+    report = check_folders(_params(src, settings, channels="rgb", val_pct=0), settings, workers=1)
+    notes = [w for w in report.warnings if "16-bit colour PNG" in w["message"]]
+    assert len(notes) == 1 and notes[0]["files"] == [os.path.join(src, "images", "t000_ch00.png")]
+    assert report.summary["sixteen_bit"]["images"] == 1  # the greyscale frame
+
+
 @pytest.fixture
 def model(trained, settings):
     for key in ("dataset", "model"):
@@ -213,6 +240,10 @@ def test_test_images_reach_the_network_as_training_images_were_stored(client, mo
     assert r.get_json()["error"]["message"].startswith(
         brighter + " has values up to 9000, above the 12-bit range (0–4095); the model's training images were 12-bit")
     assert r.get_json()["error"]["field"] == "path"
+    refused = tmp_path / "refused"  # the CLI reads every 16-bit range before it writes anything
+    assert cli_main(["infer", "--model", model["id"], model["data"], "--out", str(refused), "--backend", "torch"]) == 2
+    assert "t101_ch00.png has values up to 9000, above the 12-bit range (0–4095)" in capsys.readouterr().err
+    assert not refused.exists() or not os.listdir(refused)
 
     # a model folder from before the record (no significant_bits): 16-bit images keep value // 256
     recipe_path = os.path.join(model["dir"], "preprocess.json")
