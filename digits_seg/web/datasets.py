@@ -19,6 +19,7 @@ from ..datasets.create import preflight
 from ..datasets.info import DatasetInfo
 from ..datasets.labels import colorize
 from ..datasets.layouts.params import layout_params
+from ..datasets.sixteen_bit import LEGACY_OPTION as LEGACY_SIXTEEN_BIT
 from ..datasets.params import complete_path, validate_params
 from ..errors import NotFoundError, ValidationError
 from ..uploads import new_stage
@@ -45,6 +46,7 @@ def new():
     clone = request.args.get("clone")
     if clone:
         params = dict(get_job(clone, kind="dataset").params or {})
+        params.setdefault("sixteen_bit", LEGACY_SIXTEEN_BIT)  # made before the option: it was built that way
         if params.get("resize"):
             params["resize"] = "%dx%d" % tuple(params["resize"])
         if params.get("layout"):  # the form re-detects the layout; its derived lists are not form fields

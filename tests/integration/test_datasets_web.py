@@ -154,3 +154,14 @@ def test_create_refuses_unpaired_folders_before_queuing_a_job(client, settings):
     assert errors and not any("`" in e for e in errors) and any("<code>" in e for e in errors)  # names as code
     r = client.post("/datasets.json", json=dict(body, skip_bad="on"))  # the user chose to leave it out
     assert r.status_code == 201
+
+
+def test_clone_of_a_dataset_made_before_the_16_bit_option_keeps_its_scale(client, settings):
+    from digits_seg.jobs.store import JobStore
+
+    root = make_city(settings, count=2)
+    old = JobStore(settings.jobs_dir).create("dataset", "old", {"images": root + "/images", "labels": root + "/labels",
+                                                                "val_pct": 10.0, "name": "old"})
+    form = client.get("/datasets/new?clone=" + old.id).get_data(as_text=True)
+    assert '<option value="full" selected>' in form
+    assert '<option value="bits" selected>' in client.get("/datasets/new").get_data(as_text=True)
