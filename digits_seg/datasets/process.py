@@ -161,6 +161,13 @@ def process_pair(task, cfg, samples=None):
                                 "message": "image %s is %d×%d but its label %s is %d×%d"
                                 % (image_path, size[0], size[1], label_path, lb.width, lb.height)})
         return res
+    if im.mode == "F":  # Pillow's conversion clips floats: 0..1 data would become a black image
+        a = np.asarray(im)
+        res["problems"].append({"code": "image_range", "files": [image_path], "message":
+                                "%s is a 32-bit floating-point image (values %.4g to %.4g): its scale to 0-255 cannot "
+                                "be known; save it as 8- or 16-bit integers (e.g. 0-1 times 255)"
+                                % (image_path, float(np.nanmin(a)) if a.size else 0, float(np.nanmax(a)) if a.size else 0)})
+        return res
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         res["alpha"] = _alpha_uniform(im)
     head = png._header(img_bytes[:33]) if im.format == "PNG" else None

@@ -90,6 +90,9 @@ def to_array(img, bits=LEGACY_BITS, name="image"):
     Args:
         bits: the model's `Preprocess.significant_bits` (16-bit values become value ÷ 2^(bits − 8)).
     """
+    if img.mode == "F":  # as dataset creation: Pillow would clip 0..1 floats to a black image
+        raise ValidationError("%s is a 32-bit floating-point image: its scale to 0-255 cannot be known; save it as "
+                              "8- or 16-bit integers, as the training images were" % name)
     if img.mode in GREY_MODES:
         return np.asarray(convert_mode(img, "L", bits, name, range_fix(bits)))
     return np.asarray(img.convert("RGB"))

@@ -180,3 +180,12 @@ def test_server_path_images_are_refused_from_the_header(client, model, settings,
     err = capsys.readouterr().err
     assert "huge.png is 20000×20000 pixels" in err and "DIGITS_SEG_MAX_JOB_IMAGE_PIXELS" in err
     assert not out.exists() or not os.listdir(out)
+
+
+def test_float_test_image_is_refused_not_clipped(client, model):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).random((32, 32)).astype(np.float32), "F").save(buf, "TIFF")
+    r = client.post("/models/%s/infer.json" % model["id"], headers=API, content_type="multipart/form-data",
+                    data={"image": (io.BytesIO(buf.getvalue()), "cells.tif")})
+    err = r.get_json()["error"]
+    assert r.status_code == 400 and "cells.tif is a 32-bit floating-point image" in err["message"], err

@@ -382,3 +382,24 @@ def test_pngs_stored_unchanged_are_validated_fully_and_keep_their_bytes(tmp_path
         assert d.data == open(f / "images" / (stems[i] + ".png"), "rb").read()
         stored = np.asarray(Image.open(io.BytesIO(decode_datum(lbl).data)))
         np.testing.assert_array_equal(stored, ids[stems[i]])
+
+
+def test_float_images_are_refused_not_clipped_black(tmp_path, settings):
+    """A 32-bit float TIFF with values 0..1 (a normalised microscopy export) used to be stored by Pillow's
+    clipping conversion as an all-0/1 (black) image."""
+    from digits_seg.datasets.check import check_folders
+
+    f = tmp_path / "float"
+    os.makedirs(f / "images")
+    os.makedirs(f / "labels")
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        Image.fromarray(rng.random((16, 20)).astype(np.float32), "F").save(f / "images" / ("cell_%02d.tif" % i))
+        Image.fromarray((rng.random((16, 20)) > 0.5).astype(np.uint8)).save(f / "labels" / ("cell_%02d.png" % i))
+    raw = {"images": str(f / "images"), "labels": str(f / "labels"), "val_pct": 0}
+    report = check_folders(validate_params(raw, settings), settings).to_dict()
+    assert {e["code"] for e in report["errors"]} == {"image_range"}
+    assert "cell_00.tif is a 32-bit floating-point image (values 0" in report["errors"][0]["message"]
+    with pytest.raises(ValidationError, match="floating-point"):
+        run(tmp_path / "job", validate_params(raw, settings))
+    assert not os.path.exists(tmp_path / "job" / "dataset.json")
