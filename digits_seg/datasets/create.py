@@ -24,7 +24,7 @@ from .check import CheckReport, Collector, check_folders, sixteen_bit_report, ta
 from .palette import IGNORE_LABEL, default_class_names
 from .plan import describe, make_plan
 from .pool import DEFAULT_WORKERS, ordered_map
-from .process import DEFAULT_MAX_PIXELS, process_pair, scan_grey16
+from .process import DEFAULT_MAX_PIXELS, may_be_grey16, process_pair, scan_grey16
 from .stats import SampleSums, SplitStats, class_warnings, write_stats
 
 SPLITS = ("train", "val")
@@ -178,8 +178,10 @@ def significant_bits(plan, params, workers=DEFAULT_WORKERS, should_stop=_noop):
     fixed = sixteen_bit.explicit_bits(option)
     if fixed is not None:
         return fixed
-    paths = [p[1] for s in SPLITS for p in plan.splits[s]]
+    paths = [p[1] for s in SPLITS for p in plan.splits[s] if may_be_grey16(p[1])]
     survey = sixteen_bit.Survey()
+    if not paths:
+        return survey.resolve(option)
     with ordered_map(scan_grey16, paths, workers, shared=params.get("max_pixels", DEFAULT_MAX_PIXELS)) as results:
         for path, info in zip(paths, results):
             if should_stop():

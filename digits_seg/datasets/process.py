@@ -81,22 +81,30 @@ def _read(path):
         return None, ("unreadable", "%s cannot be read: %s" % (path, e))
 
 
-def scan_grey16(path, max_pixels, accumulator=None):
-    """{min, max, sbit} of a 16-bit greyscale image file; None for other or unreadable files.
+def may_be_grey16(path):
+    """False when the file's first bytes show it is not a 16-bit greyscale image (8-bit PNGs, JPEGs).
 
-    Creation's pre-pass for the 16-bit option `bits`, which needs the dataset's largest value
-    before any image is stored. Other PNGs and JPEGs are told apart from their first bytes.
+    Cheap enough to run on every image in the parent, so a dataset without 16-bit images does
+    not pay for a pool of workers before creation starts.
     """
     try:
         with open(path, "rb") as f:
             head = f.read(33)
     except OSError:
-        return None
+        return False
     if head.startswith(png.SIGNATURE):
         header = png._header(head)
-        if header is None or header[2] != 16 or header[3] != 0:  # 16-bit depth, greyscale colour type
-            return None
-    elif head.startswith(b"\xff\xd8"):
+        return header is not None and header[2] == 16 and header[3] == 0  # 16-bit depth, greyscale colour type
+    return not head.startswith(b"\xff\xd8")
+
+
+def scan_grey16(path, max_pixels, accumulator=None):
+    """{min, max, sbit} of a 16-bit greyscale image file; None for other or unreadable files.
+
+    Creation's pre-pass for the 16-bit option `bits`, which needs the dataset's largest value
+    before any image is stored (run on the files `may_be_grey16` leaves).
+    """
+    if not may_be_grey16(path):
         return None
     data, problem = _read(path)
     if problem:
