@@ -60,7 +60,14 @@ def _pairing_problems(pairing, images_dir, labels_dir, problems):
 
 def _same_folder(pairing, images_dir, labels_dir, problems):
     """Each file paired with itself: the label folder was given as the image folder (or vice versa)."""
-    selves = [img for _, img, lbl in pairing.pairs if os.path.realpath(img) == os.path.realpath(lbl)]
+    real = {}  # one realpath per folder, not per file: 1000 per-file realpaths cost 40 ms of a 0.7 s creation
+
+    def where(path):
+        folder, name = os.path.split(path)
+        if folder not in real:
+            real[folder] = os.path.realpath(folder)
+        return real[folder], name
+    selves = [img for _, img, lbl in pairing.pairs if where(img) == where(lbl)]
     if selves:
         problems.append(("error", "same_folder", "the image folder and the label folder are the same folder (%s): "
                          "%d file(s) would be paired with themselves; give the folder that holds the label images "
