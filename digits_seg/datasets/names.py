@@ -12,7 +12,8 @@ relative to one folder per split and role, so 100k pairs stay a few MB:
 
 An origin is `folder` (root is the server folder the files are still in), `upload` (root is
 relative to the uploaded zip, whose files are removed once the dataset is built) or
-`converted` (labels converted from COCO JSON / SBD .mat into a folder that is removed too).
+`converted` (labels converted from COCO JSON / SBD .mat into a folder that is removed too: root
+is the layout folder holding the annotations).
 Datasets made before the file existed, and DIGITS-made folders, have none: readers return
 None and pages show the record's number.
 """
@@ -26,8 +27,8 @@ NAMES_FILE = "records.json"
 """The file beside `dataset.json` naming each record's source files."""
 
 FORMAT = "digits-seg records 1"
-ORIGIN_WORDS = {"folder": "", "upload": " (in the uploaded zip)", "converted": " (converted labels)"}
-"""How a path's origin is said after it (uploaded and converted files are gone once the dataset is built)."""
+UPLOAD_WORDS = " (in the uploaded zip)"
+"""Said after a path inside an uploaded zip (its extracted files are gone once the dataset is built)."""
 
 
 def _root_of(paths):
@@ -40,8 +41,7 @@ def _origin(root, job_dir, params):
     job = os.path.abspath(job_dir) if job_dir else None
     masks = params.get("masks_dir")
     if masks and _inside(root, masks):
-        rel = os.path.relpath(root, masks)
-        return "converted", "" if rel == "." else rel
+        return "converted", params.get("layout_root") or ""  # the converted files go: name the annotations
     if job and _inside(root, job):
         # an uploaded zip is extracted into <upload>/data (possibly one top folder deeper)
         base = os.path.join(job, "upload", "data")
@@ -65,7 +65,8 @@ def split_record(pairs, job_dir=None, params=None):
         paths = [os.path.abspath(p[col]) for p in pairs]
         root = _root_of(paths)
         origin, stored = _origin(root, job_dir, params)
-        out[role + "s"] = [os.path.relpath(p, root) for p in paths]
+        cut = len(root.rstrip(os.sep)) + 1  # every path lies under root: cut it off (relpath costs 10x more)
+        out[role + "s"] = [p[cut:] for p in paths]
         out[role + "_root"] = stored
         out[role + "_origin"] = origin
     return out
@@ -99,7 +100,10 @@ class RecordNames:
         out = {"stem": s["stems"][index]}
         for role in ("image", "label"):
             root, origin = s.get(role + "_root") or "", s.get(role + "_origin", "folder")
-            out[role] = os.path.join(root, s[role + "s"][index]) + ORIGIN_WORDS.get(origin, "")
+            if origin == "converted":
+                out[role] = "converted from the annotations in %s" % (root or "the dataset's layout folder")
+            else:
+                out[role] = os.path.join(root, s[role + "s"][index]) + (UPLOAD_WORDS if origin == "upload" else "")
         return out
 
     def caption(self, split, index):

@@ -10,6 +10,8 @@ from PIL import Image
 
 from digits_seg.config import load_settings
 from digits_seg.datasets.names import NAMES_FILE
+from digits_seg.fsutil import read_json
+from digits_seg.inference.batch import infer_many
 from digits_seg.web.app import create_app
 from tests.conftest import synthcity_dataset_job, train_tiny_model
 
@@ -76,6 +78,13 @@ def test_pages_name_records_by_file_and_fall_back_to_numbers(served):
     assert os.path.join(src, "images", val[0]["name"] + ".png") in previews[0]["caption"]
     one = client.post("/models/%s/infer.json" % model_id, json={"val_index": 1, "encode": "url"}).get_json()
     assert val[1]["name"] in one["source"]
+    out = os.path.join(os.path.dirname(settings.jobs_dir), "many")
+    os.makedirs(out)
+    infer_many(out, {"source": "val"}, on_progress=lambda f, m: None, should_stop=lambda: False, log=lambda t: None,
+               model_dir=store.job_dir(model_id), settings=settings)
+    entries = read_json(os.path.join(out, "results.json"))["images"]
+    assert sorted(e["name"] for e in entries) == sorted(it["name"] for it in val)  # test many names them too
+    assert all(os.path.isfile(os.path.join(out, "masks", e["name"] + ".png")) for e in entries)
 
     os.unlink(os.path.join(store.job_dir(dataset_id), NAMES_FILE))  # as a dataset made before records.json
     old = explorer(client, dataset_id, "val")

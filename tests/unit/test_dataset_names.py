@@ -85,3 +85,24 @@ def test_datasets_made_before_names_show_the_record_number(tmp_path, settings):
     os.unlink(job / NAMES_FILE)  # as a dataset made before records.json
     assert RecordNames.load(str(job)) is None and record_name(str(job), "train", 2) is None
     assert caption(None, "train", 2) == "#2"
+
+
+def test_converted_coco_labels_name_the_annotations_not_the_removed_masks(tmp_path, settings):
+    import json
+
+    from digits_seg.datasets.layouts.params import layout_params
+    from tests.layout_fixtures import make_coco
+
+    root = str(tmp_path / "coco")
+    make_coco(root)
+    params, det = layout_params({"layout": "coco", "layout_root": root}, settings, validate_params)
+    job = tmp_path / "job"
+    job.mkdir()
+    create_dataset(str(job), json.loads(json.dumps(params)), log=lambda t: None, settings=settings, workers=1)
+    assert not (job / "converted_labels").exists()
+    names = RecordNames.load(str(job))
+    for split in ("train", "val"):
+        expected = det.splits[split]  # (stem, image, label) as the layout listed them
+        assert [names.get(split, k)["stem"] for k in range(len(expected))] == [p[0] for p in expected]
+        assert names.get(split, 0)["image"] == os.path.abspath(expected[0][1])
+        assert names.get(split, 0)["label"] == "converted from the annotations in %s" % root
