@@ -195,9 +195,8 @@ def iter_items(params, job_dir, model_dir, colormap, num_classes, max_pixels=Non
     source = params["source"]
     limit = params.get("limit")
     if source == "val":
-        from ..datasets.reader import SegmentationLMDB
-
         from ..datasets.names import RecordNames
+        from ..datasets.reader import SegmentationLMDB
 
         dataset_dir = dataset_dir_of(model_dir)
         split = SegmentationLMDB(os.path.join(dataset_dir, "val_db"))
@@ -210,7 +209,7 @@ def iter_items(params, job_dir, model_dir, colormap, num_classes, max_pixels=Non
                 rec = names.get("val", i) if names else None
                 # the record's file stem names its outputs, as for files (`batch.file_stem` keeps them unique)
                 yield {"name": rec["stem"] if rec else "val_%05d" % i,
-                       "source": "val[%d] %s" % (i, rec["image"]) if rec else "val[%d]" % i, "image": image, "gt": label}
+                       "source": "val[%d]" % i, "image": image, "gt": label}  # API clients read k from source
         return n, gen_val()
 
     label_root = None

@@ -85,6 +85,7 @@ def test_pages_name_records_by_file_and_fall_back_to_numbers(served):
     entries = read_json(os.path.join(out, "results.json"))["images"]
     assert sorted(e["name"] for e in entries) == sorted(it["name"] for it in val)  # test many names them too
     assert all(os.path.isfile(os.path.join(out, "masks", e["name"] + ".png")) for e in entries)
+    assert sorted(e["source"] for e in entries) == ["val[0]", "val[1]"]  # API clients read the record number
 
     os.unlink(os.path.join(store.job_dir(dataset_id), NAMES_FILE))  # as a dataset made before records.json
     old = explorer(client, dataset_id, "val")
