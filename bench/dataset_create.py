@@ -227,8 +227,11 @@ def main():
         # start, stats.h5) that a 500-pair run still feels but large datasets do not
         full = jp.pop("_full")
         dn = full["pairs"] - half_run["pairs"]
-        jp["marginal_create_pairs_per_s"] = dn / max(1e-9, full["seconds"] - half_run["seconds"])
-        jp["marginal_ratio_to_baseline"] = jp["marginal_create_pairs_per_s"] / jp["baseline_pairs_per_s"]
+        dt = full["seconds"] - half_run["seconds"]
+        # a half-size run that took as long as the full one (a busy machine) gives no marginal rate
+        jp["marginal_create_pairs_per_s"] = dn / dt if dt > 0 else None
+        jp["marginal_ratio_to_baseline"] = (jp["marginal_create_pairs_per_s"] / jp["baseline_pairs_per_s"]
+                                            if dt > 0 else None)
         jp["marginal_create_cpu_ms_per_pair"] = 1000 * (full["cpu_s"] - half_run["cpu_s"]) / dn
         out["png_rgb"].pop("_full")
         rr = isolated(read_rate, os.path.join(root, "out_jpeg_palette_1", "train_db"))

@@ -20,6 +20,7 @@ from ..uploads import adopt_stage
 from ..space import disk_full_message, free_mb, is_disk_full
 from . import layouts, lmdb_io
 from . import sixteen_bit
+from .names import NAMES_FILE, write_names
 from .check import CheckReport, Collector, check_folders, sixteen_bit_report, task_config
 from .palette import IGNORE_LABEL, default_class_names
 from .plan import class_count, describe, make_plan
@@ -36,8 +37,9 @@ image's pixels would cost a third of creation's time, and 32 images (8 M pixels 
 pin the mean pixel to well under one grey level."""
 FLUSH_EVERY = 64
 """Pairs between background flushes of the databases to disk while they are written."""
-OUTPUTS = ("train_db", "val_db", "labels.txt", "colormap.json", "stats.h5", "dataset.json")
-"""What a finished dataset folder holds; `dataset.json` is written last and marks completion."""
+OUTPUTS = ("train_db", "val_db", "labels.txt", "colormap.json", "stats.h5", NAMES_FILE, "dataset.json")
+"""What a finished dataset folder holds; `dataset.json` is written last and marks completion
+(`records.json`: each record's source files, `names`)."""
 
 
 def _refuse(report, what):
@@ -125,7 +127,7 @@ def create_dataset(job_dir, params, *, on_progress=_noop, should_stop=_noop, log
         shutil.rmtree(partial)
     os.makedirs(partial)
     try:
-        result = _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers)
+        result = _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers, job_dir)
         _publish(partial, job_dir)
     except (OSError, lmdb.Error) as exc:
         # LMDB reports a full disk as "mdb_txn_commit: Input/output error": look at the disk itself.
@@ -250,7 +252,7 @@ def _databases(partial):
     return [_db_path(partial, s, part) for s in SPLITS for part in DB_PARTS]
 
 
-def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers):
+def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, workers, job_dir=None):
     started = time.monotonic()
     for path in _databases(partial):  # all four exist, even for an empty split; workers only add records
         lmdb_io.LMDBWriter(path).close()
@@ -259,6 +261,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
     channels = set()
     reencoded = {"image": 0, "label": 0}
     skipped = {s: 0 for s in SPLITS}
+    kept = {s: [] for s in SPLITS}  # (stem, image, label) of the stored records, in key order
     sampled = {s: sample_positions(len(plan.splits[s]), MEAN_SAMPLES) for s in SPLITS}
     tasks = [(i, p[0], p[1], p[2], split if k in sampled[split] else None, split, k)
              for i, (split, k, p) in enumerate((s, k, p) for s in SPLITS for k, p in enumerate(plan.splits[s]))]
@@ -284,6 +287,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
                 else:
                     failed = True  # keep going: the report lists every bad pair, not just the first
             else:
+                kept[split].append(tasks[r["index"]][1:4])
                 channels.add(r["channels"])
                 stats[split].add(r)
                 reencoded["image"] += r["reencoded"]["image"]
@@ -354,6 +358,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
         "warnings": warnings,
         "reencoded": reencoded,
     }
+    write_names(os.path.join(partial, NAMES_FILE), kept, job_dir, params)
     flushed.result()  # the databases are on disk before anything marks the dataset complete
     fsutil.write_json_atomic(os.path.join(partial, "dataset.json"), info)
     return {"train": summaries["train"]["count"], "val": summaries["val"]["count"], "num_classes": len(names),

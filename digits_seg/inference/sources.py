@@ -195,15 +195,21 @@ def iter_items(params, job_dir, model_dir, colormap, num_classes, max_pixels=Non
     source = params["source"]
     limit = params.get("limit")
     if source == "val":
+        from ..datasets.names import RecordNames
         from ..datasets.reader import SegmentationLMDB
 
-        split = SegmentationLMDB(os.path.join(dataset_dir_of(model_dir), "val_db"))
+        dataset_dir = dataset_dir_of(model_dir)
+        split = SegmentationLMDB(os.path.join(dataset_dir, "val_db"))
         n = len(split) if not limit else min(limit, len(split))
+        names = RecordNames.load(dataset_dir)  # None: a dataset made before records.json
 
         def gen_val():
             for i in range(n):
                 image, label = split[i]
-                yield {"name": "val_%05d" % i, "source": "val[%d]" % i, "image": image, "gt": label}
+                rec = names.get("val", i) if names else None
+                # the record's file stem names its outputs, as for files (`batch.file_stem` keeps them unique)
+                yield {"name": rec["stem"] if rec else "val_%05d" % i,
+                       "source": "val[%d]" % i, "image": image, "gt": label}  # API clients read k from source
         return n, gen_val()
 
     label_root = None

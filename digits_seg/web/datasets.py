@@ -18,6 +18,7 @@ from ..datasets.layouts.checking import check_dataset
 from ..datasets.create import preflight
 from ..datasets.info import DatasetInfo
 from ..datasets.labels import colorize
+from ..datasets.names import RecordNames
 from ..datasets.layouts.params import layout_params
 from ..datasets.sixteen_bit import LEGACY_OPTION as LEGACY_SIXTEEN_BIT
 from ..datasets.params import complete_path, validate_params
@@ -201,10 +202,13 @@ def _explorer(job, info, split, page):
     pages = max(1, -(-count // EXPLORER_PAGE))
     page = min(page, pages)
     start = (page - 1) * EXPLORER_PAGE
+    names = RecordNames.load(info.dataset_dir)  # None for datasets made before records.json: "#k"
     items = []
     for i in range(start, min(count, start + EXPLORER_PAGE)):
-        items.append({"index": i, **{k: url_for("datasets.record", job_id=job.id, split=split, index=i, kind=k)
-                                     for k in ("image", "label", "overlay")}})
+        source = names.get(split, i) if names else None
+        items.append({"index": i, "name": source["stem"] if source else "#%d" % i, "source": source,
+                      **{k: url_for("datasets.record", job_id=job.id, split=split, index=i, kind=k)
+                         for k in ("image", "label", "overlay")}})
     return {"split": split, "page": page, "pages": pages, "count": count, "per_page": EXPLORER_PAGE, "items": items}
 
 

@@ -13,6 +13,7 @@ import time
 
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
+from ..datasets.names import record_name
 from ..declare import clean_name
 from ..errors import NotFoundError, ValidationError
 from ..inference.params import InferManyParams
@@ -23,7 +24,7 @@ from ..inference.export import EXPORTS_DIR
 from ..inference.geometry import FIT_HELP, FIT_MODES
 from ..inference.predictor import list_snapshot_files
 from ..inference.scoring import sort_key_worst_first
-from ..inference.sources import read_image, under_roots
+from ..inference.sources import dataset_dir_of, read_image, under_roots
 from ..uploads import new_stage
 from .files import send_job_file
 from .helpers import get_job, render, request_data, state, wants_json
@@ -125,7 +126,8 @@ def _input_image(data, model_dir, bits):
         if not 0 <= index < len(split):
             raise ValidationError("val_index must be 0..%d" % (len(split) - 1), field="val_index")
         image, label = split[index]
-        return image, label, "val[%d]" % index
+        rec = record_name(dataset_dir_of(model_dir), "val", index)  # None: a dataset made before records.json
+        return image, label, "val[%d] %s" % (index, rec["image"]) if rec else "val[%d]" % index
     raise ValidationError("give an image: upload one (field `image`), a server path (`path`) or a validation "
                           "image index (`val_index`)", field="image")
 

@@ -10,7 +10,8 @@ import os
 
 from flask import Blueprint, url_for
 
-from ..errors import NotFoundError
+from ..datasets.names import RecordNames
+from ..errors import NotFoundError, ValidationError
 from ..fsutil import read_json
 from ..training import metrics_log, snapshots
 from .files import send_job_file
@@ -32,24 +33,39 @@ PREVIEW_EPOCHS_SHOWN = 1
 def _previews(job, model_dir, last_val):
     """The latest validation's preview strips: [{url, name, caption}] (larger in the page's lightbox).
 
-    A strip is `<record index>.png` (image | ground truth | prediction); datasets keep no file
-    names per record, so the name is the validation record's number.
+    A strip is `<record index>.png` (image | ground truth | prediction) of the dataset's val split;
+    its name is the record's file stem from the dataset's `records.json`, else (datasets made
+    before it, or deleted since) "validation image #k".
     """
     if not (last_val and last_val.get("preview_dir")):
         return []
     folder = os.path.join(model_dir, last_val["preview_dir"])
     if not os.path.isdir(folder):
         return []
+    names = _val_names(model_dir)
     out = []
     for n in sorted(os.listdir(folder), key=lambda n: (len(n), n)):
         if not n.endswith(".png"):
             continue
         stem = n[:-4]
-        name = "validation image #%s" % stem if stem.isdigit() else stem
+        source = names.get("val", int(stem)) if names and stem.isdigit() else None
+        name = source["stem"] if source else "validation image #%s" % stem if stem.isdigit() else stem
+        where = " (validation record %s; image %s, label %s)" % (stem, source["image"], source["label"]) if source else ""
         out.append({"url": url_for("models.preview", job_id=job.id, path=last_val["preview_dir"] + "/" + n),
-                    "name": name,
-                    "caption": "%s at epoch %g: image · ground truth · prediction" % (name, last_val.get("epoch") or 0)})
+                    "name": name, "source": source,
+                    "caption": "%s at epoch %g: image · ground truth · prediction%s"
+                               % (name, last_val.get("epoch") or 0, where)})
     return out
+
+
+def _val_names(model_dir):
+    """The record names of the model's dataset, or None (no dataset recorded, deleted, or made before names)."""
+    from ..inference.sources import dataset_dir_of
+
+    try:
+        return RecordNames.load(dataset_dir_of(model_dir))
+    except (NotFoundError, ValidationError):
+        return None
 
 
 def model_data(job):

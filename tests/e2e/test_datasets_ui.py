@@ -51,6 +51,10 @@ def test_check_create_and_explore(live_server, page, artifact_path):
     page.wait_for_function("[...document.querySelectorAll('.explorer-item img')].every(i => i.complete && i.naturalWidth > 0)",
                            timeout=30000)
     assert page.locator(".explorer-item").count() == 6
+    names = page.locator(".explorer-item [data-role=record-name]").all_text_contents()  # file stems, not "#k"
+    assert len(set(names)) == 6 and all(n.startswith("scene_") for n in names)
+    title = page.get_attribute(".explorer-item", "title")  # hover: where the files are, to fix a bad label
+    assert os.path.join(root, "images", names[0] + ".png") in title and os.path.join(root, "labels") in title
     assert "skipped" in page.text_content("[data-role=log]")
     page.screenshot(path=artifact_path("datasets_show.png"), full_page=True)
 

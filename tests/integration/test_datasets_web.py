@@ -8,6 +8,7 @@ import zipfile
 from ..conftest import wait_for
 
 from digits_seg.datasets import synthcity
+from digits_seg.datasets.names import record_name
 
 
 def make_city(settings, count=6):
@@ -80,6 +81,8 @@ def test_zip_upload_is_extracted_safely(client, settings, start_worker):
     assert os.listdir(os.path.join(settings.jobs_dir, ".uploads")) == []
     assert not os.path.exists(os.path.join(settings.jobs_dir, job_id, "upload"))
     assert "removed the uploaded files" in client.get("/jobs/%s/log.txt" % job_id).data.decode()
+    source = record_name(os.path.join(settings.jobs_dir, job_id), "train", 0)  # named inside the zip, not the gone stage
+    assert source["image"] == "city/images/%s.png (in the uploaded zip)" % source["stem"]
     bad = io.BytesIO()
     with zipfile.ZipFile(bad, "w") as z:
         z.writestr("../evil.png", b"x")

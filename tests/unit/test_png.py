@@ -132,8 +132,23 @@ def test_interlaced_files_are_left_to_pillow():
     assert not png.pixels_complete(data)
 
 
-def test_missing_trailer_after_the_last_row_is_accepted_as_pillow_does():
-    """Pillow stops reading once it has every row; so does the check (a file cut inside IEND still loads)."""
+def test_a_file_cut_after_its_pixel_data_is_accepted_as_pillow_does():
+    """Pillow stops reading once it has every row: a file cut inside IEND still loads, and the check (which
+    needs the whole zlib stream, not the chunks after it) vouches for it too."""
     data = _png(Image.fromarray(np.arange(64 * 48, dtype=np.uint32).reshape(48, 64).astype(np.uint8)))
     cut = data[:-6]
     assert _pil_decodes(cut) and png.pixels_complete(cut)
+
+
+def test_pixel_data_split_into_tiny_idat_chunks_is_vouched_for():
+    """Encoders may split the stream anywhere (even inside the zlib header): every piece counts."""
+    rows = bytes([2, 1, 2, 3, 4] * 3)
+    z = zlib.compress(rows)
+    ihdr = struct.pack(">IIBBBBB", 4, 3, 8, 0, 0, 0, 0)
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    data = png.SIGNATURE + chunk(b"IHDR", ihdr) + b"".join(chunk(b"IDAT", z[i:i + 1]) for i in range(len(z)))
+    data += chunk(b"IEND", b"")
+    assert _pil_decodes(data) and png.pixels_complete(data)
+    assert not png.pixels_complete(data[: len(data) // 2])
