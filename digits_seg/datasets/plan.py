@@ -52,10 +52,28 @@ def _pairing_problems(pairing, images_dir, labels_dir, problems):
         problems.append(("error", "missing_image", "%d label(s) in %s have no image with the same name%s"
                          % (len(pairing.labels_without_image), labels_dir, " (%s)" % hint if hint else ""),
                          pairing.labels_without_image))
+    if _one_tree(pairing, images_dir, labels_dir, problems):
+        return
     for stem, paths in sorted(pairing.duplicate_stems.items()):
         problems.append(("error", "duplicate_stem", "name %r occurs %d times (%s): pairs are matched by file name "
                          "without extension, so rename or remove the extra files" % (stem, len(paths), ", ".join(paths)),
                          paths))
+
+
+def _one_tree(pairing, images_dir, labels_dir, problems):
+    """Both folders are one top folder holding images and labels in subfolders: every name is found twice on each
+    side, so nothing pairs; one error naming the subfolders replaces a duplicate-name error per file."""
+    if pairing.pairs or not pairing.duplicate_stems or os.path.realpath(images_dir) != os.path.realpath(labels_dir):
+        return False
+    subs = sorted(d for d in os.listdir(images_dir) if os.path.isdir(os.path.join(images_dir, d)))
+    stem, paths = min(pairing.duplicate_stems.items())
+    example = sorted(set(paths))[:4]
+    problems.append(("error", "same_folder", "the image folder and the label folder are the same folder (%s), which "
+                     "holds images and labels under the same names (%d names, e.g. %r: %s), so nothing pairs: give its "
+                     "image subfolder as the image folder and its label subfolder as the label folder%s"
+                     % (images_dir, len(pairing.duplicate_stems), stem, ", ".join(example),
+                        " (subfolders: %s)" % ", ".join(subs[:8]) if subs else ""), example))
+    return True
 
 
 def _same_folder(pairing, images_dir, labels_dir, problems):

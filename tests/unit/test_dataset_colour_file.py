@@ -1,4 +1,4 @@
-"""RGB labels with a colour file: the file decides the classes, and a wrong file is named as the cause."""
+"""What a first dataset gets wrong: RGB labels and their colour file, and one top folder given for both sides."""
 
 import json
 import os
@@ -103,3 +103,18 @@ def test_near_colours_get_the_tolerance_they_need(tmp_path, settings, street):
     assert "set the nearest-colour tolerance to 3 (--color-tolerance 3)" in msg
     assert check_folders(params(settings, root, colormap_file=str(root / "class_dict.csv"), color_tolerance=3),
                          settings).ok
+
+
+def test_one_top_folder_given_for_images_and_labels_is_one_error_naming_its_subfolders(tmp_path, settings):
+    # labelme's VOC export: semantic/images/2011_000003.jpg beside semantic/labels/2011_000003.png
+    top = tmp_path / "semantic"
+    for stem in ("2011_000003", "2011_000006", "2011_000025"):
+        os.makedirs(top / "images", exist_ok=True)
+        os.makedirs(top / "labels", exist_ok=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(top / "images" / (stem + ".jpg"))
+        Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(top / "labels" / (stem + ".png"))
+    report = check_folders(validate_params({"images": str(top), "labels": str(top), "val_pct": 0}, settings),
+                           settings)
+    assert [e["code"] for e in report.errors] == ["same_folder"]  # was 3 'name occurs 4 times' errors
+    assert "(subfolders: images, labels)" in report.errors[0]["message"]
+    assert "'2011_000003'" in report.errors[0]["message"]
