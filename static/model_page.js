@@ -186,7 +186,8 @@
         var tr = el("tr");
         tr.appendChild(el("td", s.name + (s.best ? " (best val mIoU)" : "")));
         tr.appendChild(el("td", String(s.iteration))); tr.appendChild(el("td", String(s.epoch)));
-        tr.appendChild(el("td", (s.size / 1048576).toFixed(2) + " MiB"));
+        var size = el("td", s.size_text);
+        size.dataset.role = "size"; size.title = s.size + " bytes"; tr.appendChild(size);
         var td = el("td"), a = el("a", ".h5"), b = el("a", ".caffemodel");
         a.href = s.h5_url; b.href = s.caffemodel_url;
         td.appendChild(a); td.appendChild(document.createTextNode(" · ")); td.appendChild(b); tr.appendChild(td);

@@ -8,6 +8,7 @@ run's best validation, and each run's best snapshot. Everything comes from the j
 from flask import Blueprint, current_app, request, url_for
 
 from ..errors import NotFoundError, ValidationError
+from ..store.manifest import size_text
 from ..training import metrics_log, snapshots
 from .helpers import render, state
 from .model_facts import model_classes, model_facts
@@ -70,7 +71,7 @@ def _run(job, color):
                  "pixel_acc": best.get("pixel_acc"), "per_class_iou": best.get("per_class_iou") or []}
         if best else None,
         "best_snapshot": {"name": best_snap["name"], "epoch": best_snap["epoch"], "iteration": best_snap["iteration"],
-                          "size": best_snap["size"],
+                          "size": best_snap["size"], "size_text": size_text(best_snap["size"]),
                           "h5_url": url_for("models.download", job_id=job.id, name=best_snap["name"]),
                           "caffemodel_url": url_for("models.download", job_id=job.id, name="best.caffemodel"),
                           "test_url": test_url} if best_snap else None,

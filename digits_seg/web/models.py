@@ -13,6 +13,7 @@ from flask import Blueprint, url_for
 from ..datasets.names import RecordNames
 from ..errors import NotFoundError, ValidationError
 from ..fsutil import read_json
+from ..store.manifest import size_text  # the store's one wording for sizes ("101.6 KiB", never "0.1 MiB")
 from ..training import metrics_log, snapshots
 from .files import send_job_file
 from .helpers import get_job, render, state
@@ -86,6 +87,7 @@ def model_data(job):
             acc = accs[i] if i < len(accs) else None
             per_class.append(dict(c, iou=iou, acc=acc))
     snaps = [{"name": s["name"], "iteration": s["iteration"], "epoch": s["epoch"], "size": s["size"],
+              "size_text": size_text(s["size"]),
               "best": s["best"], "h5_url": url_for("models.download", job_id=job.id, name=s["name"]),
               "caffemodel_url": url_for("models.download", job_id=job.id,
                                         name=s["name"][:-3] + ".caffemodel")}
