@@ -158,8 +158,8 @@ class Survey:
         bits = bits or self.resolve(option)
         rec = {"option": option, "significant_bits": bits, "images": self.images}
         if not self.images:
-            rec["text"] = ("no 16-bit greyscale images; 16-bit test images will be read as %d-bit (%s)"
-                           % (bits, scale_words(bits)))
+            rec["text"] = ("no 16-bit greyscale images; a 16-bit greyscale test image will be taken as %d-bit data "
+                           "(%s, 0-%d → 0-255)" % (bits, scale_words(bits), 2 ** bits - 1))
             return rec
         kept = levels(self.max_value, bits)
         why = {"full": "the whole 16-bit range", "bits": self._why_detected()}.get(option, "as chosen")

@@ -12,6 +12,7 @@ from digits_seg.datasets.check import check_folders
 from digits_seg.datasets.create import create_dataset
 from digits_seg.datasets.reader import SegmentationLMDB
 from digits_seg.datasets.params import validate_params
+from digits_seg.datasets.sixteen_bit import Survey
 
 # SegNet's CamVid colours (`colormap.txt` of the shared sample: `R G B` lines, no names), 12 classes.
 CAMVID = [(128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
@@ -118,3 +119,10 @@ def test_one_top_folder_given_for_images_and_labels_is_one_error_naming_its_subf
     assert [e["code"] for e in report.errors] == ["same_folder"]  # was 3 'name occurs 4 times' errors
     assert "(subfolders: images, labels)" in report.errors[0]["message"]
     assert "'2011_000003'" in report.errors[0]["message"]
+
+
+def test_an_eight_bit_dataset_says_plainly_how_16_bit_test_images_will_be_taken():
+    text = Survey().describe("bits")["text"]
+    assert text == ("no 16-bit greyscale images; a 16-bit greyscale test image will be taken as 16-bit data "
+                    "(value ÷ 256, 0-65535 → 0-255)")  # was "... will be read as 16-bit (value ÷ 256)"
+    assert "12-bit data (value ÷ 16, 0-4095 → 0-255)" in Survey().describe("12")["text"]
