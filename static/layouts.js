@@ -10,6 +10,12 @@
   var plain = document.getElementById("plain-folders");
   var clear = document.getElementById("clear-layout");
   var root = document.getElementById("layout_root");
+  var layoutSelect = document.getElementById("layout");
+  var detected = false;  // the select shows what auto-detect found: another folder is detected afresh
+  root.addEventListener("input", function () {
+    if (detected) { setValue("layout", "auto"); detected = false; }
+  });
+  layoutSelect.addEventListener("change", function () { detected = false; });
 
   function el(tag, text, cls) {
     var e = document.createElement(tag);
@@ -37,8 +43,10 @@
     notes.dataset.role = "layout-notes";
     d.notes.forEach(function (n) { notes.appendChild(el("li", n)); });
     box.appendChild(notes);
+    // COCO's crowd regions become 255 while rasterising: no label value is declared, yet pixels are ignored.
     var ignore = el("p", "Stored as ignore (255): " + (d.ignore_values.length ? "label value" +
-      (d.ignore_values.length > 1 ? "s " : " ") + d.ignore_values.join(", ") : "nothing"), "small");
+      (d.ignore_values.length > 1 ? "s " : " ") + d.ignore_values.join(", ") :
+      d.layout === "coco" ? "crowd regions (iscrowd) that no instance covers" : "nothing"), "small");
     ignore.dataset.role = "layout-ignore";
     box.appendChild(ignore);
     var table = el("table", undefined, "compact");
@@ -57,7 +65,7 @@
     });
     box.appendChild(table);
     var mapping = el("details");
-    mapping.appendChild(el("summary", "How label values become classes (" + d.mapping.length + " rules)"));
+    mapping.appendChild(el("summary", "How label values become classes (" + d.mapping.length + (d.mapping.length === 1 ? " rule)" : " rules)")));
     var ul = el("ul", undefined, "small");
     ul.dataset.role = "layout-mapping";
     d.mapping.forEach(function (m) { ul.appendChild(el("li", m)); });
@@ -74,6 +82,7 @@
     if (name && !name.value) name.value = p.name;
     plain.disabled = true;
     clear.hidden = false;
+    if (layoutSelect.value === "auto") detected = true;  // chosen by the detection, not by the user
     setValue("layout", d.layout);
   }
 

@@ -19,9 +19,19 @@ def test_import_camvid_layout(live_server, page, artifact_path):
     page.wait_for_selector("[data-role=layout-error]", timeout=30000)
     assert "nothing-here does not exist" in page.text_content("[data-role=layout-error]")
 
-    page.fill("#layout_root", root)
+    coco = F.make_coco(os.path.join(live_server.data_root, "coco"))  # crowd regions: ignored without a value
+    page.fill("#layout_root", coco)
     page.click("#detect-layout")
     page.wait_for_selector("[data-role=layout-title]", timeout=30000)
+    assert page.text_content("[data-role=layout-ignore]") == ("Stored as ignore (255): crowd regions (iscrowd) that "
+                                                              "no instance covers")  # was "nothing"
+    assert page.text_content("#layout-result details summary") == "How label values become classes (1 rule)"
+
+    assert page.input_value("#layout") == "coco"
+    page.fill("#layout_root", root)  # another folder: auto-detected afresh (was refused as "not COCO-style")
+    assert page.input_value("#layout") == "auto"
+    page.click("#detect-layout")
+    page.wait_for_selector("[data-role=layout-title]:has-text('CamVid')", timeout=30000)
     assert "CamVid (SegNet layout)" in page.text_content("[data-role=layout-title]")
     assert page.text_content("[data-role=layout-counts]") == "Pairs: 3 train, 2 val"
     assert page.locator("#layout-classes tbody tr").count() == 11
