@@ -3,6 +3,7 @@
 import html.parser
 import io
 import os
+import re
 
 import numpy as np
 import pytest
@@ -76,6 +77,8 @@ def test_pages_name_records_by_file_and_fall_back_to_numbers(served):
     previews = client.get("/models/%s.json" % model_id).get_json()["model"]["previews"]
     assert [p["name"] for p in previews] == [val[0]["name"], val[1]["name"]]  # strips 0.png, 1.png: val records 0, 1
     assert os.path.join(src, "images", val[0]["name"] + ".png") in previews[0]["caption"]
+    form = client.get("/models/%s/infer" % model_id).get_data(as_text=True)  # test one offers them by name
+    assert re.findall(r'<option value="(\d+)" label="([^"]+)">', form) == [("0", val[0]["name"]), ("1", val[1]["name"])]
     one = client.post("/models/%s/infer.json" % model_id, json={"val_index": 1, "encode": "url"}).get_json()
     assert val[1]["name"] in one["source"]
     out = os.path.join(os.path.dirname(settings.jobs_dir), "many")
