@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import JobAborted
 from . import mapping, sixteen_bit
-from .palette import IGNORE_LABEL, parse_colormap_file
+from .palette import IGNORE_LABEL, default_class_names, parse_colormap_file
 from . import plan as plan_mod
 from .pool import ordered_map
 from .process import DEFAULT_MAX_PIXELS, process_pair
@@ -136,9 +136,9 @@ class Collector:
         """Raw single-channel label values seen, sorted (16-bit ones too)."""
         return np.flatnonzero(self.raw_values).tolist() + sorted(self.raw_big)
 
-    def finish(self, report, tolerance=0, names=None, by_color=False):
+    def finish(self, report, tolerance=0, names=None, by_color=False, plan=None):
         """Add grouped problems and warnings to `report` (`names`: class names for messages;
-        `by_color`: palette labels are read by colour)."""
+        `by_color`: palette labels are read by colour; `plan`: whose colours unknown colours are measured against)."""
         for code, items in self.by_code.items():
             if code in ("unknown_colors", "unmapped_values"):
                 continue
@@ -152,10 +152,9 @@ class Collector:
             worst = sorted(self.unknown.items(), key=lambda kv: -kv[1][0])[:10]
             desc = "; ".join("(%s): %d px, e.g. %s" % (c, v[0], v[1][0]) for c, v in worst)
             files = sorted({f for v in self.unknown.values() for f in v[1]})
-            report.add("error", "unknown_colors", "%d label pixels in %d colours are not in the colour map%s: %s. Fix the "
-                       "colour map, declare them ignore (--ignore-color R,G,B), or allow nearest-colour matching within "
-                       "a tolerance (e.g. 2 levels) if these are compression noise%s"
+            report.add("error", "unknown_colors", "%d label pixels in %d colours are not in the colour map%s: %s. %s%s"
                        % (total, len(self.unknown), " (tolerance %d)" % tolerance if tolerance else "", desc,
+                          unknown_colors_fix(self.unknown, plan),
                           "; palette labels are read by colour when a colour file is given: if their palette "
                           "indices already are the class ids, give a class-names file instead" if by_color else ""),
                        files)
@@ -216,6 +215,39 @@ def sixteen_bit_report(report, col, params, bits=None):
     return rec
 
 
+NEAR_LEVELS = 16
+"""Colours farther than this (levels, in the worst channel) from every colour-map colour are not compression noise."""
+
+
+def unknown_colors_fix(unknown, plan):
+    """The fix for colours in no class, from how far they are from the colours they are read against: a tolerance
+    only when every one is near a colour-map colour, else the colour map itself (or, without one, giving it)."""
+    generic = "Fix the colour map or declare them ignore (--ignore-color R,G,B)"
+    colors = plan and (plan.rules["colormap"] or plan.colormap)
+    if not colors:
+        return generic + ", or allow nearest-colour matching within a tolerance if these are compression noise"
+    cmap = np.asarray(colors, np.int64).reshape(-1, 3)
+    dist = {c: int(np.abs(cmap - [int(v) for v in c.split(",")]).max(axis=1).min()) for c in unknown}
+    source = plan.mapping.get("colors_from") or "the colour map"
+    lead = ""
+    if source == "the PASCAL VOC palette":
+        lead = ("No colour-map file was given, so these RGB labels are read through the PASCAL VOC palette: give the "
+                "file that lists the labels' colours (Colour map file, --colormap; e.g. class_dict.csv). ")
+    near = sorted(d for d in dist.values() if d <= NEAR_LEVELS)
+    if len(near) == len(dist):
+        return lead + ("Every one is within %d level(s) of a colour in %s: if they are compression noise, set the "
+                       "nearest-colour tolerance to %d (--color-tolerance %d); otherwise f%s"
+                       % (near[-1], source, near[-1], near[-1], generic[1:]))
+    if near:
+        return lead + ("%d of them are within %d level(s) of a colour in %s (a nearest-colour tolerance of %d maps "
+                       "those); the others are farther than %d levels from every colour in it. %s"
+                       % (len(near), near[-1], source, near[-1], NEAR_LEVELS, generic))
+    closest = min(dist, key=dist.get)
+    return lead + ("None is within %d levels of a colour in %s (the closest, (%s), is %d levels away), so they are not "
+                   "compression noise: check that it is the colour map of these labels. %s"
+                   % (NEAR_LEVELS, source, closest, dist[closest], generic))
+
+
 def check_folders(params, settings=None, workers=2, on_progress=None, should_stop=None):
     """Decode every pair with the rules creation uses and report all problems and what was found; writes nothing.
 
@@ -254,13 +286,13 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
             report.add("error", "bad_values", "label values %s are ≥ the number of classes (%d) and are not 255 "
                        "(ignore): fix the labels or the class list%s" % (bad, n, _bad_values_hint(plan)), files)
         col.by_code.pop("bad_values", None)
-    col.finish(report, plan.rules["tolerance"], plan.class_names, by_color=plan.rules["palette_by_color"])
+    col.finish(report, plan.rules["tolerance"], plan.class_names, by_color=plan.rules["palette_by_color"], plan=plan)
     for note in plan.notes:
         report.add("warning", "note", note)
     if plan.pairings[0][1].suggested_suffix:
         report.add("warning", "suffix", "label names end with %r: set the label suffix to %r to pair them"
                    % ((plan.pairings[0][1].suggested_suffix,) * 2))
-    names = plan.class_names or ["class_%d" % i for i in range(max([v for v in seen if v != 255] or [-1]) + 1)]
+    names = plan.class_names or default_class_names(plan_mod.class_count(plan, [v for v in seen if v != 255]))
     _dataset_warnings(report, plan, params, col, names)
     grey16 = sixteen_bit_report(report, col, params)
     mapping_desc = plan_mod.describe(plan, names, col.seen_raw(), col.palette_used)

@@ -23,7 +23,7 @@ from . import sixteen_bit
 from .names import NAMES_FILE, write_names
 from .check import CheckReport, Collector, check_folders, sixteen_bit_report, task_config
 from .palette import IGNORE_LABEL, default_class_names
-from .plan import describe, make_plan
+from .plan import class_count, describe, make_plan
 from .pool import DEFAULT_WORKERS, ordered_map
 from .process import DEFAULT_MAX_PIXELS, may_be_grey16, process_pair, scan_grey16
 from .stats import SampleSums, SplitStats, class_warnings, write_stats
@@ -301,7 +301,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
         stats[s].samples = samples.splits.get(s)
 
     report = CheckReport()
-    col.finish(report, plan.rules["tolerance"], plan.class_names, by_color=plan.rules["palette_by_color"])
+    col.finish(report, plan.rules["tolerance"], plan.class_names, by_color=plan.rules["palette_by_color"], plan=plan)
     grey16 = sixteen_bit_report(report, col, params, cfg["significant_bits"])
     if failed:
         _refuse(report, "%d pair(s) have problems" % len(col.bad_pairs))
@@ -320,7 +320,7 @@ def _build(partial, cfg, plan, params, skip_bad, on_progress, should_stop, log, 
 
     seen = np.nonzero(stats["train"].class_pixels + stats["val"].class_pixels)[0]
     seen = [int(v) for v in seen if v != IGNORE_LABEL]
-    names = plan.class_names or default_class_names(max(seen + [0]) + 1)
+    names = plan.class_names or default_class_names(max(class_count(plan, seen), 1))
     colormap = [list(c) for c in plan.colormap[:len(names)]]
     summaries = {s: stats[s].summary(len(names)) for s in SPLITS}
     warnings = [w["message"] for w in report.warnings] + class_warnings(names, summaries["train"]["class_pixels"])

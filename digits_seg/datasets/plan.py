@@ -204,9 +204,10 @@ def _finish_plan(params, splits, pairings, problems, binary_values):
             colormap = colormap + pal.voc_palette(256)[len(colormap):len(names)]
     rgb_labels = label_mode in ("RGB", "RGBA", "RGBX", "PA")
     by_color = label_mode == "P" and file_colors is not None and not label_map and not binary
-    if rgb_labels and source == "labels":
-        notes.append("RGB colour-coded labels: mapping colours through the default (PASCAL VOC) palette; "
-                     "give a colour-map file if your colours differ")
+    if rgb_labels and file_colors is None and params.get("colormap_source") in (None, "", "labels"):
+        notes.append("RGB colour-coded labels without a colour-map file: their colours are read through the PASCAL "
+                     "VOC palette (256 colours, e.g. (128,128,128) → class 7); give the labels' colour file "
+                     "(Colour map file, --colormap; e.g. class_dict.csv) unless they are VOC-coloured")
         source = "default"
     color_mapped = (rgb_labels or by_color) and not binary
     raw_colormap = tuple(tuple(int(v) for v in c) for c in colormap)  # indexed by raw class position
@@ -239,6 +240,14 @@ def _finish_plan(params, splits, pairings, problems, binary_values):
     return Plan(splits=splits, pairings=pairings, label_mode=label_mode, class_names=names, colormap=colormap,
                 colormap_source=source, rules=rules, binary=binary, problems=problems, notes=notes,
                 mapping=mapping_info, first_palette=first_palette)
+
+
+def class_count(plan, seen_ids):
+    """Number of classes when no names are given: the colour file's classes (a class may have no pixel in
+    these labels), else the largest class id seen + 1."""
+    if plan.rules["num_classes"] is not None:
+        return plan.rules["num_classes"]
+    return max(seen_ids, default=-1) + 1
 
 
 def _class_names(params):
