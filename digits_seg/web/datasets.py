@@ -196,14 +196,21 @@ def show(job_id):
 
 
 def _explorer(job, info, split, page, record=""):
-    """One explorer page; `record` (a file stem, or a record number of `split`) picks the page holding it."""
+    """One explorer page; `record` picks the page holding it and highlights it.
+
+    `record`: "#k" is record k of `split`; else a file stem (any split, `split` first), else a number k.
+    Stems may be numbers themselves (COCO's 000000000139), so links to a record number use "#k".
+    """
     if split not in info.splits:
         raise ValidationError("split must be one of %s" % ", ".join(info.splits), field="split")
     names = RecordNames.load(info.dataset_dir)  # None for datasets made before records.json: "#k"
     selected, missing = None, None
     if record:
-        found = (split, int(record.lstrip("#"))) if record.lstrip("#").isdigit() else \
-            names.find(record, [split] + [s for s in info.splits if s != split]) if names else None
+        found = None
+        if names and not record.startswith("#"):
+            found = names.find(record, [split] + [s for s in info.splits if s != split])
+        if found is None and record.lstrip("#").isdigit():
+            found = (split, int(record.lstrip("#")))
         if found and 0 <= found[1] < info.splits[found[0]]["count"]:
             split, selected = found
             page = selected // EXPLORER_PAGE + 1

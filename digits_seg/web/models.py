@@ -51,7 +51,7 @@ def _previews(job, model_dir, last_val):
         source = names.get("val", int(stem)) if names and stem.isdigit() else None
         name = source["stem"] if source else "validation image #%s" % stem if stem.isdigit() else stem
         where = " (validation record %s; image %s, label %s)" % (stem, source["image"], source["label"]) if source else ""
-        record_url = url_for("datasets.show", job_id=os.path.basename(dataset_dir), split="val", record=stem,
+        record_url = url_for("datasets.show", job_id=os.path.basename(dataset_dir), split="val", record="#" + stem,
                              _anchor="explorer") if dataset_dir and stem.isdigit() else None
         out.append({"url": url_for("models.preview", job_id=job.id, path=last_val["preview_dir"] + "/" + n),
                     "name": name, "source": source, "record_url": record_url,
