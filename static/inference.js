@@ -47,7 +47,8 @@
       setLink(fresh, "error-link", cfg.downloads.error, "?download=1");
       window.digitsSegViewer.mount(fresh, cfg);
       var t = body.timing || {};
-      timing.textContent = body.width + "×" + body.height + " · " + body.weights + " · server " +
+      timing.textContent = (body.source ? body.source + " · " : "") +  /* which file: val[k] names its record */
+        body.width + "×" + body.height + " · " + body.weights + " · server " +
         (t.server_s || 0).toFixed(2) + " s (forward " + (t.predict_s || 0).toFixed(2) + " s" +
         (t.engine ? ", " + (t.engine === "onnxruntime" ? "ONNX Runtime" : "PyTorch") : "") + ")" +
         (body.fit ? " · " + body.fit.text : "") +

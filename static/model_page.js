@@ -149,7 +149,11 @@
     strip.dataset.key = key;
     strip.textContent = "";
     previews.forEach(function (p) {
-      var fig = el("figure"), btn = el("button"), img = el("img"), cap = el("figcaption", p.name);
+      var fig = el("figure"), btn = el("button"), img = el("img"), cap = el("figcaption");
+      if (p.record_url) {  /* the record in the dataset's explorer: its label, its neighbours */
+        var link = el("a", p.name); link.href = p.record_url; link.title = "show this record in the dataset explorer";
+        cap.appendChild(link);
+      } else cap.textContent = p.name;
       btn.type = "button"; btn.className = "preview"; btn.title = p.caption + " (click to enlarge)";
       img.src = p.url; img.alt = p.caption; img.loading = "lazy";
       btn.appendChild(img); fig.appendChild(btn); fig.appendChild(cap);

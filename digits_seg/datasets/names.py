@@ -106,6 +106,15 @@ class RecordNames:
                 out[role] = os.path.join(root, s[role + "s"][index]) + (UPLOAD_WORDS if origin == "upload" else "")
         return out
 
+    def find(self, stem, splits=("train", "val")):
+        """(split, index) of the first record named `stem` (exact, else case-insensitive), or None."""
+        for match in (lambda a: a == stem, lambda a: a.lower() == stem.lower()):
+            for split in splits:
+                for k, a in enumerate((self._splits.get(split) or {}).get("stems", [])):
+                    if match(a):
+                        return split, k
+        return None
+
     def caption(self, split, index):
         """What a page calls record `index`: its file stem, else "#index"."""
         rec = self.get(split, index)

@@ -191,25 +191,43 @@ def show(job_id):
     data["dataset"] = info.to_dict() if info else None
     split = request.args.get("split", "train")
     page = max(1, request.args.get("page", 1, type=int))
-    data["explorer"] = _explorer(job, info, split, page) if info else None
+    data["explorer"] = _explorer(job, info, split, page, request.args.get("record", "").strip()) if info else None
     return render("datasets/show.html", data, job=job, info=info)
 
 
-def _explorer(job, info, split, page):
+def _explorer(job, info, split, page, record=""):
+    """One explorer page; `record` picks the page holding it and highlights it.
+
+    `record`: "#k" is record k of `split`; else a file stem (any split, `split` first), else a number k.
+    Stems may be numbers themselves (COCO's 000000000139), so links to a record number use "#k".
+    """
     if split not in info.splits:
         raise ValidationError("split must be one of %s" % ", ".join(info.splits), field="split")
+    names = RecordNames.load(info.dataset_dir)  # None for datasets made before records.json: "#k"
+    selected, missing = None, None
+    if record:
+        found = None
+        if names and not record.startswith("#"):
+            found = names.find(record, [split] + [s for s in info.splits if s != split])
+        if found is None and record.lstrip("#").isdigit():
+            found = (split, int(record.lstrip("#")))
+        if found and 0 <= found[1] < info.splits[found[0]]["count"]:
+            split, selected = found
+            page = selected // EXPLORER_PAGE + 1
+        else:
+            missing = record
     count = info.splits[split]["count"]
     pages = max(1, -(-count // EXPLORER_PAGE))
     page = min(page, pages)
     start = (page - 1) * EXPLORER_PAGE
-    names = RecordNames.load(info.dataset_dir)  # None for datasets made before records.json: "#k"
     items = []
     for i in range(start, min(count, start + EXPLORER_PAGE)):
         source = names.get(split, i) if names else None
         items.append({"index": i, "name": source["stem"] if source else "#%d" % i, "source": source,
                       **{k: url_for("datasets.record", job_id=job.id, split=split, index=i, kind=k)
                          for k in ("image", "label", "overlay")}})
-    return {"split": split, "page": page, "pages": pages, "count": count, "per_page": EXPLORER_PAGE, "items": items}
+    return {"split": split, "page": page, "pages": pages, "count": count, "per_page": EXPLORER_PAGE, "items": items,
+            "selected": selected, "missing": missing, "named": names is not None}
 
 
 @bp.route("/datasets/<job_id>/explore.json")
@@ -218,7 +236,8 @@ def explore(job_id):
     info = _info(job)
     if info is None:
         raise NotFoundError("dataset %s is not finished yet" % job_id)
-    return jsonify(_explorer(job, info, request.args.get("split", "train"), max(1, request.args.get("page", 1, type=int))))
+    return jsonify(_explorer(job, info, request.args.get("split", "train"), max(1, request.args.get("page", 1, type=int)),
+                             request.args.get("record", "").strip()))
 
 
 @bp.route("/datasets/<job_id>/records/<split>/<int:index>/<kind>.png")

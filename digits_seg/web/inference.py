@@ -13,7 +13,7 @@ import time
 
 from flask import Blueprint, Response, jsonify, redirect, request, url_for
 
-from ..datasets.names import record_name
+from ..datasets.names import RecordNames, record_name
 from ..declare import clean_name
 from ..errors import NotFoundError, ValidationError
 from ..inference.params import InferManyParams
@@ -75,6 +75,19 @@ def _val_count(model_dir):
         return 0
 
 
+VAL_NAMES_SHOWN = 1000
+"""Validation records offered by name in the test-one form (beyond them the number still works)."""
+
+
+def _val_names(model_dir, count):
+    """[(k, file stem)] of the first validation records, for picking by name; [] without records.json."""
+    try:
+        names = RecordNames.load(dataset_dir_of(model_dir))
+    except (NotFoundError, ValidationError):
+        return []
+    return [(k, names.caption("val", k)) for k in range(min(count, VAL_NAMES_SHOWN))] if names else []
+
+
 def _model_data(job, model_dir):
     snaps = list_snapshot_files(model_dir)
     classes = []
@@ -82,8 +95,10 @@ def _model_data(job, model_dir):
         from ..inference.predictor import read_classes
 
         classes = read_classes(model_dir)[0]
+    val_count = _val_count(model_dir)
     return {"id": job.id, "name": job.name, "kind": job.kind, "state": job.state.value,
-            "snapshots": [s["name"] for s in snaps], "val_count": _val_count(model_dir), "classes": classes,
+            "snapshots": [s["name"] for s in snaps], "val_count": val_count,
+            "val_names": _val_names(model_dir, val_count), "classes": classes,
             "device": state().settings.infer_device}
 
 

@@ -43,7 +43,7 @@ def _previews(job, model_dir, last_val):
     folder = os.path.join(model_dir, last_val["preview_dir"])
     if not os.path.isdir(folder):
         return []
-    names = _val_names(model_dir)
+    dataset_dir, names = _val_names(model_dir)
     out = []
     for n in sorted(os.listdir(folder), key=lambda n: (len(n), n)):
         if not n.endswith(".png"):
@@ -52,21 +52,24 @@ def _previews(job, model_dir, last_val):
         source = names.get("val", int(stem)) if names and stem.isdigit() else None
         name = source["stem"] if source else "validation image #%s" % stem if stem.isdigit() else stem
         where = " (validation record %s; image %s, label %s)" % (stem, source["image"], source["label"]) if source else ""
+        record_url = url_for("datasets.show", job_id=os.path.basename(dataset_dir), split="val", record="#" + stem,
+                             _anchor="explorer") if dataset_dir and stem.isdigit() else None
         out.append({"url": url_for("models.preview", job_id=job.id, path=last_val["preview_dir"] + "/" + n),
-                    "name": name, "source": source,
+                    "name": name, "source": source, "record_url": record_url,
                     "caption": "%s at epoch %g: image · ground truth · prediction%s"
                                % (name, last_val.get("epoch") or 0, where)})
     return out
 
 
 def _val_names(model_dir):
-    """The record names of the model's dataset, or None (no dataset recorded, deleted, or made before names)."""
+    """(dataset folder, its RecordNames): (None, None) without a dataset; names None if made before them."""
     from ..inference.sources import dataset_dir_of
 
     try:
-        return RecordNames.load(dataset_dir_of(model_dir))
+        dataset_dir = dataset_dir_of(model_dir)
     except (NotFoundError, ValidationError):
-        return None
+        return None, None
+    return dataset_dir, RecordNames.load(dataset_dir)
 
 
 def model_data(job):

@@ -55,6 +55,10 @@ def test_check_create_and_explore(live_server, page, artifact_path):
     assert len(set(names)) == 6 and all(n.startswith("scene_") for n in names)
     title = page.get_attribute(".explorer-item", "title")  # hover: where the files are, to fix a bad label
     assert os.path.join(root, "images", names[0] + ".png") in title and os.path.join(root, "labels") in title
+    page.fill("#find-record input[name=record]", names[4])  # a file name seen elsewhere: find its record
+    page.click("#find-record button")
+    page.wait_for_selector(".explorer-item.selected", timeout=10000)
+    assert page.text_content(".explorer-item.selected [data-role=record-name]") == names[4]
     assert "skipped" in page.text_content("[data-role=log]")
     page.screenshot(path=artifact_path("datasets_show.png"), full_page=True)
 

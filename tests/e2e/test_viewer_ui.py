@@ -39,6 +39,8 @@ def test_viewer_controls_change_canvas(live_server, page, artifact_path, tmp_pat
     page.click("#infer-submit")
     viewer = page.locator("#viewer")
     expect(viewer).to_have_attribute("data-ready", "yes", timeout=30_000)
+    expect(page.locator("[data-role=timing]")).to_contain_text("val[0] ")  # which file the record came from
+    assert "/images/scene_" in page.text_content("[data-role=timing]")
     w, h, start = page.evaluate(CANVAS_SUM)
     assert (w, h) == (96, 64)
 

@@ -3,6 +3,7 @@
 import html.parser
 import io
 import os
+import re
 
 import numpy as np
 import pytest
@@ -27,7 +28,8 @@ class Explorer(html.parser.HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "figure" and "explorer-item" in a.get("class", ""):
-            self.items.append({"index": int(a["data-index"]), "title": a.get("title"), "name": None, "image": None})
+            self.items.append({"index": int(a["data-index"]), "title": a.get("title"), "name": None, "image": None,
+                               "selected": "selected" in a["class"].split()})
         elif tag == "img" and self.items and self.items[-1]["image"] is None:
             self.items[-1]["image"] = a["src"]
         elif tag == "span" and a.get("data-role") == "record-name":
@@ -54,10 +56,16 @@ def served(tmp_path):
     return app.test_client(), store, settings, src, dataset_id, model_id
 
 
-def explorer(client, dataset_id, split):
-    r = client.get("/datasets/%s?split=%s" % (dataset_id, split))
+def explorer(client, dataset_id, split, record=""):
+    r = client.get("/datasets/%s?split=%s&record=%s" % (dataset_id, split, record))
     assert r.status_code == 200
     return Explorer(r.get_data(as_text=True)).items
+
+
+def selected(client, url):
+    """The explorer item a link (e.g. a preview's record_url) selects: its name."""
+    items = Explorer(client.get(url).get_data(as_text=True)).items
+    return [it["name"] for it in items if it["selected"]]
 
 
 def test_pages_name_records_by_file_and_fall_back_to_numbers(served):
@@ -76,6 +84,14 @@ def test_pages_name_records_by_file_and_fall_back_to_numbers(served):
     previews = client.get("/models/%s.json" % model_id).get_json()["model"]["previews"]
     assert [p["name"] for p in previews] == [val[0]["name"], val[1]["name"]]  # strips 0.png, 1.png: val records 0, 1
     assert os.path.join(src, "images", val[0]["name"] + ".png") in previews[0]["caption"]
+    assert selected(client, previews[1]["record_url"]) == [val[1]["name"]]  # the preview links to its record
+    train = explorer(client, dataset_id, "train")
+    found = client.get("/datasets/%s/explore.json?split=val&record=%s" % (dataset_id, train[3]["name"])).get_json()
+    assert found["split"] == "train" and found["selected"] == 3  # a stem from any split, found by name
+    missing = client.get("/datasets/%s?split=val&record=nosuch" % dataset_id).get_data(as_text=True)
+    assert 'data-role="record-missing"' in missing and "no record nosuch" in missing
+    form = client.get("/models/%s/infer" % model_id).get_data(as_text=True)  # test one offers them by name
+    assert re.findall(r'<option value="(\d+)" label="([^"]+)">', form) == [("0", val[0]["name"]), ("1", val[1]["name"])]
     one = client.post("/models/%s/infer.json" % model_id, json={"val_index": 1, "encode": "url"}).get_json()
     assert val[1]["name"] in one["source"]
     out = os.path.join(os.path.dirname(settings.jobs_dir), "many")
@@ -92,3 +108,4 @@ def test_pages_name_records_by_file_and_fall_back_to_numbers(served):
     assert [it["name"] for it in old] == ["#0", "#1"] and old[0]["title"] is None
     previews = client.get("/models/%s.json" % model_id).get_json()["model"]["previews"]
     assert [p["name"] for p in previews] == ["validation image #0", "validation image #1"]
+    assert selected(client, previews[1]["record_url"]) == ["#1"]  # record numbers still find it

@@ -106,3 +106,10 @@ def test_converted_coco_labels_name_the_annotations_not_the_removed_masks(tmp_pa
         assert [names.get(split, k)["stem"] for k in range(len(expected))] == [p[0] for p in expected]
         assert names.get(split, 0)["image"] == os.path.abspath(expected[0][1])
         assert names.get(split, 0)["label"] == "converted from the annotations in %s" % root
+
+
+def test_find_prefers_an_exact_stem_then_any_case_and_searches_the_given_split_first():
+    names = RecordNames({"splits": {"train": {"stems": ["000000000139", "Frame_2"]}, "val": {"stems": ["frame_2", "7"]}}})
+    assert names.find("frame_2") == ("val", 0) and names.find("FRAME_2") == ("train", 1)
+    assert names.find("7", ["val", "train"]) == ("val", 1) and names.find("000000000139") == ("train", 0)
+    assert names.find("nosuch") is None
