@@ -91,8 +91,10 @@ def to_array(img, bits=LEGACY_BITS, name="image"):
         bits: the model's `Preprocess.significant_bits` (16-bit values become value ÷ 2^(bits − 8)).
     """
     if img.mode == "F":  # as dataset creation: Pillow would clip 0..1 floats to a black image
-        raise ValidationError("%s is a 32-bit floating-point image: its scale to 0-255 cannot be known; save it as "
-                              "8- or 16-bit integers, as the training images were" % name)
+        a = np.asarray(img)
+        raise ValidationError("%s is a 32-bit floating-point image (values %.4g to %.4g): its scale to 0-255 cannot be "
+                              "known; save it as 8- or 16-bit integers, as the training images were (e.g. 0-1 times "
+                              "255)" % (name, float(np.nanmin(a)) if a.size else 0, float(np.nanmax(a)) if a.size else 0))
     if img.mode in GREY_MODES:
         return np.asarray(convert_mode(img, "L", bits, name, range_fix(bits)))
     return np.asarray(img.convert("RGB"))
