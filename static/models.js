@@ -48,14 +48,17 @@
                           "lr_gamma", "lr_power"];
     /* The server fills blank fields exactly as a submit would (a standard network's recommendation,
        else the declared defaults), so the plot is the schedule that will run for every network choice. */
+    var previewSeq = 0;  /* a solver file fills several fields at once: only the newest request may draw */
     var preview = function () {
       if (!previewBox || !window.Plotly) return;
+      var mine = ++previewSeq;
       var q = new URLSearchParams();
       PREVIEW_FIELDS.forEach(function (f) {
         var i = form.elements[f];  /* the radio group's RadioNodeList has the checked value too */
         if (i && i.value) q.set(f, i.value);
       });
       window.digitsSeg.fetchJSON("/models/lr-preview.json?" + q.toString()).then(function (d) {
+        if (mine !== previewSeq) return;  /* an older answer arriving late would draw a stale schedule */
         var yaxis = {exponentformat: "e", rangemode: "tozero"};
         var top = Math.max.apply(null, d.lr);
         /* a constant rate: show it against zero instead of plotly's ±1 around a flat line */
@@ -67,6 +70,7 @@
            xaxis: {title: {text: "epoch"}}, yaxis: yaxis, uirevision: d.policy + top}, PLOT_CONFIG);
         if (previewNote) previewNote.textContent = "";
       }).catch(function (err) {  /* keep the last plot; the field's own error says the rest on submit */
+        if (mine !== previewSeq) return;
         if (previewNote) previewNote.textContent = "Preview not updated: " + err.message;
       });
     };

@@ -3,6 +3,7 @@ of a custom network at once."""
 
 import os
 import re
+import time
 
 import numpy as np
 import pytest
@@ -33,8 +34,18 @@ def test_solver_file_fills_the_form_and_validate_lists_all_problems(live_server,
     with open(os.path.join(shared_data, "caffe", "fcn", "voc-fcn8s_train.prototxt")) as fh:
         page.fill("#custom_network", fh.read())
     page.fill("#crop_size", "")
+
+    def late_unless_fixed(route):  # previews asked while the fill is half done answer last, as on a busy server
+        if "lr_policy=fixed" not in route.request.url:
+            time.sleep(1.0)
+        route.continue_()
+    page.route("**/models/lr-preview.json*", late_unless_fixed)
     page.click("#solver-fill")
     expect(page.locator("#solver-mapped li").first).to_be_visible()
+    page.wait_for_timeout(2500)
+    # The plot is the schedule the form now holds (was a stale 'step' plot from a half-filled form).
+    assert page.get_attribute("#lr-preview", "data-policy") == "fixed"
+    page.unroute("**/models/lr-preview.json*")
     train = SegmentationLMDB(os.path.join(live_server.jobs_dir, ds, "train_db"))
     per_image = np.mean([(train[i][1] != 255).sum() for i in range(len(train))])
     assert float(page.input_value("#base_lr")) == pytest.approx(1e-14 * per_image, rel=1e-5)
