@@ -94,6 +94,15 @@
       ig.appendChild(el("td", num(s.ignore_pixels) + " px (" + (100 * (s.ignore_share || 0)).toFixed(1) + "%)"));
       ig.appendChild(el("td", ""));
       tbody.appendChild(ig);
+      if (s.refused_pixels) {  /* not ignore: these colours stop creation until they are mapped or declared */
+        var rf = document.createElement("tr");
+        rf.dataset.class = "refused";
+        rf.appendChild(el("td", "–")); rf.appendChild(el("td", ""));
+        rf.appendChild(el("td", "colours in no class (refused, see below)", "field-error"));
+        rf.appendChild(el("td", num(s.refused_pixels) + " px (" + (100 * (s.refused_share || 0)).toFixed(1) + "%)"));
+        rf.appendChild(el("td", ""));
+        tbody.appendChild(rf);
+      }
       box.appendChild(table);
       if (s.mapping && s.mapping.text.length) {
         var mp = el("details", undefined, "mapping");

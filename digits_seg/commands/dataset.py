@@ -173,6 +173,9 @@ def _print_check(report):
     if s.get("ignore_pixels"):
         print("  255 (ignore)%28s %10d px (%.1f%% of all pixels)" % ("", s["ignore_pixels"],
                                                                    100 * s.get("ignore_share", 0)))
+    if s.get("refused_pixels"):
+        print("    – colours in no class%21s %10d px (%.1f%% of all pixels): refused, see below" % (
+            "", s["refused_pixels"], 100 * s.get("refused_share", 0)))
     print("how labels are read:")
     for line in (s.get("mapping") or {}).get("text", []):
         print("  " + line)

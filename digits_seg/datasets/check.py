@@ -296,6 +296,7 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
     _dataset_warnings(report, plan, params, col, names)
     grey16 = sixteen_bit_report(report, col, params)
     mapping_desc = plan_mod.describe(plan, names, col.seen_raw(), col.palette_used)
+    refused = sum(v[0] for v in col.unknown.values())
     report.summary = {
         "pairs": {s: len(plan.splits[s]) for s in ("train", "val")},
         "bad_pairs": len(col.bad_pairs),
@@ -310,8 +311,10 @@ def check_folders(params, settings=None, workers=2, on_progress=None, should_sto
                      "color": list(plan.colormap[i]) if i < len(plan.colormap) else [0, 0, 0],
                      "pixels": int(values[i]), "images": int(value_images[i])}
                     for i in range(max(len(names), 1))],
-        "ignore_pixels": int(values[255]) if not plan.binary else 0,
-        "ignore_share": float(values[255]) / max(1, int(values.sum())) if not plan.binary else 0.0,
+        # colours in no class are counted at 255 while checking, but they are refused, not ignored
+        "ignore_pixels": int(values[255]) - refused if not plan.binary else 0,
+        "ignore_share": float(values[255] - refused) / max(1, int(values.sum())) if not plan.binary else 0.0,
+        "refused_pixels": refused, "refused_share": refused / max(1, int(values.sum())),
         "values_seen": seen,
         "raw_values_seen": col.seen_raw(),
         "mapping": mapping_desc,

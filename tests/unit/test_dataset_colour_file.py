@@ -102,6 +102,8 @@ def test_near_colours_get_the_tolerance_they_need(tmp_path, settings, street):
     report = check_folders(params(settings, root, colormap_file=str(root / "class_dict.csv")), settings)
     msg = [e["message"] for e in report.errors if e["code"] == "unknown_colors"][0]
     assert "set the nearest-colour tolerance to 3 (--color-tolerance 3)" in msg
+    # Every pixel has a colour in no class: refused, not "ignore (not learnt) 100%" as the table said.
+    assert report.summary["refused_pixels"] == 4 * 24 * 32 and report.summary["ignore_pixels"] == 0
     assert check_folders(params(settings, root, colormap_file=str(root / "class_dict.csv"), color_tolerance=3),
                          settings).ok
 
