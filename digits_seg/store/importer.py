@@ -94,6 +94,9 @@ def validate_params(raw, settings):
             raise ValidationError("store %r is not configured; configured stores: %s (add more with "
                                   "DIGITS_SEG_STORE_URLS)" % (raw["store"], ", ".join(stores)), field="store")
         model = raw.get("model")
+        if not model:
+            raise ValidationError("model is required: the id of a store entry, e.g. fcn-alexnet-voc (`digits-seg "
+                                  "store list` or GET /store.json lists them)", field="model")
         if not mf.safe_file_name(model):
             raise ValidationError("model must be the folder name of a store entry, got %r" % (model,),
                                   field="model")
