@@ -10,6 +10,10 @@ download. Two rules, checked before any byte is fetched:
    be read through it.
 2. A file on a loopback, private, link-local or reserved address is refused unless the
    store itself is on that host.
+
+The bundled store (`model_store/`, shipped with the code and reviewed like it) is exempt
+from rule 1: its FCN entries name the authors' weights, for which no checksum is published,
+and would otherwise show an Import button that always fails. Rule 2 still applies to it.
 """
 
 import ipaddress
@@ -17,7 +21,7 @@ import socket
 import urllib.parse
 
 from ..errors import ValidationError
-from .index import is_http
+from .index import bundled_store, is_http, normalize_store_url
 
 
 def origin(url):
@@ -48,7 +52,8 @@ def check_file_origin(store, entry_name, file):
     checked = bool(file.get("sha256") or any((file.get("other_hashes") or {}).values()))
     store_origin = origin(store) if is_http(store) else None
     file_origin = origin(location)
-    if not checked and file_origin != store_origin:
+    trusted = not is_http(store) and normalize_store_url(store) == normalize_store_url(bundled_store())
+    if not checked and file_origin != store_origin and not trusted:
         raise ValidationError("store entry %s: file %s comes from %s://%s:%d, not from the store itself, and has no "
                               "checksum; refusing to fetch it. The store must publish its sha256 in manifest.json"
                               % (entry_name, file["name"], file_origin[0], file_origin[1], file_origin[2]))
