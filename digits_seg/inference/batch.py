@@ -164,7 +164,7 @@ def infer_many(job_dir, params, *, on_progress, should_stop, log, model_dir, set
               "source": params["source"], "classes": predictor.classes, "colormap": predictor.colormap,
               "fit": params.get("fit") or "auto",
               "dataset_resize": predictor.describe()["dataset_resize"]}
-    entries, with_gt, used = [], 0, set()
+    entries, with_gt, used, skipped = [], 0, set(), 0
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     last_flush = time.monotonic()
     on_progress(0.0, "0 of %d images" % count)
@@ -179,12 +179,15 @@ def infer_many(job_dir, params, *, on_progress, should_stop, log, model_dir, set
         except DigitsSegError as e:
             entries.append({"index": index, "name": str(item["name"]), "source": item["source"], "error": e.message})
             log("skipped %s: %s" % (item["source"], e.message))
-            continue
-        if image_conf is not None:
-            conf += image_conf
-            with_gt += 1
-        entries.append(entry)
-        on_progress((index + 1) / max(count, 1), "%d of %d images" % (index + 1, count))
+            skipped += 1
+        else:
+            if image_conf is not None:
+                conf += image_conf
+                with_gt += 1
+            entries.append(entry)
+        # a skipped image is done too: when the last one is skipped the job must still reach 1.0 ("n of n")
+        on_progress((index + 1) / max(count, 1), "%d of %d images%s"
+                    % (index + 1, count, " (%d skipped)" % skipped if skipped else ""))
         if time.monotonic() - last_flush > FLUSH_EVERY_S:
             _write_results(job_dir, header, entries, conf, with_gt, complete=False)
             last_flush = time.monotonic()

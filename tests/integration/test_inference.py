@@ -156,6 +156,22 @@ def test_infer_many_folder_with_ground_truth(tmp_path, model_dir):
     assert "results.json" in names and by_name["img2"]["mask"] in names and by_name["img2"]["overlay"] in names
 
 
+def test_infer_many_reaches_the_end_when_the_last_image_is_skipped(tmp_path, model_dir):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    Image.fromarray(_image(0, 20, 20)).save(images / "a.png")
+    Image.fromarray(np.full((20, 20), 0.5, np.float32), mode="F").save(images / "z.tif")  # refused, and last
+    settings = load_settings({"data_roots": str(tmp_path)}, environ={})
+    job = tmp_path / "job"
+    job.mkdir()
+    progress = []
+    summary = infer_many(str(job), validate_params({"source": "folder", "folder": str(images)}, settings),
+                         on_progress=lambda f, m: progress.append((f, m)), should_stop=lambda: False,
+                         log=lambda t: None, model_dir=model_dir, settings=settings)
+    assert summary["errors"] == 1 and summary["predicted"] == 1
+    assert progress[-1] == (1.0, "2 of 2 images (1 skipped)")  # the page said "DONE · 0 of 2 images"
+
+
 def test_infer_many_upload_zip_and_abort(tmp_path, model_dir):
     images, labels, _ = _write_folder(tmp_path, model_dir)
     job = tmp_path / "job"
