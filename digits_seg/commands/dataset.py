@@ -171,7 +171,7 @@ def _print_check(report):
         print("  %3d %-20s rgb%-16s %10d px in %d images" % (c["index"], c["name"], tuple(c["color"]), c["pixels"],
                                                               c["images"]))
     if s.get("ignore_pixels"):
-        print("  255 (ignore)%28s %10d px (%.1f%% of all pixels)" % ("", s["ignore_pixels"],
+        print("  255 (ignore)%32s %10d px (%.1f%% of all pixels)" % ("", s["ignore_pixels"],
                                                                    100 * s.get("ignore_share", 0)))
     if s.get("refused_pixels"):
         print("    – colours in no class%21s %10d px (%.1f%% of all pixels): refused, see below" % (

@@ -128,3 +128,21 @@ def test_an_eight_bit_dataset_says_plainly_how_16_bit_test_images_will_be_taken(
     assert text == ("no 16-bit greyscale images; a 16-bit greyscale test image will be taken as 16-bit data "
                     "(value ÷ 256, 0-65535 → 0-255)")  # was "... will be read as 16-bit (value ÷ 256)"
     assert "12-bit data (value ÷ 16, 0-4095 → 0-255)" in Survey().describe("12")["text"]
+
+
+def test_cli_check_table_puts_ignored_and_refused_pixels_under_the_class_pixels(tmp_path, settings, street, capsys):
+    from digits_seg.commands.dataset import _print_check
+
+    root, _ = street
+    label = root / "labels" / "0001TP_00609_L.png"
+    rgb = np.asarray(Image.open(label)).copy()
+    rgb[0, :3] = (0, 0, 0)  # Void (class 11), declared ignore below
+    rgb[1, :2] = (1, 175, 76)  # in no class: refused
+    Image.fromarray(rgb).save(label)
+    _print_check(check_folders(params(settings, root, colormap_file=str(root / "colormap.txt"),
+                                      ignore_colors="0,0,0"), settings))
+    lines = capsys.readouterr().out.splitlines()
+    ends = {line.index(" px") for line in lines if " px" in line and not line.startswith(("ERROR", "how"))}
+    assert len(ends) == 1, lines  # the ignore row's count ended 4 columns left of the class rows'
+    assert any(line.strip().startswith("255 (ignore)") and " 3 px" in line for line in lines)
+    assert any("colours in no class" in line and " 2 px" in line for line in lines)
