@@ -130,6 +130,8 @@ def test_coco_rasterised_smaller_on_top_crowd_ignored(tmp_path, settings):
     root = make(tmp_path, F.make_coco)
     job, params, det, result, lines = build(tmp_path, settings, {"layout": "coco", "layout_root": root})
     assert det.classes == ["background", "person", "car", "dog"] and result["train"] == 3 and result["val"] == 1
+    assert any(n.startswith("val: 1 image from val2017/, 1 instance of the picked categories (0 crowd regions)")
+               for n in det.notes), det.notes  # was "1 images", "1 instances"
     from pycocotools import mask as cmask
 
     m = F.coco_masks()

@@ -117,6 +117,10 @@ def parse_categories(value):
     return [str(v).strip() for v in value if str(v).strip() and str(v).strip().lower() != "all"]
 
 
+def _count(n, noun):
+    return "%d %s%s" % (n, noun, "" if n == 1 else "s")
+
+
 def detect(root, options=None, masks_dir=None):
     """Recognise COCO-style annotations under `root`; `options["categories"]`: names or ids ([] = all)."""
     options = dict(options or {})
@@ -152,9 +156,9 @@ def detect(root, options=None, masks_dir=None):
         singles = sum(n for (cat, crowd), n in data["counts"].items() if cat in ids and not crowd)
         crowd = sum(n for (cat, crowd), n in data["counts"].items() if cat in ids and crowd)
         splits[split] = sorted(pairs)
-        notes.append("%s: %d images from %s/, %d instances of the picked categories (%d crowd regions) in %s"
-                     % (split, len(pairs), os.path.relpath(images_dir, root), singles, crowd,
-                        os.path.relpath(path, root)))
+        notes.append("%s: %s from %s/, %s of the picked categories (%s) in %s"
+                     % (split, _count(len(pairs), "image"), os.path.relpath(images_dir, root),
+                        _count(singles, "instance"), _count(crowd, "crowd region"), os.path.relpath(path, root)))
     if len(picked) + 1 > MAX_CLASSES:
         raise ValidationError("%d categories are too many (at most %d besides background)" % (len(picked), MAX_CLASSES - 1),
                               field="categories")
