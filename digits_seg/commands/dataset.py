@@ -166,7 +166,8 @@ def _print_check(report):
     print("pairs: %d train, %d val; label suffix %r; sizes %s" % (s["pairs"]["train"], s["pairs"]["val"],
                                                                  s["label_suffix"], s["sizes"]))
     print("label modes %s; binary 0/255 mask: %s; %d classes (colours from %s)"
-          % (s["label_modes"], "yes" if s["binary_mask"] else "no", s["num_classes"], s["colormap_source"]))
+          % (s["label_modes"], "yes" if s["binary_mask"] else "no", s["num_classes"],
+             (s.get("mapping") or {}).get("colors_from") or s["colormap_source"]))
     for c in s["classes"]:
         print("  %3d %-20s rgb%-16s %10d px in %d images" % (c["index"], c["name"], tuple(c["color"]), c["pixels"],
                                                               c["images"]))

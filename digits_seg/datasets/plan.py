@@ -276,7 +276,7 @@ def _class_names(params):
 
 def _colors_from(params, source):
     if params.get("class_colors"):
-        return "the class colours given"
+        return "the %s layout's class colours" % params["layout"] if params.get("layout") else "the class colours given"
     if source == "file":
         return "colour file %s" % os.path.basename(params.get("colormap_file") or "")
     return {"labels": "the labels' palette", "default": "the PASCAL VOC palette"}.get(source, source)

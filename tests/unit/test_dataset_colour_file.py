@@ -146,3 +146,15 @@ def test_cli_check_table_puts_ignored_and_refused_pixels_under_the_class_pixels(
     assert len(ends) == 1, lines  # the ignore row's count ended 4 columns left of the class rows'
     assert any(line.strip().startswith("255 (ignore)") and " 3 px" in line for line in lines)
     assert any("colours in no class" in line and " 2 px" in line for line in lines)
+
+
+def test_cli_check_says_a_layouts_colours_come_from_the_layout(tmp_path, settings, capsys):
+    from digits_seg.commands.dataset import _print_check
+    from digits_seg.datasets.layouts.params import layout_params
+    from tests.layout_fixtures import make_cityscapes
+
+    root = make_cityscapes(str(tmp_path / "cityscapes"))
+    p, _ = layout_params({"layout": "cityscapes", "layout_root": root}, settings, validate_params)
+    _print_check(check_folders(p, settings))
+    out = capsys.readouterr().out
+    assert "19 classes (colours from the cityscapes layout's class colours)" in out  # was "(colours from file)"
