@@ -203,7 +203,7 @@
         d.layers.forEach(function (r) {
           var tr = el("tr");
           [r.name, r.type, (r.shapes || []).map(function (s) { return s.join("×"); }).join(", "),
-           String(r.params) + (d.input.assumed && r.input_dependent ? (r.input_dependent.indexOf("height") >= 0 ? "*" : "^") : ""),
+           Number(r.params).toLocaleString("en-US") + (d.input.assumed && r.input_dependent ? (r.input_dependent.indexOf("height") >= 0 ? "*" : "^") : ""),
            r.line ? String(r.line) : ""].forEach(function (t) { tr.appendChild(el("td", t)); });
           body.appendChild(tr);
         });

@@ -73,4 +73,5 @@ def test_solver_file_fills_the_form_and_validate_lists_all_problems(live_server,
     expect(page.locator("#validate-summary")).to_contain_text(
         "parameters at input 3×32×32 (the dataset's training images (32×32, 3 channel(s)))")
     ip1 = page.locator("#layer-table tbody tr", has_text="InnerProduct").first.locator("td").all_inner_texts()
-    assert ip1[:2] == ["ip1", "InnerProduct"] and ip1[3] == str(500 * 50 * 5 * 5 + 500)
+    # grouped like the summary's total ("625,500", was "625500")
+    assert ip1[:2] == ["ip1", "InnerProduct"] and ip1[3] == "{:,}".format(500 * 50 * 5 * 5 + 500)
