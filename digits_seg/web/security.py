@@ -132,6 +132,9 @@ def check_request(settings):
 
             if safe and not wants_json() and bearer is None:
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            if bearer is not None:  # "requires an access token" would send a client that sent one looking elsewhere
+                raise UnauthorizedError("The token sent in `Authorization: Bearer …` is not this server's access "
+                                        "token (the value of --auth-token / DIGITS_SEG_AUTH_TOKEN on the server).")
             raise UnauthorizedError("This server requires an access token%s: log in at /login, or send the header "
                                     "`Authorization: Bearer <token>`." % ("" if settings.reads_need_token
                                                                            else " for changes"))
