@@ -96,6 +96,9 @@ def _register_error_handlers(app):
 
     def respond(status, message, field=None, errors=()):
         message = edge.scrub_paths(edge.clean_text(str(message)), settings)
+        # each field problem is shown too: scrub it like the message, or it shows what the message hides
+        errors = [dict(e, message=edge.scrub_paths(edge.clean_text(str(e["message"])), settings))
+                  if isinstance(e, dict) and "message" in e else e for e in errors]
         if helpers.wants_json():
             body = {"error": {"message": message, "field": field, "errors": list(errors)}}
             return jsonify(body), status
