@@ -88,6 +88,7 @@ def make_callbacks(store, job_id, heartbeat, clock=time.time):
     """Build (on_progress, should_stop, log) for a domain function."""
     first = []
     last_write = [0.0]
+    held = {}  # the newest report the throttle kept back: an error or abort right after it must still show it
 
     def on_progress(fraction, message=""):
         fraction = min(max(float(fraction), 0.0), 1.0)
@@ -95,7 +96,9 @@ def make_callbacks(store, job_id, heartbeat, clock=time.time):
         if not first:
             first.append((now, fraction))
         if now - last_write[0] < PROGRESS_WRITE_INTERVAL_S and fraction < 1.0:
+            held["last"] = (round(fraction, 5), str(message)[:300])
             return
+        held.pop("last", None)
         last_write[0] = now
         eta = eta_seconds(first[0], fraction, now)
 
@@ -105,6 +108,7 @@ def make_callbacks(store, job_id, heartbeat, clock=time.time):
             job.progress = {"fraction": round(fraction, 5), "eta_s": None if eta is None else round(eta, 1),
                             "message": str(message)[:300], "updated": now}
         store.update(job_id, change)
+    on_progress.held = held
 
     def should_stop():
         return heartbeat.stop_requested.is_set()
@@ -168,10 +172,11 @@ def run_job(job_id, jobs_dir):
         if job.kind == "model" and settings.onnx_inference:
             prepare_cpu_inference(store.job_dir(job_id), log)
     except JobAborted as exc:
-        _finish(store, job_id, JobState.ABORTED, message=exc.message)
+        _finish(store, job_id, JobState.ABORTED, message=exc.message, held=on_progress.held.get("last"))
         log("Aborted: " + exc.message)
     except DigitsSegError as exc:
-        _finish(store, job_id, JobState.ERROR, error={"message": exc.message, "detail": exc.detail or ""})
+        _finish(store, job_id, JobState.ERROR, error={"message": exc.message, "detail": exc.detail or ""},
+                held=on_progress.held.get("last"))
         log("Error: " + exc.message)
     except MemoryError:
         msg = "out of memory: reduce the batch size, the crop size or the image size"
@@ -203,10 +208,13 @@ def prepare_cpu_inference(model_dir, log):
         % (os.path.basename(predictor.weights_path), time.monotonic() - started, report["exporter"]))
 
 
-def _finish(store, job_id, state, message=None, error=None, result=None):
+def _finish(store, job_id, state, message=None, error=None, result=None, held=None):
+    """Record the end state; `held`: the last (fraction, message) progress report not yet written."""
     def change(job):
         if job.state != JobState.RUNNING:
             return False
+        if held is not None:  # the step it failed in, not one a second earlier
+            job.progress["fraction"], job.progress["message"] = held
         job.set_state(state, message)
         if error is not None:
             job.error = error

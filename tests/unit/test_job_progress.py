@@ -44,3 +44,30 @@ def test_fresh_run_eta_and_no_eta_before_progress(tmp_path):
     clock.t += 30.0
     on_progress(0.25, "epoch 1/4")
     assert abs(store.get(job_id).progress["eta_s"] - 90.0) < 0.2
+
+
+def test_a_failed_job_shows_the_step_it_failed_in(tmp_path, monkeypatch):
+    """A pretrained import that fails while downloading said "reading the store entry": the download's own
+    progress report came within the 1 s write throttle and was dropped when the job ended."""
+    import json
+    import shutil
+
+    from digits_seg.jobs.tasks import run_job
+    from digits_seg.store.index import bundled_store
+
+    store_dir = tmp_path / "team-store"
+    shutil.copytree(f"{bundled_store()}/fcn-alexnet-voc", store_dir / "fcn-alexnet-voc")
+    manifest = store_dir / "fcn-alexnet-voc" / "manifest.json"
+    m = json.loads(manifest.read_text())
+    for f in m["files"]:
+        if f["role"] == "weights":  # a host that never resolves (RFC 2606), with a checksum so it may be fetched
+            f.update(url="http://weights.invalid/fcn-alexnet-pascal.caffemodel", sha256="0" * 64)
+    manifest.write_text(json.dumps(m))
+    monkeypatch.setenv("DIGITS_SEG_STORE_URLS", str(store_dir))
+    store = JobStore(str(tmp_path / "jobs"))
+    job = store.create("pretrained", "fcn", {"source": "store", "store": str(store_dir), "model": "fcn-alexnet-voc",
+                                             "name": None})
+    run_job(job.id, store.jobs_dir)
+    done = store.get(job.id)
+    assert done.state == JobState.ERROR and "weights.invalid" in done.error["message"], done.error
+    assert done.progress["message"].startswith("downloading"), done.progress  # was "reading the store entry"
