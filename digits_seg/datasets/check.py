@@ -142,6 +142,7 @@ class Collector:
         for code, items in self.by_code.items():
             if code in ("unknown_colors", "unmapped_values"):
                 continue
+            items = sorted(items, key=lambda item: item[1])  # by file, not by the train/val order they were read in
             files = [f for _, f in items]
             if len(items) == 1:
                 report.add("error", code, items[0][0], files)

@@ -158,3 +158,16 @@ def test_cli_check_says_a_layouts_colours_come_from_the_layout(tmp_path, setting
     _print_check(check_folders(p, settings))
     out = capsys.readouterr().out
     assert "19 classes (colours from the cityscapes layout's class colours)" in out  # was "(colours from file)"
+
+
+def test_a_problem_in_many_files_names_the_first_file_by_name(tmp_path, settings):
+    for i in range(4):  # float TIFFs: refused, each file its own problem
+        os.makedirs(tmp_path / "images", exist_ok=True)
+        os.makedirs(tmp_path / "labels", exist_ok=True)
+        Image.fromarray(np.full((8, 8), i / 4, np.float32), mode="F").save(tmp_path / "images" / ("cell_%02d.tif" % i))
+        Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(tmp_path / "labels" / ("cell_%02d.png" % i))
+    report = check_folders(params(settings, tmp_path, val_pct=50), settings)
+    err = [e for e in report.errors if e["code"] == "image_range"][0]
+    names = [os.path.basename(f) for f in err["files"]]
+    assert names == ["cell_00.tif", "cell_01.tif", "cell_02.tif", "cell_03.tif"]  # were in train/val split order
+    assert "(first: %s is a 32-bit" % (tmp_path / "images" / "cell_00.tif") in err["message"]
