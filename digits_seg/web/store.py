@@ -35,6 +35,7 @@ def init_app(app):
     cache.refresh()
     app.add_template_global(metric_text, "metric_text")
     app.add_template_global(size_text, "size_text")
+    app.add_template_global(_preprocess_text, "preprocess_text")
 
 
 def _cache():
