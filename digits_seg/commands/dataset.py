@@ -150,15 +150,10 @@ def cmd_create(args, settings):
 @contextlib.contextmanager
 def _check_bar():
     """A tqdm bar for the pre-flight check (every label is decoded: ~20 s per 10,000 pairs on 2 cores)."""
-    from tqdm import tqdm
+    from .bars import fraction_bar, show
 
-    with tqdm(total=1000, desc="checking", file=sys.stderr, leave=False,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}") as bar:
-        def on_progress(fraction, message=""):
-            bar.n = int(1000 * max(0.0, min(1.0, fraction)))
-            bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
-        yield on_progress
+    with fraction_bar("checking", leave=False) as progress:
+        yield lambda fraction, message="": show(progress, fraction, message)
 
 
 def _print_check(report):
@@ -211,15 +206,15 @@ def _run_now(params, settings, args):
 
 
 def cmd_demo_data(args, settings):
-    from tqdm import tqdm
+    from .bars import bar
 
     from ..datasets.params import parse_size
     from ..datasets.synthcity import generate
 
     size = parse_size(args.size, "size")
-    with tqdm(total=args.count, desc="SynthCity", unit="img", file=sys.stderr) as bar:
+    with bar(total=args.count, desc="SynthCity", unit="img") as progress:
         generate(args.dir, args.count, size=tuple(size), seed=args.seed, image_format=args.format,
-                        on_progress=lambda f: bar.update(1))
+                        on_progress=lambda f: progress.update(1))
     print("wrote %d scenes (%dx%d, seed %d) to %s: images/, labels/ (palette PNG), classes.txt"
           % (args.count, size[0], size[1], args.seed, os.path.abspath(args.dir)))
     return 0

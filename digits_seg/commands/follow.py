@@ -19,12 +19,11 @@ def follow_job(store, job_id, out=None, poll_s=POLL_S):
     Raises `KeyboardInterrupt` after telling the user the job goes on. `out` defaults to the
     current `sys.stderr` (looked up at call time, so a replaced stream is honoured).
     """
-    from tqdm import tqdm
+    from .bars import fraction_bar
 
     out = out or sys.stderr
     job = store.get(job_id)
-    bar = tqdm(total=1000, desc=job.name, file=out,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+    bar = fraction_bar(job.name, file=out)
     log_path, offset = store.log_path(job_id), 0
     try:
         while True:
@@ -35,7 +34,7 @@ def follow_job(store, job_id, out=None, poll_s=POLL_S):
             else:
                 bar.n = int(1000 * max(0.0, min(1.0, job.progress.get("fraction") or 0.0)))
                 bar.set_postfix_str(job.progress.get("message") or job.state.value, refresh=False)
-            bar.refresh()
+            bar.update(0)  # draws when its interval allows (bars.py)
             if job.state.finished:
                 _print_new_lines(bar, log_path, offset, out)
                 return job

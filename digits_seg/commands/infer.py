@@ -2,7 +2,6 @@
 
 import json
 import os
-import sys
 
 from ..errors import NotFoundError, ValidationError
 from ..inference.export import DEFAULT_OPSET, EXPORTERS
@@ -96,7 +95,7 @@ def _keep_ids(keep, classes):
 
 def run_infer(args, settings):
     """Predict each image and write mask / colour / overlay PNGs and summary.json into --out."""
-    from tqdm import tqdm
+    from .bars import bar
 
     from ..fsutil import write_json_atomic
     from ..inference import visualize as vz
@@ -115,7 +114,7 @@ def run_infer(args, settings):
     keep = _keep_ids(args.keep, predictor.classes) if args.keep else None
     os.makedirs(args.out, exist_ok=True)
     summary, used = [], set()
-    for path in tqdm(files, desc="infer", unit="img", file=sys.stderr):
+    for path in bar(files, desc="infer", unit="img"):
         stem = os.path.splitext(os.path.basename(path))[0]
         base, n = stem, 1
         while base in used:  # same stem in two folders: do not overwrite

@@ -8,7 +8,6 @@ SIGTERM (the heartbeat check would otherwise call it dead, or leave it `running`
 import os
 import signal
 import socket
-import sys
 
 
 def run_now(store, job, fn, params, interrupt_hint="", **extra):
@@ -17,13 +16,12 @@ def run_now(store, job, fn, params, interrupt_hint="", **extra):
     Ctrl-C marks the job aborted (with `interrupt_hint`) and re-raises; a `DigitsSegError`
     marks it error (or aborted for `JobAborted`) and re-raises, so the CLI prints the message.
     """
-    from tqdm import tqdm
-
     from ..errors import DigitsSegError, JobAborted
     from ..jobs.job import JobState
 
     from ..config import load_settings
     from ..jobs.tasks import Heartbeat, make_callbacks
+    from .bars import fraction_bar, say, show
 
     def start(j):
         j.set_state(JobState.RUNNING, "running in-process (--now)")
@@ -35,18 +33,15 @@ def run_now(store, job, fn, params, interrupt_hint="", **extra):
     heartbeat = Heartbeat(store, job.id, load_settings({"jobs_dir": store.jobs_dir}).heartbeat_s, watch_parent=False)
     heartbeat.start()
     record_progress, should_stop, record_log = make_callbacks(store, job.id, heartbeat)
-    bar = tqdm(total=1000, desc=job.name, file=sys.stderr,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+    bar = fraction_bar(job.name)
 
     def on_progress(fraction, message=""):
         record_progress(fraction, message)
-        bar.n = int(1000 * max(0.0, min(1.0, fraction)))
-        bar.set_postfix_str(message, refresh=False)
-        bar.refresh()
+        show(bar, fraction, message)
 
     def log(text):
         record_log(text)
-        bar.write(text, file=sys.stderr)
+        say(bar, text)
 
     previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:

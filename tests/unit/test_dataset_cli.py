@@ -46,3 +46,24 @@ def test_now_refuses_bad_labels_once_and_leaves_no_job(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code != 0 and "scene_00002.png is not an image" in err and "<html>" in err
     assert not jobs.exists() or not [n for n in os.listdir(jobs) if not n.startswith(".")]
+
+
+def test_progress_in_a_log_file_is_a_few_frames_not_one_per_update(tmp_path):
+    """`dataset create --now 2> log`: on a terminal the bar redraws in place; in a file every redraw was one
+    more frame (43 for 200 tiny pairs, thousands for a real dataset). Now: the first and the last."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    data = tmp_path / "city"
+    main(["demo-data", str(data), "--count", "200", "--size", "8x8"])
+    with open(tmp_path / "err.log", "w") as err:
+        rc = subprocess.call([sys.executable, "-m", "digits_seg.cli", "dataset", "create", "--jobs-dir",
+                              str(tmp_path / "jobs"), "--images", str(data / "images"), "--labels",
+                              str(data / "labels"), "--now"], stdout=subprocess.DEVNULL, stderr=err, env=env,
+                             timeout=120)
+    log = (tmp_path / "err.log").read_text()
+    assert rc == 0 and "200 pairs in" in log and "100%" in log
+    assert log.count("%|") <= 3, log
