@@ -20,7 +20,7 @@ def run_now(store, job, fn, params, interrupt_hint="", **extra):
     from ..jobs.job import JobState
 
     from ..config import load_settings
-    from ..jobs.tasks import Heartbeat, make_callbacks
+    from ..jobs.tasks import Heartbeat, finish_job, make_callbacks
     from .bars import fraction_bar, say, show
 
     def start(j):
@@ -33,6 +33,9 @@ def run_now(store, job, fn, params, interrupt_hint="", **extra):
     heartbeat = Heartbeat(store, job.id, load_settings({"jobs_dir": store.jobs_dir}).heartbeat_s, watch_parent=False)
     heartbeat.start()
     record_progress, should_stop, record_log = make_callbacks(store, job.id, heartbeat)
+
+    def held():
+        return record_progress.held.get("last")
     bar = fraction_bar(job.name)
 
     def on_progress(fraction, message=""):
@@ -49,14 +52,14 @@ def run_now(store, job, fn, params, interrupt_hint="", **extra):
                     **extra)
     except KeyboardInterrupt as exc:
         why = "stopped (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
-        store.set_state(job.id, JobState.ABORTED, (why + " " + interrupt_hint).strip())
+        finish_job(store, job.id, JobState.ABORTED, (why + " " + interrupt_hint).strip(), held=held())
         store.append_log(job.id, "Aborted: " + why)
         raise
     except JobAborted as exc:
-        store.set_state(job.id, JobState.ABORTED, exc.message)
+        finish_job(store, job.id, JobState.ABORTED, exc.message, held=held())
         raise
-    except DigitsSegError as exc:
-        store.set_state(job.id, JobState.ERROR, error={"message": exc.message, "detail": ""})
+    except DigitsSegError as exc:  # the step it failed in, not the last one the write throttle let through
+        finish_job(store, job.id, JobState.ERROR, error={"message": exc.message, "detail": ""}, held=held())
         log("Error: " + exc.message)
         raise
     finally:

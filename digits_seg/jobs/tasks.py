@@ -167,24 +167,24 @@ def run_job(job_id, jobs_dir):
         extra = _extra_arguments(store, job, settings)
         result = fn(store.job_dir(job_id), job.params, on_progress=on_progress, should_stop=should_stop,
                     log=log, **extra)
-        _finish(store, job_id, JobState.DONE, result=result or {})
+        finish_job(store, job_id, JobState.DONE, result=result or {})
         log("Done.")
         if job.kind == "model" and settings.onnx_inference:
             prepare_cpu_inference(store.job_dir(job_id), log)
     except JobAborted as exc:
-        _finish(store, job_id, JobState.ABORTED, message=exc.message, held=on_progress.held.get("last"))
+        finish_job(store, job_id, JobState.ABORTED, message=exc.message, held=on_progress.held.get("last"))
         log("Aborted: " + exc.message)
     except DigitsSegError as exc:
-        _finish(store, job_id, JobState.ERROR, error={"message": exc.message, "detail": exc.detail or ""},
+        finish_job(store, job_id, JobState.ERROR, error={"message": exc.message, "detail": exc.detail or ""},
                 held=on_progress.held.get("last"))
         log("Error: " + exc.message)
     except MemoryError:
         msg = "out of memory: reduce the batch size, the crop size or the image size"
-        _finish(store, job_id, JobState.ERROR, error={"message": msg, "detail": traceback.format_exc()})
+        finish_job(store, job_id, JobState.ERROR, error={"message": msg, "detail": traceback.format_exc()})
         log("Error: " + msg)
     except Exception as exc:  # a bug: keep the traceback for the job page's detail
         msg = "internal error: %s: %s" % (type(exc).__name__, exc)
-        _finish(store, job_id, JobState.ERROR, error={"message": msg, "detail": traceback.format_exc()})
+        finish_job(store, job_id, JobState.ERROR, error={"message": msg, "detail": traceback.format_exc()})
         log("Error: " + msg)
         log(traceback.format_exc())
     finally:
@@ -208,7 +208,7 @@ def prepare_cpu_inference(model_dir, log):
         % (os.path.basename(predictor.weights_path), time.monotonic() - started, report["exporter"]))
 
 
-def _finish(store, job_id, state, message=None, error=None, result=None, held=None):
+def finish_job(store, job_id, state, message=None, error=None, result=None, held=None):
     """Record the end state; `held`: the last (fraction, message) progress report not yet written."""
     def change(job):
         if job.state != JobState.RUNNING:

@@ -1,5 +1,7 @@
 """jobs.tasks progress callbacks: the ETA of a resumed job comes from the resumed run's own rate."""
 
+import pytest
+
 from digits_seg.jobs.job import JobState
 from digits_seg.jobs.store import JobStore
 from digits_seg.jobs.tasks import Heartbeat, make_callbacks
@@ -71,3 +73,23 @@ def test_a_failed_job_shows_the_step_it_failed_in(tmp_path, monkeypatch):
     done = store.get(job.id)
     assert done.state == JobState.ERROR and "weights.invalid" in done.error["message"], done.error
     assert done.progress["message"].startswith("downloading"), done.progress  # was "reading the store entry"
+
+
+def test_a_failed_now_job_shows_the_step_it_failed_in(tmp_path):
+    """`--now` jobs (run in the CLI's process) end through the same record as worker jobs: the report the
+    1 s write throttle held back is the step shown, not the one before it."""
+    from digits_seg.commands.inprocess import run_now
+    from digits_seg.errors import DigitsSegError
+
+    def task(job_dir, params, on_progress, should_stop, log):
+        on_progress(0.1, "reading the folders")
+        on_progress(0.2, "downloading the weights")  # within the throttle: held back
+        raise DigitsSegError("the weights host cannot be found")
+
+    store = JobStore(str(tmp_path / "jobs"))
+    job = store.create("dataset", "now", {})
+    with pytest.raises(DigitsSegError):
+        run_now(store, job, task, {})
+    done = store.get(job.id)
+    assert done.state == JobState.ERROR and done.progress["message"] == "downloading the weights"
+    assert done.progress["fraction"] == 0.2
