@@ -29,11 +29,36 @@ alone finds; level 1 with the default strategy is as fast and 1.5-2x larger."""
 FILTER_UP = 2
 
 
-def _header(data):
+def header(data):
     """(width, height, bit depth, colour type, interlace) from the IHDR chunk, or None if it is not there."""
     if not data.startswith(SIGNATURE) or len(data) < 33 or data[12:16] != b"IHDR":
         return None
     return struct.unpack(">IIBBxxB", data[16:29])
+
+
+def chunks(data):
+    """(kind, body) of each chunk after the signature; in a truncated file the last body is cut short.
+    Chunk checksums are not verified (Pillow does not either)."""
+    view = memoryview(data)
+    pos, end = 8, len(data)
+    while pos + 8 <= end:
+        length = int.from_bytes(view[pos:pos + 4], "big")
+        yield bytes(view[pos + 4:pos + 8]), view[pos + 8:min(end, pos + 8 + length)]
+        pos += 12 + length
+
+
+def significant_bits(data):
+    """The significant bits a greyscale PNG's `sBIT` chunk declares (1..16), or None when it has none
+    (Pillow does not read the chunk)."""
+    head = header(data) if data else None
+    if head is None:
+        return None
+    for kind, body in chunks(data):
+        if kind in (b"IDAT", b"IEND"):
+            return None  # sBIT must come before the image data
+        if kind == b"sBIT" and head[3] in (0, 4) and len(body) >= 1:
+            return int(body[0]) if 1 <= body[0] <= 16 else None
+    return None
 
 
 def pixels_complete(data):
@@ -43,7 +68,7 @@ def pixels_complete(data):
     the caller then decodes it with Pillow, whose verdict and message stand. Like Pillow,
     chunk checksums are not verified (the zlib stream carries its own adler32, which is).
     """
-    head = _header(data)
+    head = header(data)
     if head is None:
         return False
     width, height, depth, color, interlace = head
@@ -51,16 +76,12 @@ def pixels_complete(data):
         return False
     row = 1 + (width * CHANNELS[color] * depth + 7) // 8  # filter byte + packed samples
     need = row * height
-    view = memoryview(data)
-    stream, pos, end = [], 8, len(data)
-    while pos + 8 <= end:
-        length = int.from_bytes(view[pos:pos + 4], "big")
-        kind = bytes(view[pos + 4:pos + 8])
+    stream = []
+    for kind, body in chunks(data):
         if kind == b"IDAT":
-            stream.append(view[pos + 8:min(end, pos + 8 + length)])
+            stream.append(body)
         elif kind == b"IEND":
             break
-        pos += 12 + length
     try:  # one call with the output sized up front: 20 % faster than inflating chunk by chunk
         rows = zlib.decompress(b"".join(stream), bufsize=need)
     except zlib.error:  # damaged, or cut after the last row (Pillow accepts that): Pillow decides

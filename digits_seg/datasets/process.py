@@ -93,7 +93,7 @@ def may_be_grey16(path):
     except OSError:
         return False
     if head.startswith(png.SIGNATURE):
-        header = png._header(head)
+        header = png.header(head)
         return header is not None and header[2] == 16 and header[3] == 0  # 16-bit depth, greyscale colour type
     return not head.startswith(b"\xff\xd8")
 
@@ -178,7 +178,7 @@ def process_pair(task, cfg, samples=None):
         return res
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         res["alpha"] = _alpha_uniform(im)
-    head = png._header(img_bytes[:33]) if im.format == "PNG" else None
+    head = png.header(img_bytes[:33]) if im.format == "PNG" else None
     if head is not None and head[2] == 16 and head[3] in (2, 6):
         res["notes"].append("%s: 16-bit colour PNG: read as its high 8 bits (value ÷ 256, what Pillow decodes); "
                             "the 16-bit option applies to greyscale images only" % image_path)

@@ -15,11 +15,10 @@ The option (`DatasetParams.sixteen_bit`):
 Records without the field (older datasets and models) mean 16: they keep their ÷ 256.
 """
 
-import struct
-
 import numpy as np
 
 from ..errors import ValidationError
+from . import png
 
 OPTIONS = ("bits", "full", "10", "12", "14")
 """Values of the dataset option `sixteen_bit`."""
@@ -57,27 +56,10 @@ def depth_for(max_value):
     return 16
 
 
-def png_sbit(data):
-    """The significant bits a greyscale PNG's `sBIT` chunk declares (1..16), or None when it has none."""
-    if not data or not data.startswith(b"\x89PNG\r\n\x1a\n") or len(data) < 33:
-        return None
-    color = data[25]
-    pos = 8
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        if kind in (b"IDAT", b"IEND"):
-            return None  # sBIT must come before the image data
-        if kind == b"sBIT" and color in (0, 4) and length >= 1:
-            bits = data[pos + 8]
-            return int(bits) if 1 <= bits <= 16 else None
-        pos += 12 + length
-    return None
-
-
 def inspect(image, data=None):
     """{min, max, sbit} of a decoded 16-bit greyscale image (`data`: the file's bytes, for `sBIT`)."""
     a = np.asarray(image)
-    return {"min": int(a.min()) if a.size else 0, "max": int(a.max()) if a.size else 0, "sbit": png_sbit(data)}
+    return {"min": int(a.min()) if a.size else 0, "max": int(a.max()) if a.size else 0, "sbit": png.significant_bits(data)}
 
 
 def range_problem(name, info, bits):
