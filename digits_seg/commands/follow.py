@@ -19,7 +19,7 @@ def follow_job(store, job_id, out=None, poll_s=POLL_S):
     Raises `KeyboardInterrupt` after telling the user the job goes on. `out` defaults to the
     current `sys.stderr` (looked up at call time, so a replaced stream is honoured).
     """
-    from .bars import fraction_bar
+    from .bars import fraction_bar, show
 
     out = out or sys.stderr
     job = store.get(job_id)
@@ -31,10 +31,9 @@ def follow_job(store, job_id, out=None, poll_s=POLL_S):
             offset = _print_new_lines(bar, log_path, offset, out)
             if job.state.value == "queued":
                 bar.set_postfix_str("queued: waiting for a free worker", refresh=False)
+                bar.update(0)  # draws when its interval allows (bars.py)
             else:
-                bar.n = int(1000 * max(0.0, min(1.0, job.progress.get("fraction") or 0.0)))
-                bar.set_postfix_str(job.progress.get("message") or job.state.value, refresh=False)
-            bar.update(0)  # draws when its interval allows (bars.py)
+                show(bar, job.progress.get("fraction") or 0.0, job.progress.get("message") or job.state.value)
             if job.state.finished:
                 _print_new_lines(bar, log_path, offset, out)
                 return job
@@ -58,8 +57,10 @@ def _print_new_lines(bar, path, offset, out):
     except FileNotFoundError:
         return offset
     complete = data.rfind(b"\n") + 1  # a line still being written waits for the next poll
+    from .bars import say
+
     for line in data[:complete].decode("utf-8", "replace").splitlines():
-        bar.write(line, file=out)
+        say(bar, line, out)
     return offset + complete
 
 
